@@ -1,0 +1,54 @@
+# lagg: liquidity aggregation engine with a FIX 4.4 API.
+# `make help` lists every target. Everything runs inside ./.venv, created on first use.
+SHELL := /bin/bash
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PYTHONDONTWRITEBYTECODE :=
+
+.DEFAULT_GOAL := help
+
+.PHONY: help
+help: ## List every target with one line each
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
+
+.PHONY: sysdeps
+sysdeps: ## Install Debian packages the project needs (python3-venv, compilers) if missing
+	@if ! $(PY) -c 'import venv, ensurepip' >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1; then \
+	  echo "installing Debian packages (python3-venv, python3-dev, g++)"; \
+	  apt-get update && apt-get install -y python3-venv python3-dev g++ ; \
+	fi
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory sysdeps
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv and install the project with its dev extras
+
+.PHONY: test
+test: $(STAMP) ## Install everything into .venv and run the full test suite
+	$(BIN)/python -m pytest -q
+
+.PHONY: lint
+lint: $(STAMP) ## ruff and mypy over the packages
+	$(BIN)/ruff check engine feeds fixserver risk benchmarks tests
+	$(BIN)/mypy engine feeds fixserver risk
+
+.PHONY: check-config
+check-config: $(STAMP) ## Validate configs/example.toml
+	$(BIN)/lagg check-config configs/example.toml
+
+.PHONY: bench-engine
+bench-engine: $(STAMP) ## Engine benchmark -> benchmarks/results/engine.json
+	$(BIN)/python -m benchmarks.engine
+
+.PHONY: clean
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,1 @@
+"""Replay and micro benchmarks; results are written to benchmarks/results/."""

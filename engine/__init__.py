@@ -1,0 +1,1 @@
+"""Pricing core: typed config, fixed-point numbers, the aggregated book and tier pricing."""

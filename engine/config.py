@@ -1,0 +1,390 @@
+"""The typed configuration tree: frozen msgspec Structs decoded from TOML.
+
+One file describes instruments, liquidity providers, pricing tiers, clients and the services.
+:func:`load_config` validates everything once and reports *every* problem it finds, each naming
+its key path and the reason (``tiers[1].min_spread_ticks: expected int >= 0, got -1``), so a
+quant fixes a file in one pass rather than one error per run.
+
+Decimal quantities that must be exact (tick sizes, quantity steps) are strings in the file: TOML
+floats are binary floats and 0.00001 is not representable.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
+
+import msgspec
+from msgspec import Meta, Struct
+
+from engine.fixedpoint import DecimalFormatError, Grid
+
+__all__ = [
+    "AggregationMode",
+    "ClientConfig",
+    "ClientLimits",
+    "Config",
+    "ConfigError",
+    "InstrumentConfig",
+    "LpConfig",
+    "MarkupUnit",
+    "MaxSpreadRule",
+    "MetricsConfig",
+    "MinSpreadRule",
+    "Routing",
+    "ServerConfig",
+    "TierConfig",
+    "load_config",
+    "parse_config",
+]
+
+NonNegInt = Annotated[int, Meta(ge=0)]
+PosInt = Annotated[int, Meta(ge=1)]
+Name = Annotated[str, Meta(min_length=1, max_length=64)]
+CompId = Annotated[str, Meta(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.\-]+$")]
+Port = Annotated[int, Meta(ge=0, le=65535)]
+
+
+class AggregationMode(enum.Enum):
+    FULL_DEPTH = "full_depth"  # merged book: sizes summed per price across LPs
+    TOP_OF_BOOK = "top_of_book"  # best bid/offer across LPs only
+    VWAP_BANDS = "vwap_bands"  # sweepable VWAP price for each configured size band
+    FULL_AMOUNT = "full_amount"  # best single LP able to fill each band's whole size
+
+
+class MarkupUnit(enum.Enum):
+    TICKS = "ticks"
+    BPS = "bps"
+
+
+class MinSpreadRule(enum.Enum):
+    WIDEN = "widen"  # widen symmetrically about the mid to the minimum
+    NO_QUOTE = "no_quote"
+
+
+class MaxSpreadRule(enum.Enum):
+    NO_QUOTE = "no_quote"  # a market this wide is not one we price
+    CAP = "cap"  # narrow symmetrically about the mid to the maximum (we take the risk)
+
+
+class Routing(enum.Enum):
+    INTERNALISE = "internalise"  # B-book
+    A_BOOK = "a_book"
+    HYBRID = "hybrid"
+
+
+class InstrumentConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    symbol: Name
+    tick_size: str  # decimal string, e.g. "0.00001"
+    qty_step: str  # decimal string, smallest tradable increment in base units
+    price_decimals: NonNegInt | None = None  # defaults to the tick size's decimals
+    enabled: bool = True
+    # Data-quality settings belong to the instrument, not the tier: they decide which LP prices
+    # enter the one aggregated book that every tier is priced from.
+    spike_filter_ticks: NonNegInt = 0  # 0 disables; an LP top more than K ticks from the others' median is ignored
+    vol_halflife_ms: PosInt = 1000  # EWMA half-life of |mid change| used for volatility widening
+
+    def price_grid(self) -> Grid:
+        return Grid.parse(self.tick_size, self.price_decimals)
+
+    def qty_grid(self) -> Grid:
+        return Grid.parse(self.qty_step)
+
+
+class LpConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    name: Name
+    host: str = "127.0.0.1"
+    port: Port = 0
+    sender_comp_id: CompId = "LAGG"
+    target_comp_id: CompId = "LP"
+    password_env: str | None = None  # name of the environment variable holding the password
+    instruments: list[str] = []
+    symbol_map: dict[str, str] = {}  # our symbol -> the LP's symbol
+    haircut_ticks: NonNegInt = 0  # worsen this LP's prices by N ticks before aggregation
+    size_weight_pct: Annotated[int, Meta(ge=1, le=100)] = 100  # count this share of its sizes
+    staleness_ms: PosInt = 1000  # no update for this long → excluded from pricing
+    depth: NonNegInt = 10  # 264 MarketDepth to request (0 = full)
+    incremental: bool = True  # 265=1 (W then X) or 265=0 (W snapshots only)
+    enabled: bool = True
+
+
+class TierConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    name: Name
+    mode: AggregationMode = AggregationMode.FULL_DEPTH
+    depth: Annotated[int, Meta(ge=1, le=50)] = 5  # levels published per side
+    size_bands: list[PosInt] = []  # in quantity steps; used by vwap_bands and full_amount
+    markup_unit: MarkupUnit = MarkupUnit.TICKS
+    bid_markup: NonNegInt = 0  # subtracted from bids (ticks or bps of the mid)
+    ask_markup: NonNegInt = 0  # added to asks
+    min_spread_ticks: NonNegInt = 0
+    min_spread_rule: MinSpreadRule = MinSpreadRule.WIDEN
+    max_spread_ticks: NonNegInt = 0  # 0 = no maximum
+    max_spread_rule: MaxSpreadRule = MaxSpreadRule.NO_QUOTE
+    skew_pct: Annotated[int, Meta(ge=0, le=100)] = 0  # share of the risk skew input applied
+    max_skew_ticks: NonNegInt = 0
+    vol_widen_pct: NonNegInt = 0  # widen each side by this % of the mid's EWMA volatility (ticks)
+    max_vol_widen_ticks: NonNegInt = 0
+    round_ticks: PosInt = 1  # publish on a coarser grid: bids round down, asks up, to N ticks
+    quote_ttl_ms: PosInt = 1000  # how long a published quote may be hit by its QuoteID
+
+
+class ClientLimits(Struct, frozen=True, forbid_unknown_fields=True):
+    max_order_qty: NonNegInt = 0  # in quantity steps; 0 = no limit
+    max_position: NonNegInt = 0  # per instrument, in quantity steps; 0 = no limit
+    max_orders_per_s: NonNegInt = 0  # 0 = no limit
+
+
+class ClientConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    name: Name
+    sender_comp_id: CompId  # the client's SenderCompID (our TargetCompID)
+    tier: str
+    password_sha256: str | None = None  # hex digest; the plain password is never stored
+    password_env: str | None = None  # or: the environment variable holding it
+    routing: Routing = Routing.INTERNALISE
+    hybrid_threshold: NonNegInt = 0  # hybrid: internalise up to this many steps per order
+    limits: ClientLimits = ClientLimits()
+    market_data: bool = True
+    trading: bool = True
+
+
+class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: Port = 9878
+    sender_comp_id: CompId = "LAGG"
+    heartbeat_s: Annotated[int, Meta(ge=1, le=300)] = 30
+    store_path: str = "var/fix_store.sqlite"
+    journal_path: str = "var/journal.sqlite"
+    max_send_buffer_bytes: PosInt = 4 * 1024 * 1024  # past this a slow client is logged out
+
+
+class MetricsConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: Port = 9100
+    enabled: bool = True
+
+
+class EngineConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    max_levels: Annotated[int, Meta(ge=1, le=64)] = 10  # per LP ladder side
+
+
+class Config(Struct, frozen=True, forbid_unknown_fields=True):
+    instruments: list[InstrumentConfig]
+    lps: list[LpConfig]
+    tiers: list[TierConfig]
+    clients: list[ClientConfig] = []
+    server: ServerConfig = ServerConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    engine: EngineConfig = EngineConfig()
+
+    def instrument(self, symbol: str) -> InstrumentConfig:
+        for inst in self.instruments:
+            if inst.symbol == symbol:
+                return inst
+        raise KeyError(symbol)
+
+    def tier(self, name: str) -> TierConfig:
+        for tier in self.tiers:
+            if tier.name == name:
+                return tier
+        raise KeyError(name)
+
+
+class ConfigError(Exception):
+    """A config could not be loaded; ``errors`` holds every problem as ``"path: reason"``."""
+
+    def __init__(self, errors: list[str], source: str = "config") -> None:
+        self.errors = errors
+        super().__init__(f"{source}: {len(errors)} error(s)\n" + "\n".join(f"  {e}" for e in errors))
+
+
+def load_config(path: str | Path) -> Config:
+    """Read and validate a TOML config file; raise :class:`ConfigError` listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"cannot read {path}: {exc.strerror}"], str(path)) from None
+    return parse_config(text, source=str(path))
+
+
+def parse_config(text: str, source: str = "config") -> Config:
+    """Validate TOML text into a :class:`Config`; raise :class:`ConfigError` listing every problem."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"TOML syntax: {exc}"], source) from None
+    errors: list[str] = []
+    config = _convert(raw, Config, "", errors)
+    if config is not _INVALID:
+        errors.extend(_semantic_errors(config))
+    if errors:
+        raise ConfigError(errors, source)
+    return config
+
+
+# --- structural validation that collects every error -------------------------------------------
+
+_MSGSPEC_AT = re.compile(r" - at `\$(.*)`$")
+_INVALID: Any = object()  # what _convert returns for a value it could not use at all
+
+
+def _join(path: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    return f"{path}.{key}" if path else key
+
+
+def _struct_type(tp: Any) -> type[Struct] | None:
+    if get_origin(tp) is Annotated:
+        tp = get_args(tp)[0]
+    return tp if isinstance(tp, type) and issubclass(tp, Struct) else None
+
+
+def _list_item_struct(tp: Any) -> type[Struct] | None:
+    if get_origin(tp) is list:
+        return _struct_type(get_args(tp)[0])
+    return None
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _convert(value: Any, tp: Any, path: str, errors: list[str]) -> Any:
+    """Convert ``value`` to ``tp``, appending every error found (not just the first)."""
+    struct = _struct_type(tp)
+    if struct is not None:
+        if not isinstance(value, dict):
+            errors.append(f"{path or '$'}: expected a table, got {_describe(value)}")
+            return _INVALID
+        fields = {f.encode_name: f for f in msgspec.structs.fields(struct)}
+        kwargs: dict[str, Any] = {}
+        ok = True
+        for key in value:
+            if key not in fields:
+                errors.append(f"{_join(path, key)}: unknown key (known: {', '.join(sorted(fields))})")
+                ok = False
+        for key, field in fields.items():
+            if key not in value:
+                if field.required:
+                    errors.append(f"{_join(path, key)}: required key is missing")
+                    ok = False
+                continue
+            before = len(errors)
+            converted = _convert(value[key], field.type, _join(path, key), errors)
+            ok = ok and len(errors) == before
+            if converted is not _INVALID:
+                kwargs[field.name] = converted
+        if not ok and any(f.required and f.name not in kwargs for f in fields.values()):
+            return _INVALID
+        # With errors, still build from the valid fields (defaults for the rest) so the
+        # cross-field rules can report their findings in the same pass.
+        return struct(**kwargs)
+    item = _list_item_struct(tp)
+    if item is not None:
+        if not isinstance(value, list):
+            errors.append(f"{path}: expected an array of tables, got {_describe(value)}")
+            return _INVALID
+        # Invalid items stay as None placeholders so later indices keep their key paths.
+        items = [_convert(v, item, _join(path, i), errors) for i, v in enumerate(value)]
+        return [None if x is _INVALID else x for x in items]
+    try:
+        return msgspec.convert(value, tp, strict=True)
+    except msgspec.ValidationError as exc:
+        message = str(exc)
+        match = _MSGSPEC_AT.search(message)
+        sub = ""
+        if match:
+            sub, message = match.group(1), message[: match.start()]
+        message = message.replace("`", "")
+        message = message[0].lower() + message[1:] if message else message
+        got = "" if ", got " in message else f", got {_describe(value)}"
+        errors.append(f"{path}{sub}: {message}{got}")
+        return _INVALID
+
+
+# --- cross-field rules ---------------------------------------------------------------------------
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _duplicates(names: list[str]) -> Iterator[tuple[int, str]]:
+    seen: set[str] = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            yield i, name
+        seen.add(name)
+
+
+def _present(items: list[Any]) -> list[tuple[int, Any]]:
+    return [(i, x) for i, x in enumerate(items) if x is not None]
+
+
+def _semantic_errors(cfg: Config) -> list[str]:
+    """Rules across fields; items that failed structural checks (None) are skipped."""
+    errors: list[str] = []
+    if not cfg.instruments:
+        errors.append("instruments: at least one instrument is required")
+    if not cfg.tiers:
+        errors.append("tiers: at least one tier is required")
+    for i, name in _duplicates([x.symbol for _, x in _present(cfg.instruments)]):
+        errors.append(f"instruments[{i}].symbol: duplicate symbol {name!r}")
+    for i, name in _duplicates([x.name for _, x in _present(cfg.lps)]):
+        errors.append(f"lps[{i}].name: duplicate LP name {name!r}")
+    for i, name in _duplicates([x.name for _, x in _present(cfg.tiers)]):
+        errors.append(f"tiers[{i}].name: duplicate tier name {name!r}")
+    for i, name in _duplicates([x.sender_comp_id for _, x in _present(cfg.clients)]):
+        errors.append(f"clients[{i}].sender_comp_id: duplicate CompID {name!r}")
+
+    symbols = {x.symbol for _, x in _present(cfg.instruments)}
+    for i, inst in _present(cfg.instruments):
+        for key in ("tick_size", "qty_step"):
+            try:
+                Grid.parse(getattr(inst, key))
+            except (DecimalFormatError, ValueError) as exc:
+                errors.append(f"instruments[{i}].{key}: {exc}")
+        if inst.price_decimals is not None:
+            try:
+                inst.price_grid()
+            except (DecimalFormatError, ValueError) as exc:
+                errors.append(f"instruments[{i}].price_decimals: {exc}")
+
+    for i, lp in _present(cfg.lps):
+        for j, sym in enumerate(lp.instruments):
+            if sym not in symbols:
+                errors.append(f"lps[{i}].instruments[{j}]: unknown instrument {sym!r}")
+        for sym in lp.symbol_map:
+            if sym not in symbols:
+                errors.append(f"lps[{i}].symbol_map.{sym}: unknown instrument {sym!r}")
+
+    for i, tier in _present(cfg.tiers):
+        if tier.max_spread_ticks and tier.max_spread_ticks < tier.min_spread_ticks:
+            errors.append(
+                f"tiers[{i}].max_spread_ticks: {tier.max_spread_ticks} is below "
+                f"min_spread_ticks {tier.min_spread_ticks}"
+            )
+        needs_bands = tier.mode in (AggregationMode.VWAP_BANDS, AggregationMode.FULL_AMOUNT)
+        if needs_bands and not tier.size_bands:
+            errors.append(f"tiers[{i}].size_bands: required for mode {tier.mode.value!r}")
+        if tier.size_bands != sorted(set(tier.size_bands)):
+            errors.append(f"tiers[{i}].size_bands: must be strictly increasing")
+        if needs_bands and len(tier.size_bands) > tier.depth:
+            errors.append(f"tiers[{i}].size_bands: {len(tier.size_bands)} bands exceed depth {tier.depth}")
+
+    tiers = {t.name for _, t in _present(cfg.tiers)}
+    for i, client in _present(cfg.clients):
+        if client.tier not in tiers:
+            errors.append(f"clients[{i}].tier: unknown tier {client.tier!r} (known: {', '.join(sorted(tiers))})")
+        if (client.password_sha256 is None) == (client.password_env is None):
+            errors.append(f"clients[{i}]: set exactly one of password_sha256 or password_env")
+        if client.password_sha256 is not None and not _SHA256.match(client.password_sha256):
+            errors.append(f"clients[{i}].password_sha256: must be 64 lowercase hex digits")
+        if client.routing is Routing.HYBRID and client.hybrid_threshold == 0:
+            errors.append(f"clients[{i}].hybrid_threshold: must be > 0 for hybrid routing")
+    return errors
+

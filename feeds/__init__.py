@@ -1,0 +1,1 @@
+"""LP connectivity: market-data feeds, supervisor, LP simulator, recorder and replay."""

@@ -1,0 +1,1 @@
+"""Risk: pre-trade limits, positions and exposure, hedging, kill switches."""
