@@ -1,0 +1,100 @@
+"""LP update batches: the one input format of the engine.
+
+A batch is a preallocated structure of arrays that the feeds fill (one row per event) and the
+engine applies in a single kernel call, in row order. Rows are:
+
+``SET_LEVEL``  (lp, instr, side, level, price, qty, ts_ns)
+    Set level ``level`` of the LP's ladder on ``side`` to (price, qty). ``qty == 0`` empties the
+    level. Validity is carried by the quantity, never by the price: 0 and negative prices are
+    ordinary prices.
+``CLEAR_BOOK`` (lp, instr, ts_ns)
+    Empty both sides of the LP's book for the instrument (sent before a fresh full snapshot, or
+    when the LP rejects or drops a symbol).
+``LP_DOWN``    (lp, ts_ns)
+    The LP is gone (disconnect, logout, staleness decided by the feed): its books are cleared for
+    every instrument and it is excluded from pricing until ``LP_UP``.
+``LP_UP``      (lp, ts_ns)
+    The LP may be priced again. Feeds send it only after the fresh snapshot rows, so an LP never
+    re-enters pricing with an old book.
+
+Prices are int64 ticks of the instrument's tick size; quantities are int64 quantity steps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["BID", "ASK", "SET_LEVEL", "CLEAR_BOOK", "LP_DOWN", "LP_UP", "UpdateBatch"]
+
+BID = 0
+ASK = 1
+
+SET_LEVEL = 0
+CLEAR_BOOK = 1
+LP_DOWN = 2
+LP_UP = 3
+
+
+class UpdateBatch:
+    """A reusable batch of LP updates; ``n`` rows are valid. Grows by doubling if it must."""
+
+    __slots__ = ("n", "kind", "lp", "instr", "side", "level", "price", "qty", "ts_ns")
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.n = 0
+        self._allocate(max(int(capacity), 1))
+
+    def _allocate(self, capacity: int) -> None:
+        self.kind = np.zeros(capacity, np.int8)
+        self.lp = np.zeros(capacity, np.int32)
+        self.instr = np.zeros(capacity, np.int32)
+        self.side = np.zeros(capacity, np.int8)
+        self.level = np.zeros(capacity, np.int32)
+        self.price = np.zeros(capacity, np.int64)
+        self.qty = np.zeros(capacity, np.int64)
+        self.ts_ns = np.zeros(capacity, np.int64)
+
+    @property
+    def capacity(self) -> int:
+        return len(self.kind)
+
+    def clear(self) -> None:
+        self.n = 0
+
+    def _grow(self) -> None:
+        old = [self.kind, self.lp, self.instr, self.side, self.level, self.price, self.qty, self.ts_ns]
+        self._allocate(2 * self.capacity)
+        new = [self.kind, self.lp, self.instr, self.side, self.level, self.price, self.qty, self.ts_ns]
+        for src, dst in zip(old, new, strict=True):
+            dst[: len(src)] = src
+
+    def _row(self, kind: int, lp: int, instr: int, ts_ns: int) -> int:
+        i = self.n
+        if i == self.capacity:
+            self._grow()
+        self.kind[i] = kind
+        self.lp[i] = lp
+        self.instr[i] = instr
+        self.ts_ns[i] = ts_ns
+        self.side[i] = 0
+        self.level[i] = 0
+        self.price[i] = 0
+        self.qty[i] = 0
+        self.n = i + 1
+        return i
+
+    def set_level(self, lp: int, instr: int, side: int, level: int, price: int, qty: int, ts_ns: int) -> None:
+        i = self._row(SET_LEVEL, lp, instr, ts_ns)
+        self.side[i] = side
+        self.level[i] = level
+        self.price[i] = price
+        self.qty[i] = qty
+
+    def clear_book(self, lp: int, instr: int, ts_ns: int) -> None:
+        self._row(CLEAR_BOOK, lp, instr, ts_ns)
+
+    def lp_down(self, lp: int, ts_ns: int) -> None:
+        self._row(LP_DOWN, lp, -1, ts_ns)
+
+    def lp_up(self, lp: int, ts_ns: int) -> None:
+        self._row(LP_UP, lp, -1, ts_ns)
