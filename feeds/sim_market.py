@@ -154,13 +154,20 @@ class SimMarket:
         self.step_index += 1
         t = self.now_ms
         for k, inst in enumerate(self._instruments):
-            drift = self._active(ScenarioKind.DRIFT, None, inst.symbol, t)
+            # A drift's window is (at, at + duration]: the step that ends at at + duration lands
+            # exactly on the target.
+            drift = [
+                s
+                for s in self.cfg.scenarios
+                if s.kind is ScenarioKind.DRIFT
+                and s.at_ms < t <= s.at_ms + s.duration_ms
+                and s.instrument in (None, inst.symbol)
+            ]
             if drift:
                 s = drift[0]
                 target = self._grids[inst.symbol].to_steps(s.target or inst.start_mid)
                 begin = self._mid_at_drift_start(k, s)
-                progress = (t - s.at_ms + self.cfg.step_ms) / s.duration_ms
-                self._mid[k] = begin + round((target - begin) * min(progress, 1.0))
+                self._mid[k] = begin + round((target - begin) * (t - s.at_ms) / s.duration_ms)
             else:
                 self._mid[k] += int(round(self._mid_rng[k].normal(0.0, inst.vol_ticks))) if inst.vol_ticks else 0
         books: dict[tuple[str, str], LpBook] = {}

@@ -12,7 +12,7 @@ def _cfg(*scenarios: Scenario, seed: int = 7) -> SimConfig:
         step_ms=100,
         instruments=[
             SimInstrument("EUR/USD", "1.08500", vol_ticks=3, half_spread_ticks=4),
-            SimInstrument("WTI", "1.00", vol_ticks=0, half_spread_ticks=2),
+            SimInstrument("WTI", "5.00", vol_ticks=0, half_spread_ticks=2),
         ],
         lps=[SimLp("LP1", depth=3), SimLp("LP2", depth=3, noise_ticks=0), SimLp("LP3", instruments=["EUR/USD"])],
         scenarios=list(scenarios),
@@ -87,7 +87,8 @@ def test_drift_takes_wti_through_zero_into_negative_prices_and_back():
     for books in _run(market, 20):
         book = books[("LP2", "WTI")]  # LP2 has no noise: its mid is the market's
         mids.append((book.bid_px[0] + book.ask_px[0]) // 2)
-    assert mids[8] == -3763  # the step ending at t=1000 reaches the target
+    assert mids[0] == 500 + round((-3763 - 500) * 0.1)  # a straight line from the start
+    assert mids[9] == -3763  # the step ending at t=1000 reaches the target
     assert min(mids) == -3763
     assert mids[-1] == 500
     assert any(m < 0 for m in mids) and mids[0] > 0
