@@ -1,0 +1,103 @@
+"""Positions and exposure from fills, and the inventory skew they feed back into pricing.
+
+Everything is integer: quantities in quantity steps, prices in ticks, so cash is ticks x steps.
+A client *buy* of q at p makes the client long q and, when internalised, the house short q.
+
+The house position per instrument is what the broker holds after internalising client flow
+(B-book) net of hedges sent to LPs. It drives the inventory skew: a long house lowers both its
+prices (to attract buyers, deter sellers), by one tick per ``skew_step_qty`` steps of position.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["BUY", "SELL", "Position", "PositionBook"]
+
+BUY = 1
+SELL = -1
+
+
+@dataclass
+class Position:
+    """A net position: quantity (signed steps), and the cost of opening it (ticks x steps)."""
+
+    qty: int = 0
+    open_cost: int = 0  # sum of price x qty of the open part, signed like qty
+    realised: int = 0  # realised P&L in ticks x steps
+
+    def apply(self, side: int, qty: int, price: int) -> None:
+        """Apply a fill of ``qty`` steps at ``price`` ticks on ``side`` (BUY/SELL)."""
+        signed = side * qty
+        if self.qty == 0 or (self.qty > 0) == (signed > 0):
+            self.qty += signed
+            self.open_cost += signed * price
+            return
+        # Reducing (and perhaps flipping): close at the average open price, exactly.
+        closing = min(abs(signed), abs(self.qty))
+        direction = 1 if self.qty > 0 else -1
+        # Cost of the closed part, pro rata; floor division keeps integers and the remainder
+        # stays in open_cost so nothing is lost across many partial closes.
+        closed_cost = self.open_cost * closing // abs(self.qty)
+        self.realised += direction * closing * price - closed_cost
+        self.open_cost -= closed_cost
+        self.qty -= direction * closing
+        rest = abs(signed) - closing
+        if rest:
+            self.qty += side * rest
+            self.open_cost = side * rest * price
+
+    def unrealised(self, mark: int) -> int:
+        return self.qty * mark - self.open_cost
+
+
+@dataclass
+class PositionBook:
+    """Client positions, the house position per instrument, and the skew it implies."""
+
+    n_instruments: int
+    skew_step_qty: list[int] = field(default_factory=list)  # per instrument; 0 = no skew
+    clients: dict[tuple[str, int], Position] = field(default_factory=dict)
+    house: list[Position] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.house:
+            self.house = [Position() for _ in range(self.n_instruments)]
+        if not self.skew_step_qty:
+            self.skew_step_qty = [0] * self.n_instruments
+
+    def client(self, client: str, instr: int) -> Position:
+        return self.clients.setdefault((client, instr), Position())
+
+    def on_client_fill(self, client: str, instr: int, side: int, qty: int, price: int, internalised: bool) -> None:
+        """A client's fill: the client takes the side; the house takes the other if internalised."""
+        self.client(client, instr).apply(side, qty, price)
+        if internalised:
+            self.house[instr].apply(-side, qty, price)
+
+    def on_hedge_fill(self, instr: int, side: int, qty: int, price: int) -> None:
+        """A fill of our own order at an LP (hedge or A-book cover)."""
+        self.house[instr].apply(side, qty, price)
+
+    def exposure(self, instr: int) -> int:
+        return self.house[instr].qty
+
+    def skew_ticks(self, instr: int) -> int:
+        """Inventory skew input for the engine: positive when the house is long."""
+        step = self.skew_step_qty[instr]
+        if step <= 0:
+            return 0
+        qty = self.house[instr].qty
+        # Truncate toward zero: a small position in either direction gives no skew.
+        return qty // step if qty >= 0 else -((-qty) // step)
+
+    def hedge_needed(self, instr: int, threshold: int) -> int:
+        """Signed quantity to trade at an LP to bring exposure back inside ``threshold`` (0 = none).
+
+        Hedges back to zero rather than to the threshold so that a position hovering at the
+        threshold does not produce a stream of tiny hedges.
+        """
+        qty = self.house[instr].qty
+        if threshold <= 0 or abs(qty) <= threshold:
+            return 0
+        return -qty
