@@ -1,0 +1,387 @@
+"""FIX 4.4 wire codec: framing, decode and encode.
+
+Wire format (FIX 4.4 Vol. 2, "Message format"): ``8=BeginString SOH 9=BodyLength SOH 35=MsgType
+SOH ... 10=CheckSum SOH``. BodyLength counts the bytes from the first byte after the SOH that ends
+field 9 up to and including the SOH before ``10=``. CheckSum is the byte sum of everything before
+``10=``, modulo 256, written as exactly three digits.
+
+This module is the one place framing is decided:
+
+* :func:`encode` builds a whole message from the header fields after 35 and the body fields.
+* :class:`PreparedBody` / :func:`encode_with_prepared` split a message into a shared body (encoded
+  and summed once) and a per-session header, for market-data fan-out: CheckSum is a byte sum, so
+  the body's sum is computed once and each session only adds its header's.
+* :class:`FrameDecoder` turns a byte stream into :class:`~fixserver.message.FixMessage` objects,
+  ignoring and counting garbled messages as the spec asks (they never reach the session and so
+  never consume a sequence number) and resynchronising on the next ``8=FIX``.
+
+The batch fast path for market data lives in :mod:`fixserver.mdbatch`; it shares the framing rules
+written here and is differential-tested against :class:`FrameDecoder` and simplefix.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from fixserver.message import SOH, FixMessage
+
+__all__ = [
+    "CodecError",
+    "EncodeError",
+    "FrameTooLarge",
+    "FrameDecoder",
+    "PreparedBody",
+    "byte_sum",
+    "checksum_field",
+    "decode_fields",
+    "encode",
+    "encode_with_prepared",
+    "prepare_body",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+]
+
+FieldValue = bytes | int | str
+Field = tuple[int, FieldValue]
+
+DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
+"""Largest BodyLength a :class:`FrameDecoder` accepts by default (1 MiB): far above any message we
+use (a 10-level W is ~700 bytes) and small enough that a hostile 9= cannot exhaust memory."""
+
+_MAX_BEGIN_STRING = 16  # "FIX.4.4" / "FIXT.1.1": a longer one is garbage, not a slow peer
+_MAX_LENGTH_DIGITS = 20  # more digits than any int64: garbage, not a length
+_START = b"8=FIX"
+
+
+class CodecError(Exception):
+    """Base class of every error this codec raises on purpose."""
+
+
+class EncodeError(CodecError, ValueError):
+    """A value cannot be put on the wire (empty, contains SOH, not ASCII, or a float)."""
+
+
+class FrameTooLarge(CodecError):
+    """A peer announced a BodyLength above the configured maximum.
+
+    The transport turns this into a disconnect: there is no way to resynchronise with a peer
+    that may be streaming gigabytes at us. ``messages`` holds the valid messages decoded from the
+    same :meth:`FrameDecoder.feed` call before the oversized frame, in order, so nothing already
+    received is lost.
+    """
+
+    def __init__(self, body_length: int, limit: int, messages: list[FixMessage]) -> None:
+        super().__init__(f"BodyLength {body_length} exceeds the maximum message size {limit}")
+        self.body_length = body_length
+        self.limit = limit
+        self.messages = messages
+
+
+# --------------------------------------------------------------------------------------------
+# Checksum
+
+
+def byte_sum(data: bytes | bytearray | memoryview) -> int:
+    """Exact byte sum of ``data`` (not reduced mod 256).
+
+    ``sum(data)`` walks Python ints (~6 ns a byte); Adler-32's first half is the byte sum modulo
+    65521 computed in C, and is exact while the sum stays below 65521, which any 256 bytes do.
+    """
+    n = len(data)
+    if n <= 256:
+        return zlib.adler32(data, 0) & 0xFFFF
+    view = memoryview(data)
+    total = 0
+    for i in range(0, n, 256):
+        total += zlib.adler32(view[i : i + 256], 0) & 0xFFFF
+    return total
+
+
+_CHECKSUM_FIELDS = tuple(b"10=%03d\x01" % i for i in range(256))
+
+
+def checksum_field(total: int) -> bytes:
+    """The trailer ``10=NNN<SOH>`` for a byte sum ``total`` (any size; reduced mod 256)."""
+    return _CHECKSUM_FIELDS[total & 0xFF]
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding
+
+_TAG_PREFIX: dict[int, bytes] = {}
+
+
+def _tag_prefix(tag: int) -> bytes:
+    prefix = _TAG_PREFIX.get(tag)
+    if prefix is None:
+        if type(tag) is not int or tag <= 0:
+            raise EncodeError(f"tag must be a positive int, got {tag!r}")
+        prefix = _TAG_PREFIX[tag] = b"%d=" % tag
+    return prefix
+
+
+def _value_bytes(tag: int, value: FieldValue) -> bytes:
+    """Wire bytes of one value; bytes are the fast path, int/str/bool are conveniences."""
+    if type(value) is bytes:
+        raw = value
+    elif isinstance(value, bool):  # before int: bool is an int, and FIX booleans are Y/N
+        raw = b"Y" if value else b"N"
+    elif isinstance(value, int):
+        raw = b"%d" % value
+    elif isinstance(value, str):
+        try:
+            raw = value.encode("ascii")
+        except UnicodeEncodeError:
+            raise EncodeError(f"tag {tag}: value is not ASCII") from None
+    elif isinstance(value, (bytearray, memoryview)):
+        raw = bytes(value)
+    else:
+        # Floats are refused on purpose: prices go on the wire as exact decimal text.
+        raise EncodeError(f"tag {tag}: cannot encode {type(value).__name__}; give bytes, int or str")
+    if not raw:
+        raise EncodeError(f"tag {tag}: empty value (FIX forbids a tag without a value)")
+    if SOH in raw:
+        raise EncodeError(f"tag {tag}: value contains SOH")
+    return raw
+
+
+def _encode_fields(fields: Sequence[Field], out: list[bytes]) -> None:
+    for tag, value in fields:
+        out.append(_tag_prefix(tag))
+        out.append(_value_bytes(tag, value))
+        out.append(SOH)
+
+
+def _frame(begin_string: bytes, body: bytes, body_sum: int) -> bytes:
+    """Wrap an encoded body (35=... through the SOH before 10=) with 8, 9 and 10."""
+    head = b"8=%s\x019=%d\x01" % (begin_string, len(body))
+    return b"".join((head, body, _CHECKSUM_FIELDS[(byte_sum(head) + body_sum) & 0xFF]))
+
+
+def encode(
+    msg_type: FieldValue,
+    header: Sequence[Field],
+    body: Sequence[Field],
+    begin_string: bytes = b"FIX.4.4",
+) -> bytes:
+    """Encode one message.
+
+    ``header`` is the standard header after 35, in order (49, 56, 34, 52, then optional 43, 122,
+    ...); ``body`` the application fields in order, repeating groups flat. BodyLength (9) and
+    CheckSum (10) are computed here. Raises :class:`EncodeError` for a value FIX cannot carry.
+    """
+    out: list[bytes] = [b"35=", _value_bytes(35, msg_type), SOH]
+    _encode_fields(header, out)
+    _encode_fields(body, out)
+    encoded = b"".join(out)
+    return _frame(begin_string, encoded, byte_sum(encoded))
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedBody:
+    """The session-independent part of a message, encoded once and shared across sessions.
+
+    ``body`` is every field after the header (each ending in SOH); ``body_sum`` its exact byte
+    sum. Only 35, the per-session header, 8, 9 and 10 are added per session.
+    """
+
+    msg_type: bytes
+    body: bytes
+    body_sum: int
+
+
+def prepare_body(msg_type: FieldValue, body: Sequence[Field]) -> PreparedBody:
+    """Encode the shared body of a message once (see :func:`encode_with_prepared`)."""
+    out: list[bytes] = []
+    _encode_fields(body, out)
+    encoded = b"".join(out)
+    return PreparedBody(_value_bytes(35, msg_type), encoded, byte_sum(encoded))
+
+
+def encode_with_prepared(
+    header: Sequence[Field] | bytes, prepared: PreparedBody, begin_string: bytes = b"FIX.4.4"
+) -> bytes:
+    """Encode one session's copy of a shared body: only the header is encoded and summed here.
+
+    ``header`` is the header after 35 as fields, or already encoded bytes (each field ending in
+    SOH) when the session keeps its constant part (49, 56) pre-encoded.
+    """
+    if isinstance(header, bytes):
+        encoded_header = header
+    else:
+        out: list[bytes] = []
+        _encode_fields(header, out)
+        encoded_header = b"".join(out)
+    head35 = b"35=%s\x01%s" % (prepared.msg_type, encoded_header)
+    body_len = len(head35) + len(prepared.body)
+    start = b"8=%s\x019=%d\x01" % (begin_string, body_len)
+    total = byte_sum(start) + byte_sum(head35) + prepared.body_sum
+    return b"".join((start, head35, prepared.body, _CHECKSUM_FIELDS[total & 0xFF]))
+
+
+# --------------------------------------------------------------------------------------------
+# Decoding
+
+
+def decode_fields(frame: bytes) -> list[tuple[int, bytes]]:
+    """Split one complete, framed message (ending in SOH) into ``(tag, value)`` pairs.
+
+    A field that is not ``digits=value`` is kept as ``(0, raw_field)``: the frame itself was
+    sound (length and checksum matched), so it is not garbled; tag 0 is never a valid tag, and
+    the dictionary rejects it with SessionRejectReason 0 (invalid tag number).
+    """
+    fields: list[tuple[int, bytes]] = []
+    append = fields.append
+    for item in frame[:-1].split(SOH):
+        tag, sep, value = item.partition(b"=")
+        if sep and tag.isdigit():
+            append((int(tag), value))
+        else:
+            append((0, item))
+    return fields
+
+
+class FrameDecoder:
+    """Streaming FIX decoder: bytes in (any split), validated messages out.
+
+    A frame is delivered only if: it starts with ``8=`` (BeginString), the second field is
+    ``9=`` with a BodyLength that lands exactly on ``10=``, the first body field is ``35=`` with
+    a value, and the trailer is ``10=NNN<SOH>`` (three digits) equal to the byte sum mod 256.
+    Anything else is garbled: it is dropped, counted in :attr:`garbled`, and decoding resumes at
+    the next ``8=FIX``. Each rejected frame counts one; a run of bytes outside any frame counts
+    one, however many reads it spans (the tail of a rejected frame belongs to that frame).
+
+    :meth:`feed` never raises on arbitrary bytes except :class:`FrameTooLarge` (BodyLength above
+    ``max_message_size``), which the transport turns into a disconnect. The buffer never holds
+    more than one partial frame of at most ``max_message_size`` plus its header.
+    """
+
+    __slots__ = ("max_message_size", "garbled", "last_garbled_reason", "_buf", "_in_junk", "_scanned")
+
+    def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self.max_message_size = max_message_size
+        self.garbled = 0
+        self.last_garbled_reason: str | None = None
+        self._buf = bytearray()
+        self._in_junk = False
+        self._scanned = 0  # bytes of the pending partial frame already searched for a trailer
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held back waiting for the rest of a frame."""
+        return len(self._buf)
+
+    def _garble(self, reason: str) -> None:
+        """Count one garbled frame; the rest of it, up to the next frame, is the same event."""
+        self.garbled += 1
+        self._in_junk = True
+        self.last_garbled_reason = reason
+
+    def _junk(self) -> None:
+        """Count a run of bytes outside any frame once, however many reads it spans."""
+        if not self._in_junk:
+            self.garbled += 1
+            self._in_junk = True
+            self.last_garbled_reason = "bytes outside any frame"
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[FixMessage]:
+        """Add bytes read from the peer; return the complete valid messages, in order."""
+        buf = self._buf
+        buf += data
+        out: list[FixMessage] = []
+        pos = 0
+        n = len(buf)
+        while pos < n:
+            start = buf.find(_START, pos)
+            if start < 0:
+                # Keep a tail that may be the beginning of "8=FIX"; the rest is junk.
+                keep = n
+                for k in range(min(len(_START) - 1, n - pos), 0, -1):
+                    if buf.endswith(_START[:k]):
+                        keep = n - k
+                        break
+                if keep > pos:
+                    self._junk()
+                pos = keep
+                break
+            if start > pos:
+                self._junk()
+            pos = start
+            end = self._frame_end(buf, start, n, out)
+            if end == 0:  # incomplete: wait for more bytes
+                self._scanned = n - start
+                break
+            self._scanned = 0
+            if end < 0:  # garbled: resynchronise after this "8=FIX"
+                pos = start + 1
+                continue
+            out.append(FixMessage(decode_fields(bytes(buf[start:end]))))
+            self._in_junk = False
+            pos = end
+        del buf[:pos]
+        return out
+
+    def _frame_end(self, buf: bytearray, start: int, n: int, out: list[FixMessage]) -> int:
+        """End offset of a valid frame at ``start``; 0 if more bytes are needed; -1 if garbled."""
+        soh1 = buf.find(SOH, start, start + 2 + _MAX_BEGIN_STRING + 1)
+        if soh1 < 0:
+            if n - start > 2 + _MAX_BEGIN_STRING:
+                self._garble("BeginString too long")
+                return -1
+            return 0
+        if n < soh1 + 3:
+            return 0
+        if buf[soh1 + 1 : soh1 + 3] != b"9=":
+            self._garble("second field is not BodyLength (9)")
+            return -1
+        len_start = soh1 + 3
+        soh2 = buf.find(SOH, len_start, len_start + _MAX_LENGTH_DIGITS + 1)
+        digits = buf[len_start : (n if soh2 < 0 else soh2)][: _MAX_LENGTH_DIGITS + 1]
+        if not digits.isdigit():
+            if soh2 < 0 and not digits:
+                return 0
+            self._garble("BodyLength is not a number")
+            return -1
+        body_length = int(digits)
+        if body_length > self.max_message_size:
+            # Decided as soon as the digits say so, even before the SOH: never buffer toward it.
+            raise FrameTooLarge(body_length, self.max_message_size, out)
+        if soh2 < 0:
+            if len(digits) > _MAX_LENGTH_DIGITS:
+                self._garble("BodyLength is not a number")
+                return -1
+            return 0
+        body_start = soh2 + 1
+        body_end = body_start + body_length
+        frame_end = body_end + 7
+        # MsgType must be the first body field; checking it early drops junk without waiting.
+        have = min(n, body_start + 3) - body_start
+        if buf[body_start : body_start + have] != b"35="[:have] or body_length < 5:
+            self._garble("third field is not MsgType (35)")
+            return -1
+        if n < frame_end:
+            # A trailer before the announced end means BodyLength is wrong (tag 10 only ever
+            # ends a message): drop it now instead of swallowing the next messages while waiting.
+            # Resume where the last partial read stopped so a slow peer costs linear time.
+            early = buf.find(b"\x0110=", max(body_start, start + self._scanned - 4), n)
+            if 0 <= early < body_end - 1:
+                self._garble("BodyLength does not end at CheckSum (10)")
+                return -1
+            return 0
+        if buf[body_end - 1] != 1 or buf[body_end : body_end + 3] != b"10=" or buf[frame_end - 1] != 1:
+            self._garble("BodyLength does not end at CheckSum (10)")
+            return -1
+        if buf[body_start + 3] == 1:
+            self._garble("MsgType (35) is empty")
+            return -1
+        check = buf[body_end + 3 : body_end + 6]
+        if not check.isdigit():
+            self._garble("CheckSum is not three digits")
+            return -1
+        with memoryview(buf) as view:  # released at once: the bytearray is resized later
+            total = byte_sum(view[start:body_end])
+        if int(check) != total & 0xFF:
+            self._garble("CheckSum mismatch")
+            return -1
+        return frame_end
