@@ -15,10 +15,11 @@ help: ## List every target with one line each
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-16s %s\n", $$1, $$2}'
 
 .PHONY: sysdeps
-sysdeps: ## Install Debian packages the project needs (python3-venv, compilers) if missing
-	@if ! $(PY) -c 'import venv, ensurepip' >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1; then \
-	  echo "installing Debian packages (python3-venv, python3-dev, g++)"; \
-	  apt-get update && apt-get install -y python3-venv python3-dev g++ ; \
+sysdeps: ## Install Debian packages the project needs (python3-venv, compilers, promtool) if missing
+	@if ! $(PY) -c 'import venv, ensurepip' >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1 \
+	    || ! command -v promtool >/dev/null 2>&1; then \
+	  echo "installing Debian packages (python3-venv, python3-dev, g++, prometheus for promtool)"; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv python3-dev g++ prometheus ; \
 	fi
 
 $(STAMP): pyproject.toml
