@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP) ## Create .venv and install the project with its dev extras
 
 .PHONY: test
-test: $(STAMP) ## Install everything into .venv and run the full test suite
+test: sysdeps $(STAMP) ## Install everything into .venv and run the full test suite
 	$(BIN)/python -m pytest -q
 
 .PHONY: lint
