@@ -1,0 +1,105 @@
+"""The trade journal: nothing committed is lost, nothing uncommitted is pretended."""
+
+import io
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from engine.fixedpoint import Grid
+from engine.journal import DuplicateClOrdID, Journal, replay_fills
+
+
+def test_order_fill_and_status_survive_reopen(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    oid = j.new_order("DEMO", "c1", "EUR/USD", 1, "2", "3", 1000, 108510, now_ns=1)
+    eid = j.fill(oid, 400, 108508, "internal", now_ns=2, status="1")
+    j.commit()
+    j.close()
+
+    j2 = Journal(tmp_path / "j.sqlite")
+    order = j2.order(oid)
+    assert order is not None
+    assert (order.status, order.cum_qty, order.cost) == ("1", 400, 400 * 108508)
+    assert [f.exec_id for f in j2.fills()] == [eid]
+    assert [o.order_id for o in j2.open_orders()] == [oid]
+    # ids continue after a restart rather than colliding
+    assert j2.next_id("E") not in (oid, eid)
+
+
+def test_duplicate_cl_ord_id_per_client_is_refused(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    j.new_order("DEMO", "c1", "EUR/USD", 1, "1", "3", 1, None, now_ns=1)
+    with pytest.raises(DuplicateClOrdID):
+        j.new_order("DEMO", "c1", "EUR/USD", -1, "1", "3", 1, None, now_ns=2)
+    j.new_order("OTHER", "c1", "EUR/USD", 1, "1", "3", 1, None, now_ns=3)  # another client's c1
+    assert j.has_cl_ord_id("DEMO", "c1") and not j.has_cl_ord_id("DEMO", "c2")
+
+
+def test_closed_orders_are_not_reopened(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    a = j.new_order("DEMO", "a", "WTI", 1, "2", "0", 5, -3763, now_ns=1)
+    b = j.new_order("DEMO", "b", "WTI", 1, "2", "0", 5, -3700, now_ns=2)
+    j.fill(a, 5, -3763, "internal", now_ns=3, status="2")
+    j.set_status(b, "4", now_ns=4, text="cancelled by client")
+    j.commit()
+    assert j.open_orders() == []
+
+
+def test_positions_replay_from_fills_and_csv_export_renders_decimals(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    a = j.new_order("DEMO", "a", "WTI", 1, "1", "3", 5, None, now_ns=1)
+    b = j.new_order("DEMO", "b", "WTI", -1, "1", "3", 2, None, now_ns=2)
+    j.fill(a, 5, -3763, "internal", now_ns=3, status="2")
+    j.fill(b, 2, 120, "LP1", now_ns=4, status="2")
+    j.commit()
+    assert replay_fills(j.fills()) == {("DEMO", "WTI"): 3}
+    out = io.StringIO()
+    assert j.export_csv(out, {"WTI": (Grid.parse("0.01"), Grid.parse("1"))}) == 2
+    lines = out.getvalue().splitlines()
+    assert lines[1].split(",")[3:8] == ["WTI", "buy", "5", "-37.63", "internal"]
+    assert lines[2].split(",")[4:8] == ["sell", "2", "1.20", "LP1"]
+
+
+def test_uncommitted_work_is_lost_and_committed_work_is_kept_across_kill_9(tmp_path):
+    path = tmp_path / "j.sqlite"
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from engine.journal import Journal
+        j = Journal({str(path)!r})
+        oid = j.new_order("DEMO", "kept", "EUR/USD", 1, "1", "3", 10, None, now_ns=1)
+        j.fill(oid, 10, 108500, "internal", now_ns=2, status="2")
+        j.commit()
+        lost = j.new_order("DEMO", "lost", "EUR/USD", 1, "1", "3", 10, None, now_ns=3)
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=os.getcwd(), timeout=60)
+    assert proc.returncode == -9
+    j = Journal(path)
+    assert j.has_cl_ord_id("DEMO", "kept")
+    assert not j.has_cl_ord_id("DEMO", "lost")
+    assert [f.qty for f in j.fills()] == [10]
+
+
+def test_cli_exports_fills_as_csv(tmp_path):
+    from tests.conftest import EXAMPLE_CONFIG
+
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    oid = j.new_order("DEMO", "a", "EUR/USD", 1, "1", "3", 1000, None, now_ns=1)
+    j.fill(oid, 1000, 108512, "internal", now_ns=2, status="2")
+    j.close()
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "journal", "export", "--csv", "--config", str(EXAMPLE_CONFIG),
+         "--journal", str(path)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()
+    assert rows[0].startswith("exec_id,order_id,client")
+    assert rows[1].split(",")[3:7] == ["EUR/USD", "buy", "1000000", "1.08512"]
+    assert "exported 1 fills" in result.stderr
