@@ -1,0 +1,303 @@
+"""Message stores: sequence numbers and sent resendable application messages, per session.
+
+A :class:`MessageStore` belongs to one session (QuickFIX/J's split: a factory hands out one
+store per session key). It keeps
+
+* the next outbound (sender) and inbound (target) MsgSeqNum,
+* every *resendable* application message we sent (execution reports and the like; market data
+  is not stored: on a ResendRequest it is replaced by a gap fill),
+* the store's creation time, which the daily schedule compares with the session period's start
+  to decide when sequence numbers reset.
+
+Durability contract: the session layer writes into the store as it builds a message; the
+transport calls :meth:`MessageStore.commit` *before* it hands the encoded bytes to the socket. So
+a message that reached the counterparty is always in the store, and a restarted acceptor
+continues the sequence instead of reusing numbers. One commit covers a whole batch of sends
+(everything produced by one socket read or one application call), which keeps the per-message
+cost to an in-memory row insert.
+
+:class:`SqliteStoreFactory` runs SQLite in WAL mode with ``synchronous=NORMAL`` by default: in
+WAL mode a committed transaction is in the WAL file (the OS page cache) when ``commit`` returns,
+so it survives a process crash (``kill -9``); only an OS crash or power loss can lose the last
+transactions, and NORMAL avoids an fsync per batch on the hot path. Deployments that must also
+survive power loss pass ``synchronous="FULL"`` (an fsync per commit).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from fixserver.message import SOH
+
+__all__ = [
+    "MemoryStore",
+    "MemoryStoreFactory",
+    "MessageStore",
+    "MessageStoreFactory",
+    "SqliteStore",
+    "SqliteStoreFactory",
+    "StoredMessage",
+    "decode_body",
+    "encode_body",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """A sent application message as needed to resend it: type, body and original 52."""
+
+    seq_num: int
+    msg_type: bytes
+    sending_time: bytes  # our original SendingTime (52); becomes OrigSendingTime (122) on resend
+    body: tuple[tuple[int, bytes], ...]
+
+
+def encode_body(body: Sequence[tuple[int, bytes]]) -> bytes:
+    """Serialise body fields as ``tag=value<SOH>...`` (the FIX wire form, without header)."""
+    return b"".join(b"%d=%s\x01" % (tag, value) for tag, value in body)
+
+
+def decode_body(data: bytes) -> tuple[tuple[int, bytes], ...]:
+    """Inverse of :func:`encode_body`. (Raw-data fields containing SOH are not supported.)"""
+    fields = []
+    for part in data.split(SOH):
+        if part:
+            tag, _, value = part.partition(b"=")
+            fields.append((int(tag), value))
+    return tuple(fields)
+
+
+class MessageStore(ABC):
+    """Persistence of one session: sequence numbers, sent resendable messages, creation time."""
+
+    @property
+    @abstractmethod
+    def next_sender_seq(self) -> int:
+        """The MsgSeqNum our next new outbound message gets."""
+
+    @property
+    @abstractmethod
+    def next_target_seq(self) -> int:
+        """The MsgSeqNum we expect on the counterparty's next message."""
+
+    @property
+    @abstractmethod
+    def creation_time_ns(self) -> int:
+        """When the store was created or last reset (daily schedule compares against this)."""
+
+    @abstractmethod
+    def set_next_sender_seq(self, seq: int) -> None:
+        """Set the next outbound MsgSeqNum."""
+
+    @abstractmethod
+    def set_next_target_seq(self, seq: int) -> None:
+        """Set the next expected inbound MsgSeqNum."""
+
+    @abstractmethod
+    def save(self, message: StoredMessage) -> None:
+        """Keep a sent resendable message for ResendRequests."""
+
+    @abstractmethod
+    def get_range(self, begin: int, end: int) -> list[StoredMessage]:
+        """Stored messages with ``begin <= seq <= end``, in sequence order."""
+
+    @abstractmethod
+    def reset(self, now_ns: int) -> None:
+        """Both sequence numbers back to 1, messages dropped, creation time = ``now_ns``."""
+
+    def commit(self) -> None:  # noqa: B027 - optional hook: in-memory stores have nothing to do
+        """Make everything written so far durable (called before bytes go to the socket)."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release resources."""
+
+
+class MessageStoreFactory(ABC):
+    """Creates (or reopens) the store of a session key, e.g. ``FIX.4.4:LAGG->DEMO``."""
+
+    @abstractmethod
+    def create(self, session_key: str, now_ns: int) -> MessageStore:
+        """Open the store for ``session_key``; a new one starts at seq 1, created at ``now_ns``."""
+
+
+class MemoryStore(MessageStore):
+    """A store in memory: for tests and for sessions that need no recovery."""
+
+    def __init__(self, now_ns: int = 0) -> None:
+        self._sender = 1
+        self._target = 1
+        self._created = now_ns
+        self._messages: dict[int, StoredMessage] = {}
+
+    @property
+    def next_sender_seq(self) -> int:
+        return self._sender
+
+    @property
+    def next_target_seq(self) -> int:
+        return self._target
+
+    @property
+    def creation_time_ns(self) -> int:
+        return self._created
+
+    def set_next_sender_seq(self, seq: int) -> None:
+        self._sender = seq
+
+    def set_next_target_seq(self, seq: int) -> None:
+        self._target = seq
+
+    def save(self, message: StoredMessage) -> None:
+        self._messages[message.seq_num] = message
+
+    def get_range(self, begin: int, end: int) -> list[StoredMessage]:
+        return [self._messages[s] for s in sorted(self._messages) if begin <= s <= end]
+
+    def reset(self, now_ns: int) -> None:
+        self._sender = 1
+        self._target = 1
+        self._created = now_ns
+        self._messages.clear()
+
+
+class MemoryStoreFactory(MessageStoreFactory):
+    """Hands out :class:`MemoryStore` objects; the same key returns the same store."""
+
+    def __init__(self) -> None:
+        self.stores: dict[str, MemoryStore] = {}
+
+    def create(self, session_key: str, now_ns: int) -> MessageStore:
+        store = self.stores.get(session_key)
+        if store is None:
+            store = self.stores[session_key] = MemoryStore(now_ns)
+        return store
+
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS fix_sessions (
+    session_key TEXT PRIMARY KEY,
+    next_sender INTEGER NOT NULL,
+    next_target INTEGER NOT NULL,
+    creation_ns INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fix_messages (
+    session_key TEXT NOT NULL,
+    seq_num INTEGER NOT NULL,
+    msg_type BLOB NOT NULL,
+    sending_time BLOB NOT NULL,
+    body BLOB NOT NULL,
+    PRIMARY KEY (session_key, seq_num)
+) WITHOUT ROWID;
+"""
+
+
+class SqliteStore(MessageStore):
+    """One session's rows in a shared SQLite database. Sequence numbers are cached in memory
+    (reads are free); writes go into the open transaction until :meth:`commit`."""
+
+    def __init__(self, conn: sqlite3.Connection, session_key: str, now_ns: int) -> None:
+        self._conn = conn
+        self._key = session_key
+        row = conn.execute(
+            "SELECT next_sender, next_target, creation_ns FROM fix_sessions WHERE session_key = ?",
+            (session_key,),
+        ).fetchone()
+        if row is None:
+            conn.execute(
+                "INSERT INTO fix_sessions VALUES (?, 1, 1, ?)",
+                (session_key, now_ns),
+            )
+            conn.commit()
+            row = (1, 1, now_ns)
+        self._sender, self._target, self._created = int(row[0]), int(row[1]), int(row[2])
+
+    @property
+    def next_sender_seq(self) -> int:
+        return self._sender
+
+    @property
+    def next_target_seq(self) -> int:
+        return self._target
+
+    @property
+    def creation_time_ns(self) -> int:
+        return self._created
+
+    def set_next_sender_seq(self, seq: int) -> None:
+        self._sender = seq
+        self._conn.execute(
+            "UPDATE fix_sessions SET next_sender = ? WHERE session_key = ?", (seq, self._key)
+        )
+
+    def set_next_target_seq(self, seq: int) -> None:
+        self._target = seq
+        self._conn.execute(
+            "UPDATE fix_sessions SET next_target = ? WHERE session_key = ?", (seq, self._key)
+        )
+
+    def save(self, message: StoredMessage) -> None:
+        self._conn.execute(
+            "INSERT OR REPLACE INTO fix_messages VALUES (?, ?, ?, ?, ?)",
+            (self._key, message.seq_num, message.msg_type, message.sending_time, encode_body(message.body)),
+        )
+
+    def get_range(self, begin: int, end: int) -> list[StoredMessage]:
+        rows = self._conn.execute(
+            "SELECT seq_num, msg_type, sending_time, body FROM fix_messages "
+            "WHERE session_key = ? AND seq_num BETWEEN ? AND ? ORDER BY seq_num",
+            (self._key, begin, end),
+        ).fetchall()
+        return [StoredMessage(int(s), bytes(t), bytes(st), decode_body(bytes(b))) for s, t, st, b in rows]
+
+    def reset(self, now_ns: int) -> None:
+        self._conn.execute("DELETE FROM fix_messages WHERE session_key = ?", (self._key,))
+        self._conn.execute(
+            "UPDATE fix_sessions SET next_sender = 1, next_target = 1, creation_ns = ? WHERE session_key = ?",
+            (now_ns, self._key),
+        )
+        self._sender = self._target = 1
+        self._created = now_ns
+        # A reset is rare and must not be undone by a crash before the next batch's commit.
+        self._conn.commit()
+
+    def commit(self) -> None:
+        if self._conn.in_transaction:
+            self._conn.commit()
+
+
+class SqliteStoreFactory(MessageStoreFactory):
+    """All sessions of a process in one SQLite file (WAL; see the module docstring)."""
+
+    def __init__(self, path: str | Path, synchronous: Literal["NORMAL", "FULL"] = "NORMAL") -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
+        if str(path) != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # One connection, used only from the event-loop thread.
+        self._conn = sqlite3.connect(str(path), check_same_thread=False)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")
+        self._conn.executescript(_SCHEMA)
+        self._conn.commit()
+        self._stores: dict[str, SqliteStore] = {}
+
+    def create(self, session_key: str, now_ns: int) -> MessageStore:
+        store = self._stores.get(session_key)
+        if store is None:
+            store = self._stores[session_key] = SqliteStore(self._conn, session_key, now_ns)
+        return store
+
+    def pragma(self, name: str) -> str:
+        """Read a PRAGMA (tests check WAL mode and the synchronous level)."""
+        return str(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+    def close(self) -> None:
+        """Commit and close the database."""
+        if self._conn.in_transaction:
+            self._conn.commit()
+        self._conn.close()
