@@ -1,0 +1,69 @@
+"""A client's view of market data: rebuild per-symbol ladders from W and X messages.
+
+This is what a B2B client does with our feed; the demo client and the acceptance tests use it to
+check that what a client reconstructs equals the engine's tier quotes. Entries are keyed by
+position (290); prices and sizes stay as the decimal strings received.
+"""
+
+from __future__ import annotations
+
+from fixserver.message import FixMessage
+
+__all__ = ["MdBook"]
+
+Level = tuple[bytes, bytes, bytes]  # (price, size, MDEntryID)
+
+
+class MdBook:
+    def __init__(self) -> None:
+        # symbol -> [bids, asks], each a dict position -> Level
+        self.books: dict[bytes, list[dict[int, Level]]] = {}
+
+    def ladder(self, symbol: bytes) -> tuple[list[Level], list[Level]]:
+        """Bids and asks best first (by position)."""
+        sides = self.books.get(symbol, [{}, {}])
+        return (
+            [sides[0][k] for k in sorted(sides[0])],
+            [sides[1][k] for k in sorted(sides[1])],
+        )
+
+    def apply(self, msg: FixMessage) -> bytes | None:
+        """Apply a W or X; returns the symbol it updated (X: the last entry's)."""
+        if msg.msg_type == b"W":
+            symbol = msg.get(55) or b""
+            sides: list[dict[int, Level]] = [{}, {}]
+            for entry in _entries(msg, 269):
+                side = 1 if entry.get(269) == b"1" else 0
+                sides[side][int(entry[290])] = (entry[270], entry[271], entry.get(278, b""))
+            self.books[symbol] = sides
+            return symbol
+        if msg.msg_type == b"X":
+            symbol = None
+            for entry in _entries(msg, 279):
+                symbol = entry.get(55, symbol or b"")
+                sides = self.books.setdefault(symbol, [{}, {}])
+                side = 1 if entry.get(269) == b"1" else 0
+                position = int(entry[290])
+                if entry[279] == b"2":
+                    sides[side].pop(position, None)
+                else:
+                    sides[side][position] = (entry[270], entry[271], entry.get(278, b""))
+            return symbol
+        return None
+
+
+def _entries(msg: FixMessage, first_tag: int) -> list[dict[int, bytes]]:
+    """Split the 268 group into entries, each starting at ``first_tag``."""
+    entries: list[dict[int, bytes]] = []
+    in_group = False
+    for tag, value in msg.fields:
+        if tag == 268:
+            in_group = True
+            continue
+        if not in_group or tag == 10:
+            continue
+        if tag == first_tag:
+            entries.append({})
+        if entries:
+            entries[-1][tag] = value
+    return entries

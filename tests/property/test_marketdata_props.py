@@ -1,0 +1,50 @@
+"""Whatever the sequence of tier quotes and however often a client is conflated, the book it
+rebuilds from our W/X stream equals the engine's latest ladder once it can read again."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fixserver.marketdata import MarketDataHub
+from fixserver.md_book import MdBook
+from tests.unit.test_marketdata import GRIDS, QTY, SYMBOLS, FakeEngine, _levels, _v, _wire
+
+
+@st.composite
+def ladder(draw):
+    def side(sign):
+        n = draw(st.integers(0, 5))
+        start = draw(st.integers(-500, 500))
+        gaps = draw(st.lists(st.integers(1, 5), min_size=n, max_size=n))
+        prices, p = [], start
+        for g in gaps:
+            prices.append(p)
+            p += sign * g
+        return [(px, draw(st.integers(1, 50))) for px in prices]
+
+    return side(-1), side(+1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(ladder(), st.booleans()), min_size=1, max_size=12), st.booleans(), st.sampled_from([0, 2]))
+def test_client_book_converges_to_engine_ladder(steps, incremental, depth):
+    engine = FakeEngine()
+    engine.set(0, 0, [], [])
+    hub = MarketDataHub(SYMBOLS, GRIDS, QTY, tier_depths=[5], quote_of=engine.quote_of)
+    book = MdBook()
+    snaps, reject = hub.on_request("c", 0, _v(depth=b"%d" % depth, update=b"1" if incremental else b"0"), 0)
+    assert reject is None
+    for req, body in snaps:
+        book.apply(_wire(req, body))
+    shown = depth or 5
+    for (bids, asks), readable in steps:
+        engine.set(0, 0, bids, asks)
+        for req, body in hub.publish(0, writable=lambda s: readable).get("c", []):
+            book.apply(_wire(req, body))
+    for req, body in hub.publish(0).get("c", []):  # the client reads again
+        book.apply(_wire(req, body))
+    (bids, asks), _ = engine.quote_of(0, 0)
+
+    def text(levels):
+        return [(GRIDS[0].to_text(p).encode(), QTY[0].to_text(q).encode()) for p, q in levels[:shown]]
+
+    assert _levels(book) == (text(bids), text(asks))

@@ -1,0 +1,186 @@
+"""Market data to clients: V requests answered or rejected with the right 281, W/X bodies encoded
+once and shared, slow clients conflated to a full refresh, QuoteIDs resolvable while live."""
+
+from engine.fixedpoint import Grid
+from fixserver.codec import FrameDecoder, encode_with_prepared
+from fixserver.marketdata import MarketDataHub, MdRejectReason
+from fixserver.md_book import MdBook
+from fixserver.message import FixMessage
+
+SYMBOLS = ["EUR/USD", "WTI"]
+GRIDS = [Grid.parse("0.00001"), Grid.parse("0.01")]
+QTY = [Grid.parse("1000"), Grid.parse("1")]
+MS = 1_000_000
+
+
+class FakeEngine:
+    """Tier quotes by (tier, instr) with a version counter, like engine.quote_state."""
+
+    def __init__(self):
+        self.ladders = {}
+        self.versions = {}
+
+    def set(self, tier, instr, bids, asks):
+        self.ladders[(tier, instr)] = (tuple(bids), tuple(asks))
+        self.versions[(tier, instr)] = self.versions.get((tier, instr), 0) + 1
+
+    def quote_of(self, tier, instr):
+        return self.ladders.get((tier, instr), ((), ())), self.versions.get((tier, instr), 0)
+
+
+def _hub(engine):
+    return MarketDataHub(SYMBOLS, GRIDS, QTY, tier_depths=[5, 1], quote_of=engine.quote_of)
+
+
+def _v(req_id=b"r1", req_type=b"1", depth=b"0", update=b"1", types=(b"0", b"1"), symbols=(b"EUR/USD",)):
+    fields = [(35, b"V"), (262, req_id), (263, req_type), (264, depth), (265, update), (267, b"%d" % len(types))]
+    fields += [(269, t) for t in types]
+    fields += [(146, b"%d" % len(symbols))] + [(55, s) for s in symbols]
+    return FixMessage(fields)
+
+
+def _wire(req_id, body, seq=1):
+    raw = encode_with_prepared([(49, b"LAGG"), (56, b"C1"), (34, seq), (52, b"20261123-09:00:00.000"), (262, req_id)], body)
+    (msg,) = FrameDecoder().feed(raw)
+    return msg
+
+
+def _levels(book, symbol=b"EUR/USD"):
+    bids, asks = book.ladder(symbol)
+    return [(p, q) for p, q, _ in bids], [(p, q) for p, q, _ in asks]
+
+
+def test_snapshot_request_answers_with_a_w_of_the_clients_tier():
+    engine = FakeEngine()
+    engine.set(0, 0, [(108500, 3), (108499, 5)], [(108502, 2)])
+    engine.set(1, 0, [(108490, 1)], [(108510, 1)])
+    hub = _hub(engine)
+    snaps, reject = hub.on_request("s1", 1, _v(req_type=b"0", update=b"0"), 0)
+    assert reject is None and len(snaps) == 1
+    msg = _wire(*snaps[0])
+    assert msg.msg_type == b"W" and msg.get(262) == b"r1" and msg.get(55) == b"EUR/USD"
+    book = MdBook()
+    book.apply(msg)
+    assert _levels(book) == ([(b"1.08490", b"1000")], [(b"1.08510", b"1000")])
+    assert hub.sessions["s1"] == {}  # a snapshot does not subscribe
+
+
+def test_each_bad_request_gets_its_281_reason():
+    hub = _hub(FakeEngine())
+    cases = [
+        (_v(symbols=(b"XBT/USD",)), MdRejectReason.UNKNOWN_SYMBOL),
+        (_v(depth=b"6"), MdRejectReason.UNSUPPORTED_MARKET_DEPTH),
+        (_v(types=(b"2",)), MdRejectReason.UNSUPPORTED_MD_ENTRY_TYPE),
+        (_v(req_type=b"7"), MdRejectReason.UNSUPPORTED_SUBSCRIPTION_TYPE),
+        (_v(update=b"5"), MdRejectReason.UNSUPPORTED_MD_UPDATE_TYPE),
+    ]
+    for msg, reason in cases:
+        snaps, reject = hub.on_request("s1", 0, msg, 0)
+        assert snaps == [] and reject is not None and reject.reason is reason, (msg, reject)
+        assert dict(reject.body())[281] == reason.value
+    assert hub.on_request("s1", 0, _v(), 0)[1] is None
+    _, dup = hub.on_request("s1", 0, _v(), 0)
+    assert dup is not None and dup.reason is MdRejectReason.DUPLICATE_MDREQID
+
+
+def test_depth_zero_means_the_tiers_full_depth_and_depth_one_the_top():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100 - k, 1) for k in range(5)], [(110 + k, 1) for k in range(5)])
+    hub = _hub(engine)
+    full = MdBook()
+    full.apply(_wire(*hub.on_request("s", 0, _v(b"a", depth=b"0"), 0)[0][0]))
+    top = MdBook()
+    top.apply(_wire(*hub.on_request("s", 0, _v(b"b", depth=b"1"), 0)[0][0]))
+    assert len(_levels(full)[0]) == 5 and len(_levels(top)[0]) == 1
+
+
+def test_one_encoding_is_shared_by_every_session_with_the_same_tier_depth_and_format():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 1)], [(101, 1)])
+    hub = _hub(engine)
+    for s in range(10):
+        hub.on_request(f"s{s}", 0, _v(b"r%d" % s), 0)
+    hub.on_request("other-tier", 1, _v(b"x"), 0)
+    engine.set(0, 0, [(100, 2)], [(101, 1)])
+    engine.set(1, 0, [(99, 1)], [(102, 1)])
+    out = hub.publish(1)
+    bodies = {id(body) for s in range(10) for _, body in out[f"s{s}"]}
+    assert len(bodies) == 1
+    assert out["other-tier"][0][1] is not out["s0"][0][1]
+    assert [req for req, _ in out["s3"]] == [b"r3"]
+
+
+def test_incremental_subscriber_rebuilds_the_engines_ladder_from_w_then_x():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 1), (99, 2)], [(101, 1)])
+    hub = _hub(engine)
+    book = MdBook()
+    for req, body in hub.on_request("s", 0, _v(), 0)[0]:
+        book.apply(_wire(req, body))
+    steps = [
+        ([(100, 1), (98, 2)], [(101, 1)]),  # level 2 changes
+        ([(100, 1)], [(101, 1), (102, 7)]),  # a bid level vanishes, an ask level appears
+        ([], [(-5, 1)]),  # bids gone; price crosses zero
+    ]
+    for bids, asks in steps:
+        engine.set(0, 0, bids, asks)
+        (req, body), = hub.publish(1)["s"]
+        msg = _wire(req, body)
+        assert msg.msg_type == b"X"
+        book.apply(msg)
+        expect_b = [(GRIDS[0].to_text(p).encode(), QTY[0].to_text(q).encode()) for p, q in bids]
+        expect_a = [(GRIDS[0].to_text(p).encode(), QTY[0].to_text(q).encode()) for p, q in asks]
+        assert _levels(book) == (expect_b, expect_a)
+
+
+def test_nothing_is_sent_when_nothing_changed():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 1)], [(101, 1)])
+    hub = _hub(engine)
+    hub.on_request("s", 0, _v(), 0)
+    assert hub.publish(1) == {}
+
+
+def test_slow_client_is_conflated_then_gets_a_full_refresh_of_the_latest_state():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 1)], [(101, 1)])
+    hub = _hub(engine)
+    hub.on_request("slow", 0, _v(), 0)
+    hub.on_request("fast", 0, _v(), 0)
+    for k in range(5):
+        engine.set(0, 0, [(100 + k, 1)], [(110 + k, 1)])
+        out = hub.publish(k, writable=lambda s: s != "slow")
+        assert "slow" not in out and out["fast"][0][1].msg_type == b"X"
+    assert hub.conflated == 5
+    (req, body), = hub.publish(9)["slow"]  # it can take data again
+    assert body.msg_type == b"W"
+    book = MdBook()
+    book.apply(_wire(req, body))
+    assert _levels(book) == ([(b"0.00104", b"1000")], [(b"0.00114", b"1000")])
+
+
+def test_unsubscribe_stops_updates():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 1)], [(101, 1)])
+    hub = _hub(engine)
+    hub.on_request("s", 0, _v(), 0)
+    assert hub.on_request("s", 0, _v(req_type=b"2"), 0) == ([], None)
+    engine.set(0, 0, [(100, 2)], [(101, 1)])
+    assert hub.publish(1) == {}
+
+
+def test_quote_ids_resolve_while_live_and_within_ttl_only():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5)], [(101, 7)])
+    hub = _hub(engine)
+    msg = _wire(*hub.on_request("s", 0, _v(), 10 * MS)[0][0])
+    ask_id = MdBook()
+    ask_id.apply(msg)
+    quote_id = ask_id.ladder(b"EUR/USD")[1][0][2]
+    hit = hub.resolve_quote(quote_id, 0, 500 * MS, ttl_ns=1000 * MS)
+    assert (hit.side, hit.price, hit.qty) == (1, 101, 7)
+    assert hub.resolve_quote(quote_id, 0, 1011 * MS, ttl_ns=1000 * MS) == "quote expired"
+    assert hub.resolve_quote(quote_id, 1, 500 * MS, ttl_ns=1000 * MS) == "unknown QuoteID"
+    assert hub.resolve_quote(b"garbage", 0, 500 * MS, ttl_ns=1000 * MS) == "unknown QuoteID"
+    engine.set(0, 0, [(100, 5)], [(102, 7)])  # superseded
+    assert hub.resolve_quote(quote_id, 0, 500 * MS, ttl_ns=1000 * MS) == "quote expired"
