@@ -18,6 +18,11 @@ engine applies in a single kernel call, in row order. Rows are:
     re-enters pricing with an old book.
 
 Prices are int64 ticks of the instrument's tick size; quantities are int64 quantity steps.
+
+Storage: all fields live in one ``int64`` array ``rows`` of shape ``[N_FIELDS, capacity]`` and the
+named attributes (``kind``, ``lp``, ...) are contiguous row views of it. The engine kernel takes
+``rows`` as a single argument because Numba's per-call cost grows with every array argument it
+must unbox (8 separate arrays cost ~1 µs per call, which is most of a batch-of-1 budget).
 """
 
 from __future__ import annotations
@@ -34,25 +39,30 @@ CLEAR_BOOK = 1
 LP_DOWN = 2
 LP_UP = 3
 
+# Row indices of UpdateBatch.rows (one field per row, one update per column).
+F_KIND, F_LP, F_INSTR, F_SIDE, F_LEVEL, F_PRICE, F_QTY, F_TS = range(8)
+N_FIELDS = 8
+
 
 class UpdateBatch:
     """A reusable batch of LP updates; ``n`` rows are valid. Grows by doubling if it must."""
 
-    __slots__ = ("n", "kind", "lp", "instr", "side", "level", "price", "qty", "ts_ns")
+    __slots__ = ("n", "rows", "kind", "lp", "instr", "side", "level", "price", "qty", "ts_ns")
 
     def __init__(self, capacity: int = 1024) -> None:
         self.n = 0
         self._allocate(max(int(capacity), 1))
 
     def _allocate(self, capacity: int) -> None:
-        self.kind = np.zeros(capacity, np.int8)
-        self.lp = np.zeros(capacity, np.int32)
-        self.instr = np.zeros(capacity, np.int32)
-        self.side = np.zeros(capacity, np.int8)
-        self.level = np.zeros(capacity, np.int32)
-        self.price = np.zeros(capacity, np.int64)
-        self.qty = np.zeros(capacity, np.int64)
-        self.ts_ns = np.zeros(capacity, np.int64)
+        self.rows = np.zeros((N_FIELDS, capacity), np.int64)
+        self.kind = self.rows[F_KIND]
+        self.lp = self.rows[F_LP]
+        self.instr = self.rows[F_INSTR]
+        self.side = self.rows[F_SIDE]
+        self.level = self.rows[F_LEVEL]
+        self.price = self.rows[F_PRICE]
+        self.qty = self.rows[F_QTY]
+        self.ts_ns = self.rows[F_TS]
 
     @property
     def capacity(self) -> int:
@@ -62,11 +72,9 @@ class UpdateBatch:
         self.n = 0
 
     def _grow(self) -> None:
-        old = [self.kind, self.lp, self.instr, self.side, self.level, self.price, self.qty, self.ts_ns]
+        old = self.rows
         self._allocate(2 * self.capacity)
-        new = [self.kind, self.lp, self.instr, self.side, self.level, self.price, self.qty, self.ts_ns]
-        for src, dst in zip(old, new, strict=True):
-            dst[: len(src)] = src
+        self.rows[:, : old.shape[1]] = old
 
     def _row(self, kind: int, lp: int, instr: int, ts_ns: int) -> int:
         i = self.n

@@ -1,0 +1,211 @@
+"""The engine's owner class: builds the preallocated state from the config and calls the kernels.
+
+:class:`Engine` is thin on purpose: per batch it does one kernel call; everything per update or
+per level happens inside :mod:`engine.kernels`. Its semantics are specified by
+:class:`engine.reference.ReferenceEngine`, which the property tests hold it to.
+
+Quote arrays for the market-data fan-out (read-only outside the engine)::
+
+    engine.quotes       int64 [n_tier, n_instr, side (0 bid, 1 ask), 0 price | 1 qty, max_depth]
+    engine.quote_state  int64 [n_tier, n_instr, 3]: n valid bid levels, n valid ask levels, version
+
+Level ``k < n`` of a side is valid; slots past ``n`` hold leftovers and must be ignored (a price
+of 0 is a price, never a marker). ``version`` increases by one every time the published ladder
+of (tier, instrument) changes, so a fan-out can diff cheaply against the version it last sent.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from engine import kernels as k
+from engine.batch import UpdateBatch
+from engine.config import AggregationMode, Config, MarkupUnit, MaxSpreadRule, MinSpreadRule, TierConfig
+
+__all__ = ["Engine", "TierQuote"]
+
+_MODE_CODE = {
+    AggregationMode.FULL_DEPTH: k.MODE_FULL_DEPTH,
+    AggregationMode.TOP_OF_BOOK: k.MODE_TOP_OF_BOOK,
+    AggregationMode.VWAP_BANDS: k.MODE_VWAP_BANDS,
+    AggregationMode.FULL_AMOUNT: k.MODE_FULL_AMOUNT,
+}
+# A half-life is clamped so that Q16 * 2 * halflife_ns stays far inside int64.
+MAX_HALFLIFE_MS = 1_000_000
+
+_compile_seconds: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TierQuote:
+    """One tier's published ladder for one instrument: ``(price_ticks, qty_steps)`` best first.
+
+    An empty side means "no quote" on that side.
+    """
+
+    tier: str
+    symbol: str
+    bids: tuple[tuple[int, int], ...]
+    asks: tuple[tuple[int, int], ...]
+    version: int
+
+
+def tier_params(tiers: list[TierConfig]) -> np.ndarray:
+    """Pack tier configs into the kernels' ``tiers`` array."""
+    max_bands = max([len(t.size_bands) for t in tiers] + [1])
+    out = np.zeros((len(tiers), k.T_NF + max_bands), np.int64)
+    for ti, t in enumerate(tiers):
+        row = out[ti]
+        row[k.T_MODE] = _MODE_CODE[t.mode]
+        row[k.T_DEPTH] = t.depth
+        row[k.T_MARKUP_BPS] = 1 if t.markup_unit is MarkupUnit.BPS else 0
+        row[k.T_BID_MARKUP] = t.bid_markup
+        row[k.T_ASK_MARKUP] = t.ask_markup
+        row[k.T_MIN_SPREAD] = t.min_spread_ticks
+        row[k.T_MIN_NO_QUOTE] = 1 if t.min_spread_rule is MinSpreadRule.NO_QUOTE else 0
+        row[k.T_MAX_SPREAD] = t.max_spread_ticks
+        row[k.T_MAX_CAP] = 1 if t.max_spread_rule is MaxSpreadRule.CAP else 0
+        row[k.T_SKEW_PCT] = t.skew_pct
+        row[k.T_MAX_SKEW] = t.max_skew_ticks
+        row[k.T_VOL_PCT] = t.vol_widen_pct
+        row[k.T_MAX_VOL] = t.max_vol_widen_ticks
+        row[k.T_ROUND] = t.round_ticks
+        # Only the band modes use bands; other modes ignore them.
+        bands = t.size_bands if t.mode in (AggregationMode.VWAP_BANDS, AggregationMode.FULL_AMOUNT) else []
+        row[k.T_NBANDS] = len(bands)
+        for b, size in enumerate(bands):
+            row[k.T_BANDS + b] = size
+    return out
+
+
+class Engine:
+    """Aggregates LP ladders into per-tier quotes; Numba kernels over preallocated arrays.
+
+    Indices follow the config order: instrument ``i`` is ``cfg.instruments[i]``, LP ``j`` is
+    ``cfg.lps[j]``, tier ``t`` is ``cfg.tiers[t]``. An LP prices only the instruments in its
+    ``instruments`` list (rows for other instruments are rejected and counted); a disabled LP or
+    instrument takes no rows at all.
+    """
+
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.symbols: tuple[str, ...] = tuple(i.symbol for i in cfg.instruments)
+        self.lp_names: tuple[str, ...] = tuple(lp.name for lp in cfg.lps)
+        self.tier_names: tuple[str, ...] = tuple(t.name for t in cfg.tiers)
+        self._instr_index = {s: i for i, s in enumerate(self.symbols)}
+        self._tier_index = {s: i for i, s in enumerate(self.tier_names)}
+        n_instr, n_lp, n_tier = len(self.symbols), max(len(cfg.lps), 1), len(cfg.tiers)
+        n_lvl = cfg.engine.max_levels
+        max_depth = max(t.depth for t in cfg.tiers)
+
+        self.book = np.zeros((n_instr, n_lp, 2, k.B_NF, n_lvl), np.int64)
+        self.lp_state = np.zeros((n_instr, n_lp, k.LPS_NF), np.int64)
+        self.lp_state[:, :, k.LPS_LAST_NS] = k.NEVER
+        for j, lp in enumerate(cfg.lps):
+            for sym in lp.instruments:
+                i = self._instr_index[sym]
+                if lp.enabled and cfg.instruments[i].enabled:
+                    self.lp_state[i, j, k.LPS_ALLOWED] = 1
+            self.lp_state[:, j, k.LPS_HAIRCUT] = lp.haircut_ticks
+            self.lp_state[:, j, k.LPS_WEIGHT] = lp.size_weight_pct
+            self.lp_state[:, j, k.LPS_STALE_NS] = lp.staleness_ms * 1_000_000
+        self.instr_state = np.zeros((n_instr + 1, k.I_NF), np.int64)
+        for i, inst in enumerate(cfg.instruments):
+            self.instr_state[i, k.I_SPIKE_K] = inst.spike_filter_ticks
+            self.instr_state[i, k.I_HALFLIFE_NS] = min(inst.vol_halflife_ms, MAX_HALFLIFE_MS) * 1_000_000
+        self.instr_state[n_instr, k.I_HALFLIFE_NS] = 1
+        self.tiers = tier_params(list(cfg.tiers))
+        self.quotes = np.zeros((n_tier, n_instr, 2, 2, max_depth), np.int64)
+        self.quote_state = np.zeros((n_tier, n_instr, k.QS_NF), np.int64)
+        width = max(n_lp * n_lvl, n_lp, max_depth, 1)
+        self.scratch = np.zeros((k.S_ROWS, width), np.int64)
+        self.compile_seconds = _warm_up(self)
+
+    # --- inputs ------------------------------------------------------------------------------
+
+    def apply(self, batch: UpdateBatch, now_ns: int) -> int:
+        """Apply every row of ``batch`` in order, then reprice each dirty instrument once.
+
+        Returns the number of instruments repriced.
+        """
+        return int(
+            k.apply_batch(
+                batch.rows,
+                batch.n,
+                now_ns,
+                self.book,
+                self.lp_state,
+                self.instr_state,
+                self.tiers,
+                self.quotes,
+                self.quote_state,
+                self.scratch,
+            )
+        )
+
+    def expire(self, now_ns: int) -> int:
+        """Reprice instruments where an LP went past its staleness limit (and any dirty ones)."""
+        return int(
+            k.expire(
+                now_ns,
+                self.book,
+                self.lp_state,
+                self.instr_state,
+                self.tiers,
+                self.quotes,
+                self.quote_state,
+                self.scratch,
+            )
+        )
+
+    def set_skew(self, instr_index: int, ticks: int, now_ns: int | None = None) -> int:
+        """Set the risk skew input of an instrument (ticks; positive = long, prices move down).
+
+        The instrument is marked dirty: with ``now_ns`` it is repriced at once, otherwise by the
+        next :meth:`apply` or :meth:`expire`. Returns the number of instruments repriced.
+        """
+        self.instr_state[instr_index, k.I_SKEW] = ticks
+        self.instr_state[instr_index, k.I_DIRTY] = 1
+        return 0 if now_ns is None else self.expire(now_ns)
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def instrument_index(self, symbol: str) -> int:
+        return self._instr_index[symbol]
+
+    def quote(self, tier: str, symbol: str) -> TierQuote:
+        """The published ladder of ``tier`` for ``symbol`` (a copy)."""
+        t, i = self._tier_index[tier], self._instr_index[symbol]
+        nb, na, version = (int(x) for x in self.quote_state[t, i])
+        q = self.quotes[t, i]
+        bids = tuple((int(q[0, 0, n]), int(q[0, 1, n])) for n in range(nb))
+        asks = tuple((int(q[1, 0, n]), int(q[1, 1, n])) for n in range(na))
+        return TierQuote(tier, symbol, bids, asks, version)
+
+    def counters(self, symbol: str | None = None) -> dict[str, int]:
+        """Counters of one instrument, or the engine-wide ones (rejected rows of unknown
+        instruments/LPs) with ``symbol=None``."""
+        row = self.instr_state[len(self.symbols) if symbol is None else self._instr_index[symbol]]
+        return {name: int(row[k.FIRST_COUNTER + n]) for n, name in enumerate(k.COUNTER_NAMES)}
+
+
+def _warm_up(engine: Engine) -> float:
+    """Compile every kernel before first use by running them on copies of the state.
+
+    Returns the seconds the first compile (or cache load) took in this process; 0.0 afterwards.
+    """
+    global _compile_seconds
+    if _compile_seconds is not None:
+        return 0.0
+    start = time.perf_counter()
+    state = [a.copy() for a in (engine.book, engine.lp_state, engine.instr_state, engine.tiers)]
+    rest = [a.copy() for a in (engine.quotes, engine.quote_state, engine.scratch)]
+    batch = UpdateBatch(1)
+    batch.set_level(0, 0, 0, 0, 0, 0, 0)
+    k.apply_batch(batch.rows, batch.n, 0, *state, *rest)
+    k.expire(0, *state, *rest)
+    _compile_seconds = time.perf_counter() - start
+    return _compile_seconds
