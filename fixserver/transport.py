@@ -1,0 +1,631 @@
+"""asyncio transport for FIX sessions: an acceptor (many sessions, one port) and an initiator.
+
+Built on asyncio *Protocols* (not streams) so a read is one callback that decodes everything it
+got and runs the sans-I/O :class:`~fixserver.session.Session` over it, and so backpressure is the
+transport's own ``pause_writing``/``resume_writing``. Run it on uvloop (:func:`run`).
+
+Plugging in an application (QuickFIX/J's split)::
+
+    class MyApp(Application):
+        def on_logon(self, session: SessionHandle) -> None: ...
+        def from_app(self, message: FixMessage, session: SessionHandle) -> None:
+            session.send(b"8", [(37, b"ORD-1"), ...])      # stored, resendable
+            if session.buffered_bytes > limit: ...           # conflate market data, or log out
+
+    acceptor = Acceptor.from_config(config, MyApp())
+    await acceptor.start()
+
+Every write of a session goes through its send buffer: the encoded messages of one batch (one
+socket read, one application call) are joined, the store is committed (the durability rule of
+:mod:`fixserver.store`: a message is stored before its bytes leave) and written with one
+``transport.write``. The transport's write-buffer limits make a slow reader pause us rather than
+block the loop; :attr:`SessionHandle.buffered_bytes` shows the backlog, and past
+``max_send_buffer_bytes`` the connection is dropped (a slow client must never hold memory
+without bound nor slow the others).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, TypeVar, cast
+
+from engine.config import Config, LpConfig
+from fixserver.clock import Clock, SystemClock
+from fixserver.codec import FrameDecoder, FrameTooLarge, encode
+from fixserver.message import FixMessage
+from fixserver.session import (
+    Action,
+    AdminReceived,
+    Authenticator,
+    Credentials,
+    Deliver,
+    Disconnect,
+    Fields,
+    LoggedOn,
+    LoggedOut,
+    Role,
+    Send,
+    Session,
+    SessionConfig,
+    SessionID,
+    SessionState,
+    Validator,
+    neutral_logon_reject,
+)
+from fixserver.session_auth import ConfigAuthenticator
+from fixserver.store import MessageStoreFactory, SqliteStoreFactory
+
+__all__ = [
+    "Acceptor",
+    "Application",
+    "Initiator",
+    "SessionHandle",
+    "backoff_delay",
+    "run",
+]
+
+log = logging.getLogger("lagg.fix")
+
+_NS = 1_000_000_000
+DEFAULT_WRITE_HIGH_WATER = 256 * 1024  # pause the application's sends past this many buffered bytes
+DEFAULT_MAX_SEND_BUFFER = 4 * 1024 * 1024
+
+T = TypeVar("T")
+
+
+class Application:
+    """QuickFIX/J-style callbacks; override what you need. The application never touches
+    sequence numbers: it sends through :class:`SessionHandle`."""
+
+    def on_create(self, session: SessionHandle) -> None:
+        """A session exists (before any connection)."""
+
+    def on_logon(self, session: SessionHandle) -> None:
+        """The Logon handshake completed."""
+
+    def on_logout(self, session: SessionHandle, reason: str) -> None:
+        """A logged-on session ended."""
+
+    def from_admin(self, message: FixMessage, session: SessionHandle) -> None:
+        """An in-order admin message arrived (observe only)."""
+
+    def from_app(self, message: FixMessage, session: SessionHandle) -> None:
+        """An in-order application message arrived."""
+
+    def on_send_buffer(self, session: SessionHandle, paused: bool) -> None:
+        """The socket's write buffer crossed its high (``paused``) or low water mark."""
+
+
+class SessionHandle:
+    """One session and its current connection, as the application sees it."""
+
+    def __init__(
+        self,
+        session: Session,
+        application: Application,
+        clock: Clock,
+        *,
+        max_send_buffer_bytes: int = DEFAULT_MAX_SEND_BUFFER,
+        write_high_water: int = DEFAULT_WRITE_HIGH_WATER,
+    ) -> None:
+        self.session = session
+        self.application = application
+        self.clock = clock
+        self.max_send_buffer_bytes = max_send_buffer_bytes
+        self.write_high_water = write_high_water
+        self.writing_paused = False
+        self.messages_sent = 0
+        self.logon_count = 0
+        self._transport: asyncio.Transport | None = None
+        self._pending: list[bytes] = []
+        self._batch_depth = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_deadline: int | None = None
+        self._closed_waiters: list[asyncio.Future[None]] = []
+        self._logon_waiters: list[asyncio.Future[None]] = []
+
+    # -- what the application uses --
+
+    @property
+    def session_id(self) -> SessionID:
+        return self.session.session_id
+
+    @property
+    def is_logged_on(self) -> bool:
+        return self.session.is_logged_on
+
+    @property
+    def connected(self) -> bool:
+        return self._transport is not None
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes accepted for this session but not yet on the wire (our batch + the socket's)."""
+        size = sum(map(len, self._pending))
+        if self._transport is not None:
+            size += self._transport.get_write_buffer_size()
+        return size
+
+    def send(self, msg_type: bytes, body: Fields, *, resendable: bool | None = None) -> None:
+        """Send an application message (see :meth:`Session.send_app` for ``resendable``)."""
+        self._run(self.session.send_app(msg_type, body, self.clock.now_ns(), resendable=resendable))
+
+    def business_reject(self, ref: FixMessage, reason: int, text: str, *, ref_id: bytes | None = None) -> None:
+        """BusinessMessageReject (35=j) of ``ref``."""
+        self._run(self.session.business_reject(ref, reason, text, self.clock.now_ns(), ref_id=ref_id))
+
+    def logout(self, text: str = "") -> None:
+        """Start the Logout handshake (the connection closes on the answer or the timeout)."""
+        self._run(self.session.logout(self.clock.now_ns(), text))
+
+    async def wait_logged_on(self) -> None:
+        """Wait until the session is logged on (wrap in ``asyncio.wait_for``)."""
+        if self.is_logged_on:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._logon_waiters.append(fut)
+        await fut
+
+    async def wait_disconnected(self) -> None:
+        """Wait until the current connection is gone (wrap in ``asyncio.wait_for``)."""
+        if self._transport is None:
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closed_waiters.append(fut)
+        await fut
+
+    def __repr__(self) -> str:
+        return f"SessionHandle({self.session!r}, buffered={self.buffered_bytes})"
+
+    # -- what the protocols use --
+
+    def attach(self, transport: asyncio.Transport) -> None:
+        """A connection now carries this session."""
+        self._transport = transport
+        transport.set_write_buffer_limits(high=self.write_high_water, low=self.write_high_water // 4)
+        self._run(self.session.connected(self.clock.now_ns()))
+
+    def receive_batch(self, messages: Iterable[FixMessage]) -> None:
+        """Run every decoded message of one read through the session; one write at the end."""
+        self._batch_depth += 1
+        try:
+            for msg in messages:
+                if self._transport is None or self.session.state is SessionState.DISCONNECTED:
+                    break  # the session ended inside this batch: the rest is not ours to read
+                self._run(self.session.receive(msg, self.clock.now_ns()))
+        finally:
+            self._batch_depth -= 1
+        self._flush()
+
+    def connection_lost(self, reason: str) -> None:
+        """The connection closed; tell the session (if it does not know yet) and the waiters."""
+        transport, self._transport = self._transport, None
+        self._pending.clear()
+        if transport is not None and self.session.state is not SessionState.DISCONNECTED:
+            self._run(self.session.connection_lost(self.clock.now_ns(), reason))
+        self._cancel_timer()
+        self.writing_paused = False
+        for fut in self._closed_waiters:
+            if not fut.done():
+                fut.set_result(None)
+        self._closed_waiters.clear()
+
+    def set_paused(self, paused: bool) -> None:
+        self.writing_paused = paused
+        self.application.on_send_buffer(self, paused)
+
+    # -- executing actions --
+
+    def _run(self, actions: list[Action]) -> None:
+        self._batch_depth += 1
+        try:
+            for action in actions:
+                if isinstance(action, Send):
+                    self._pending.append(encode(action.msg_type, action.header, action.body, action.begin_string))
+                    self.messages_sent += 1
+                    continue
+                # Callbacks may send: what the session produced so far must go out first.
+                if isinstance(action, Deliver):
+                    self.application.from_app(action.message, self)
+                elif isinstance(action, AdminReceived):
+                    self.application.from_admin(action.message, self)
+                elif isinstance(action, LoggedOn):
+                    self.logon_count += 1
+                    log.info("%s logged on%s", self.session_id.key, " (sequence reset)" if action.reset else "")
+                    for fut in self._logon_waiters:
+                        if not fut.done():
+                            fut.set_result(None)
+                    self._logon_waiters.clear()
+                    self.application.on_logon(self)
+                elif isinstance(action, LoggedOut):
+                    log.info("%s logged out: %s", self.session_id.key, action.reason)
+                    self.application.on_logout(self, action.reason)
+                elif isinstance(action, Disconnect):
+                    log.info("%s disconnect: %s", self.session_id.key, action.reason)
+                    self._flush(force=True)
+                    self._close()
+        finally:
+            self._batch_depth -= 1
+        if self._batch_depth == 0:
+            self._flush()
+        self._arm_timer()
+
+    def _flush(self, force: bool = False) -> None:
+        if not self._pending or (self._batch_depth and not force):
+            return
+        data = b"".join(self._pending)
+        self._pending.clear()
+        # The durability rule: committed before the bytes leave (fixserver.store).
+        self.session.store.commit()
+        transport = self._transport
+        if transport is None or transport.is_closing():
+            return  # sequence numbers and stored messages are kept; the peer will ask
+        transport.write(data)
+        if transport.get_write_buffer_size() > self.max_send_buffer_bytes:
+            log.warning(
+                "%s: send buffer %d bytes over the limit %d, dropping the connection",
+                self.session_id.key, transport.get_write_buffer_size(), self.max_send_buffer_bytes,
+            )
+            transport.abort()
+
+    def _close(self) -> None:
+        transport = self._transport
+        if transport is not None and not transport.is_closing():
+            transport.close()  # flushes what is buffered (our Logout) then closes
+
+    # -- the one timer --
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = None
+        self._timer_deadline = None
+
+    def _arm_timer(self) -> None:
+        deadline = self.session.next_deadline_ns
+        if deadline is None or self._transport is None:
+            self._cancel_timer()
+            return
+        # Re-arm only for an earlier deadline: a later one is found when the timer fires
+        # (an early on_timer is harmless), which saves a TimerHandle per message.
+        if self._timer is not None and self._timer_deadline is not None and self._timer_deadline <= deadline:
+            return
+        self._cancel_timer()
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, (deadline - self.clock.now_ns()) / _NS)
+        self._timer_deadline = deadline
+        self._timer = loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_deadline = None
+        if self._transport is None:
+            return
+        self._run(self.session.on_timer(self.clock.now_ns()))
+
+
+class _FixProtocol(asyncio.Protocol):
+    """Bytes in → FrameDecoder → session; backpressure signals → the handle."""
+
+    def __init__(self, max_message_size: int) -> None:
+        self.decoder = FrameDecoder(max_message_size)
+        self.handle: SessionHandle | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports do not subclass asyncio.Transport but implement it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.decoder.feed(data)
+        except FrameTooLarge as exc:
+            self._dispatch(exc.messages)
+            log.warning("dropping connection: %s", exc)
+            if self.transport is not None:
+                self.transport.abort()
+            return
+        if messages:
+            self._dispatch(messages)
+
+    def _dispatch(self, messages: list[FixMessage]) -> None:
+        if self.handle is not None:
+            self.handle.receive_batch(messages)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.handle is not None:
+            self.handle.connection_lost(f"connection lost: {exc}" if exc else "connection closed")
+            self.handle = None
+        self.transport = None
+
+    def pause_writing(self) -> None:
+        if self.handle is not None:
+            self.handle.set_paused(True)
+
+    def resume_writing(self) -> None:
+        if self.handle is not None:
+            self.handle.set_paused(False)
+
+
+class _AcceptorProtocol(_FixProtocol):
+    """Until the first Logon names the session, the connection belongs to no session."""
+
+    def __init__(self, acceptor: Acceptor) -> None:
+        super().__init__(acceptor.max_message_size)
+        self.acceptor = acceptor
+        self._logon_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        # No session owns this connection yet, so no session timer guards it: a peer that
+        # never sends a Logon is closed after the logon timeout.
+        loop = asyncio.get_running_loop()
+        self._logon_timer = loop.call_later(self.acceptor.logon_timeout_s, self._no_logon)
+
+    def _no_logon(self) -> None:
+        if self.handle is None and self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._logon_timer is not None:
+            self._logon_timer.cancel()
+        super().connection_lost(exc)
+
+    def _dispatch(self, messages: list[FixMessage]) -> None:
+        if self.handle is None:
+            if self.transport is None or self.transport.is_closing():
+                return
+            first = messages[0]
+            handle = self.acceptor._bind(first)
+            if handle is None:
+                if first.msg_type == b"A":
+                    reject = neutral_logon_reject(
+                        first.get(8) or b"FIX.4.4", first.get(56) or b"?", first.get(49) or b"?",
+                        self.acceptor.clock.now_ns(),
+                    )
+                    self.transport.write(encode(reject.msg_type, reject.header, reject.body, reject.begin_string))
+                self.transport.close()
+                return
+            self.handle = handle
+            handle.attach(self.transport)
+        self.handle.receive_batch(messages)
+
+
+class Acceptor:
+    """Serves many sessions on one port; a connection's first Logon picks its session by
+    (BeginString, TargetCompID=ours, SenderCompID=theirs). Unknown, or already connected →
+    the neutral Logout and close."""
+
+    def __init__(
+        self,
+        application: Application,
+        sessions: Sequence[SessionConfig],
+        store_factory: MessageStoreFactory,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Clock | None = None,
+        authenticator: Authenticator | None = None,
+        validator: Validator | None = None,
+        max_send_buffer_bytes: int = DEFAULT_MAX_SEND_BUFFER,
+        write_high_water: int = DEFAULT_WRITE_HIGH_WATER,
+        max_message_size: int = 1 << 20,
+        logon_timeout_s: float = 10.0,
+    ) -> None:
+        self.application = application
+        self.logon_timeout_s = logon_timeout_s
+        self.host = host
+        self.port = port
+        self.clock = clock or SystemClock()
+        self.max_message_size = max_message_size
+        self.store_factory = store_factory
+        self._server: asyncio.AbstractServer | None = None
+        self.handles: dict[tuple[bytes, bytes, bytes], SessionHandle] = {}
+        now = self.clock.now_ns()
+        for cfg in sessions:
+            if cfg.role is not Role.ACCEPTOR:
+                raise ValueError(f"{cfg.session_id.key}: an acceptor serves acceptor sessions only")
+            sid = cfg.session_id
+            session = Session(cfg, store_factory.create(sid.key, now), authenticator=authenticator, validator=validator)
+            handle = SessionHandle(session, application, self.clock, max_send_buffer_bytes=max_send_buffer_bytes,
+                                   write_high_water=write_high_water)
+            self.handles[(sid.begin_string.encode(), sid.sender_comp_id.encode(), sid.target_comp_id.encode())] = handle
+            application.on_create(handle)
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        application: Application,
+        *,
+        store_factory: MessageStoreFactory | None = None,
+        port: int | None = None,
+        clock: Clock | None = None,
+        validator: Validator | None = None,
+        **session_options: Any,
+    ) -> Acceptor:
+        """An acceptor for every ``[[clients]]`` entry, authenticated against the config."""
+        server = config.server
+        sessions = [
+            SessionConfig(SessionID("FIX.4.4", server.sender_comp_id, c.sender_comp_id), Role.ACCEPTOR,
+                          heartbeat_s=server.heartbeat_s, **session_options)
+            for c in config.clients
+        ]
+        return cls(
+            application, sessions, store_factory or SqliteStoreFactory(server.store_path),
+            host=server.host, port=server.port if port is None else port, clock=clock,
+            authenticator=ConfigAuthenticator(config.clients), validator=validator,
+            max_send_buffer_bytes=server.max_send_buffer_bytes,
+        )
+
+    def handle(self, target_comp_id: str, begin_string: str = "FIX.4.4") -> SessionHandle:
+        """The handle of the session with client ``target_comp_id``."""
+        for (begin, _sender, target), handle in self.handles.items():
+            if begin == begin_string.encode() and target == target_comp_id.encode():
+                return handle
+        raise KeyError(target_comp_id)
+
+    def _bind(self, logon: FixMessage) -> SessionHandle | None:
+        if logon.msg_type != b"A":
+            return None
+        key = (logon.get(8) or b"", logon.get(56) or b"", logon.get(49) or b"")
+        handle = self.handles.get(key)
+        if handle is None or handle.connected:
+            return None
+        return handle
+
+    async def start(self) -> None:
+        """Listen; :attr:`port` is the bound port afterwards (useful with port 0)."""
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(lambda: _AcceptorProtocol(self), self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+        log.info("FIX acceptor listening on %s:%d with %d sessions", self.host, self.port, len(self.handles))
+
+    async def stop(self, logout_timeout_s: float = 2.0) -> None:
+        """Log out every logged-on session (bounded), close connections and the listener."""
+        if self._server is not None:
+            self._server.close()
+        connected = [h for h in self.handles.values() if h.connected]
+        for handle in connected:
+            if handle.is_logged_on:
+                handle.logout("Server shutting down")
+        if connected:
+            waits = [asyncio.ensure_future(h.wait_disconnected()) for h in connected]
+            _, pending = await asyncio.wait(waits, timeout=logout_timeout_s)
+            for fut in pending:
+                fut.cancel()
+        for handle in connected:
+            if handle._transport is not None:
+                handle._transport.abort()
+        if self._server is not None:
+            await self._server.wait_closed()
+            self._server = None
+
+
+def backoff_delay(attempt: int, initial_s: float, max_s: float, jitter: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: ``min(max_s, initial_s * 2**attempt)`` scaled by a random
+    factor in ``[1 - jitter, 1 + jitter]`` and still capped at ``max_s`` -- so many initiators
+    that lost the same LP do not reconnect in lockstep."""
+    base = min(max_s, initial_s * (2 ** min(attempt, 32)))
+    return min(max_s, base * (1.0 + jitter * (2.0 * rng.random() - 1.0)))
+
+
+class Initiator:
+    """Connects one session to a counterparty and keeps it connected: reconnects with bounded
+    exponential backoff and jitter until :meth:`stop` (or ``max_attempts`` failed connects)."""
+
+    def __init__(
+        self,
+        application: Application,
+        config: SessionConfig,
+        store_factory: MessageStoreFactory,
+        host: str,
+        port: int,
+        *,
+        clock: Clock | None = None,
+        validator: Validator | None = None,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 30.0,
+        backoff_jitter: float = 0.2,
+        max_attempts: int | None = None,
+        rng: random.Random | None = None,
+        max_send_buffer_bytes: int = DEFAULT_MAX_SEND_BUFFER,
+        write_high_water: int = DEFAULT_WRITE_HIGH_WATER,
+        max_message_size: int = 1 << 20,
+    ) -> None:
+        if config.role is not Role.INITIATOR:
+            raise ValueError(f"{config.session_id.key}: an initiator runs an initiator session")
+        self.host = host
+        self.port = port
+        self.clock = clock or SystemClock()
+        self.backoff_initial_s = backoff_initial_s
+        self.backoff_max_s = backoff_max_s
+        self.backoff_jitter = backoff_jitter
+        self.max_attempts = max_attempts
+        self.max_message_size = max_message_size
+        self._rng = rng or random.Random()
+        session = Session(config, store_factory.create(config.session_id.key, self.clock.now_ns()),
+                          validator=validator)
+        self.handle = SessionHandle(session, application, self.clock, max_send_buffer_bytes=max_send_buffer_bytes,
+                                    write_high_water=write_high_water)
+        self.connect_attempts = 0
+        self.delays: list[float] = []  # backoff delays taken, for observability and tests
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        application.on_create(self.handle)
+
+    @classmethod
+    def from_lp_config(
+        cls, lp: LpConfig, application: Application, store_factory: MessageStoreFactory,
+        *, heartbeat_s: int = 30, environ: dict[str, str] | None = None, **kwargs: Any,
+    ) -> Initiator:
+        """An initiator for an ``[[lps]]`` entry; the password comes from ``password_env``."""
+        import os
+
+        env = os.environ if environ is None else environ
+        password = env.get(lp.password_env) if lp.password_env else None
+        config = SessionConfig(
+            SessionID("FIX.4.4", lp.sender_comp_id, lp.target_comp_id), Role.INITIATOR,
+            heartbeat_s=heartbeat_s, credentials=Credentials(None, password) if password else None,
+        )
+        return cls(application, config, store_factory, lp.host, lp.port, **kwargs)
+
+    async def start(self) -> None:
+        """Start connecting in the background."""
+        self._stopping = False
+        self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        failures = 0
+        while not self._stopping:
+            self.connect_attempts += 1
+            protocol = _FixProtocol(self.max_message_size)
+            try:
+                transport, _ = await loop.create_connection(lambda: protocol, self.host, self.port)
+            except OSError as exc:
+                failures += 1
+                log.info("%s: connect to %s:%d failed: %s", self.handle.session_id.key, self.host, self.port, exc)
+            else:
+                logons = self.handle.logon_count
+                protocol.handle = self.handle
+                self.handle.attach(cast(asyncio.Transport, transport))
+                await self.handle.wait_disconnected()
+                # A connection that logged on resets the backoff; a refused one does not.
+                failures = 0 if self.handle.logon_count > logons else failures + 1
+            if self._stopping or (self.max_attempts is not None and self.connect_attempts >= self.max_attempts):
+                break
+            delay = backoff_delay(failures, self.backoff_initial_s, self.backoff_max_s, self.backoff_jitter, self._rng)
+            self.delays.append(delay)
+            await asyncio.sleep(delay)
+
+    async def stop(self, logout_timeout_s: float = 2.0) -> None:
+        """Log out (bounded by ``logout_timeout_s``), close, stop reconnecting."""
+        self._stopping = True
+        handle = self.handle
+        if handle.is_logged_on:
+            handle.logout("Initiator stopping")
+            try:
+                await asyncio.wait_for(handle.wait_disconnected(), logout_timeout_s)
+            except asyncio.TimeoutError:
+                pass
+        if handle._transport is not None:
+            handle._transport.abort()
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+            self._task = None
+
+
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run ``main()`` on a uvloop event loop (the production loop)."""
+    import uvloop
+
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        return runner.run(main())

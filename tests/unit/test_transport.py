@@ -1,0 +1,66 @@
+"""Transport pieces that need no socket: backoff, the clock, config wiring."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from engine.config import parse_config
+from fixserver.clock import ManualClock, SystemClock
+from fixserver.session import Role
+from fixserver.store import MemoryStoreFactory
+from fixserver.transport import Acceptor, Application, Initiator, backoff_delay
+
+
+def test_backoff_grows_exponentially_and_stays_bounded() -> None:
+    rng = random.Random(7)
+    no_jitter = [backoff_delay(a, 0.5, 30.0, 0.0, rng) for a in range(10)]
+    assert no_jitter == [0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 30.0, 30.0, 30.0, 30.0]
+    for attempt in range(200):
+        d = backoff_delay(attempt, 0.5, 30.0, 0.25, rng)
+        base = min(30.0, 0.5 * 2**attempt)
+        assert base * 0.75 <= d <= min(30.0, base * 1.25)
+
+
+def test_jitter_spreads_reconnects() -> None:
+    rng = random.Random(1)
+    delays = {round(backoff_delay(3, 0.5, 30.0, 0.2, rng), 6) for _ in range(20)}
+    assert len(delays) > 10  # not in lockstep
+
+
+def test_clocks() -> None:
+    clock = ManualClock(100)
+    assert clock.advance(5) == 105 and clock.now_ns() == 105
+    with pytest.raises(ValueError):
+        clock.advance(-1)
+    assert SystemClock().now_ns() > 1_600_000_000 * 10**9
+
+
+def test_acceptor_from_config_has_a_session_per_client(example_config_text: str) -> None:
+    config = parse_config(example_config_text)
+    created = []
+
+    class App(Application):
+        def on_create(self, session) -> None:
+            created.append(session.session_id)
+
+    acceptor = Acceptor.from_config(config, App(), store_factory=MemoryStoreFactory(), clock=ManualClock())
+    assert [s.target_comp_id for s in created] == ["DEMO", "RETAIL1", "FUNDA"]
+    handle = acceptor.handle("DEMO")
+    assert handle.session_id.sender_comp_id == "LAGG"
+    assert handle.session.config.heartbeat_s == config.server.heartbeat_s
+    assert handle.max_send_buffer_bytes == config.server.max_send_buffer_bytes
+    assert handle.buffered_bytes == 0 and not handle.connected
+
+
+def test_initiator_from_lp_config_takes_the_password_from_the_environment(example_config_text: str) -> None:
+    config = parse_config(example_config_text)
+    lp = config.lps[0]
+    initiator = Initiator.from_lp_config(lp, Application(), MemoryStoreFactory(),
+                                         environ={"LAGG_LP1_PASSWORD": "lp1-secret"}, clock=ManualClock())
+    cfg = initiator.handle.session.config
+    assert cfg.role is Role.INITIATOR and cfg.credentials is not None
+    assert cfg.credentials.password == "lp1-secret"
+    assert "lp1-secret" not in repr(cfg)
+    assert (initiator.host, initiator.port) == (lp.host, lp.port)
