@@ -87,6 +87,11 @@ class InstrumentConfig(Struct, frozen=True, forbid_unknown_fields=True):
     # enter the one aggregated book that every tier is priced from.
     spike_filter_ticks: NonNegInt = 0  # 0 disables; an LP top more than K ticks from the others' median is ignored
     vol_halflife_ms: PosInt = 1000  # EWMA half-life of |mid change| used for volatility widening
+    # Risk feedback: one tick of inventory skew per this many quantity steps of house position
+    # (0 = no skew), and the house position past which an auto-hedge goes to an LP (0 = off).
+    skew_step_qty: NonNegInt = 0
+    hedge_threshold: NonNegInt = 0
+    price_collar_ticks: NonNegInt = 0  # reject limits this far through the market (0 = off)
 
     def price_grid(self) -> Grid:
         return Grid.parse(self.tick_size, self.price_decimals)

@@ -1,0 +1,162 @@
+"""The order desk as a client sees it: every D/F/H gets the right execution report, every reject
+its reason, and nothing is handed out before the journal has it."""
+
+import pytest
+
+from engine.config import parse_config
+from engine.journal import Journal
+from fixserver.message import FixMessage
+from fixserver.orders import OrderDesk
+from risk import KillSwitches, PositionBook, PreTradeChecker
+from tests.conftest import EXAMPLE_CONFIG
+
+EURUSD, WTI = 0, 4
+
+
+@pytest.fixture
+def desk(tmp_path):
+    cfg = parse_config(EXAMPLE_CONFIG.read_text())
+    quotes = {
+        (0, EURUSD): (((108500, 1000), (108499, 2000)), ((108502, 1000), (108503, 3000))),
+        (0, WTI): (((-3765, 10),), ((-3763, 10),)),
+    }
+    positions = PositionBook(len(cfg.instruments), skew_step_qty=[i.skew_step_qty for i in cfg.instruments])
+    skews = []
+    d = OrderDesk(
+        cfg,
+        quote_of=lambda t, i: quotes.get((t, i), ((), ())),
+        journal=Journal(tmp_path / "journal.sqlite"),
+        positions=positions,
+        checker=PreTradeChecker(positions, KillSwitches()),
+        on_exposure=lambda instr, skew: skews.append((instr, skew)),
+    )
+    d.quotes, d.skews, d.client = quotes, skews, cfg.clients[0]  # DEMO, institutional, internalise
+    return d
+
+
+def _d(cl="c1", sym=b"EUR/USD", side=b"1", qty=b"1500000", ord_type=b"1", tif=b"3", price=None, **extra):
+    fields = [(35, b"D"), (11, cl.encode()), (55, sym), (54, side), (38, qty), (40, ord_type), (59, tif)]
+    if price is not None:
+        fields.append((44, price))
+    fields += [(t, v) for t, v in extra.items()]
+    return FixMessage(fields)
+
+
+def _reports(desk):
+    return [dict(o.body) | {35: o.msg_type} for o in desk.flush()]
+
+
+def test_market_ioc_buy_sweeps_two_levels_with_correct_report_fields(desk):
+    desk.on_new_order(desk.client, _d(qty=b"1500000"), now_ns=1)
+    first, second = _reports(desk)
+    assert (first[150], first[39], first[32], first[31], first[14], first[151]) == (
+        b"F", b"1", b"1000000", b"1.08502", b"1000000", b"500000",
+    )
+    assert (second[150], second[39], second[32], second[31], second[14], second[151]) == (
+        b"F", b"2", b"500000", b"1.08503", b"1500000", b"0",
+    )
+    assert second[6] == b"1.085023333"  # exact VWAP with four extra decimals
+    assert first[37] == second[37] and first[17] != second[17]
+    assert desk.positions.client("DEMO", EURUSD).qty == 1500
+    assert desk.skews == [(EURUSD, -1)]  # house short 1500 steps / 1000 per tick
+
+
+def test_ioc_remainder_is_cancelled_explicitly(desk):
+    desk.on_new_order(desk.client, _d(qty=b"5000000"), now_ns=1)
+    reports = _reports(desk)
+    assert [r[150] for r in reports] == [b"F", b"F", b"4"]
+    assert (reports[-1][39], reports[-1][14], reports[-1][151]) == (b"4", b"4000000", b"0")
+
+
+def test_fok_that_cannot_fill_is_rejected_whole(desk):
+    desk.on_new_order(desk.client, _d(qty=b"5000000", tif=b"4"), now_ns=1)
+    (r,) = _reports(desk)
+    assert (r[150], r[39], r[58]) == (b"8", b"8", b"fill-or-kill: not enough liquidity at the limit")
+
+
+def test_day_limit_rests_then_fills_when_the_price_comes_and_can_be_cancelled(desk):
+    desk.on_new_order(desk.client, _d("L1", side=b"2", qty=b"2000000", ord_type=b"2", tif=b"0", price=b"1.08510"), 1)
+    (new,) = _reports(desk)
+    assert (new[150], new[39], new[151]) == (b"0", b"0", b"2000000")
+    desk.quotes[(0, EURUSD)] = (((108511, 1000),), ((108515, 1000),))
+    desk.on_quotes(now_ns=2)
+    (fill,) = _reports(desk)
+    assert (fill[150], fill[39], fill[31], fill[151]) == (b"F", b"1", b"1.08511", b"1000000")
+    desk.on_cancel(desk.client, FixMessage([(35, b"F"), (11, b"X1"), (41, b"L1"), (55, b"EUR/USD"), (54, b"2")]), 3)
+    (cxl,) = _reports(desk)
+    assert (cxl[35], cxl[150], cxl[39], cxl[41], cxl[11], cxl[14]) == (b"8", b"4", b"4", b"L1", b"X1", b"1000000")
+    desk.on_cancel(desk.client, FixMessage([(35, b"F"), (11, b"X2"), (41, b"L1")]), 4)
+    (too_late,) = _reports(desk)
+    assert (too_late[35], too_late[102], too_late[58]) == (b"9", b"0", b"order is no longer working")
+
+
+def test_cancel_of_unknown_order_gets_order_cancel_reject(desk):
+    desk.on_cancel(desk.client, FixMessage([(35, b"F"), (11, b"X1"), (41, b"nope")]), 1)
+    (r,) = _reports(desk)
+    assert (r[35], r[102], r[434], r[58]) == (b"9", b"1", b"1", b"unknown order")
+
+
+def test_order_status_request_reports_the_current_state(desk):
+    desk.on_new_order(desk.client, _d("s1", qty=b"1000000"), now_ns=1)
+    desk.flush()
+    desk.on_status(desk.client, FixMessage([(35, b"H"), (11, b"s1"), (55, b"EUR/USD"), (54, b"1")]), 2)
+    (r,) = _reports(desk)
+    assert (r[150], r[39], r[14], r[151]) == (b"I", b"2", b"1000000", b"0")
+
+
+@pytest.mark.parametrize(
+    ("message", "code", "text"),
+    [
+        (_d(sym=b"XBT/USD"), b"1", "unknown symbol XBT/USD"),
+        (_d(qty=b"1500"), b"13", "quantity must be a positive multiple of 1000"),
+        (_d(qty=b"0"), b"13", "quantity must be positive"),
+        (_d(ord_type=b"2", price=b"1.085025"), b"99", "price must be a multiple of the tick size 0.00001"),
+        (_d(ord_type=b"2", price=None), b"99", "a limit order needs a price (44)"),
+        (_d(ord_type=b"P"), b"99", "order type (40) must be 1 (market), 2 (limit) or D (previously quoted)"),
+        (_d(qty=b"20000000"), b"13", "order quantity exceeds the limit (max 10000 steps)"),
+        (_d(ord_type=b"D"), b"99", "QuoteID (117) is required for previously-quoted orders"),
+    ],
+)
+def test_each_reject_path_returns_its_reason(desk, message, code, text):
+    desk.on_new_order(desk.client, message, now_ns=1)
+    (r,) = _reports(desk)
+    assert (r[150], r[39], r[103], r[58]) == (b"8", b"8", code, text.encode())
+
+
+def test_duplicate_cl_ord_id_is_rejected(desk):
+    desk.on_new_order(desk.client, _d("dup", qty=b"1000000"), now_ns=1)
+    desk.flush()
+    desk.on_new_order(desk.client, _d("dup", qty=b"1000000"), now_ns=2)
+    (r,) = _reports(desk)
+    assert (r[39], r[103], r[58]) == (b"8", b"6", b"duplicate ClOrdID")
+
+
+def test_negative_price_market_fills_on_wti(desk):
+    desk.on_new_order(desk.client, _d(sym=b"WTI", side=b"2", qty=b"5"), now_ns=1)
+    (r,) = _reports(desk)
+    assert (r[39], r[31], r[6]) == (b"2", b"-37.65", b"-37.650000")
+
+
+def test_reports_are_handed_out_only_after_the_journal_commit(desk, tmp_path):
+    desk.on_new_order(desk.client, _d("j1", qty=b"1000000"), now_ns=1)
+    other = Journal(tmp_path / "journal.sqlite")  # a second reader sees committed data only
+    assert not other.has_cl_ord_id("DEMO", "j1")
+    reports = desk.flush()
+    assert reports and other.has_cl_ord_id("DEMO", "j1")
+
+
+def test_restart_recovers_positions_and_resting_orders(desk, tmp_path):
+    desk.on_new_order(desk.client, _d("f1", qty=b"1000000"), now_ns=1)
+    desk.on_new_order(desk.client, _d("r1", side=b"2", qty=b"1000000", ord_type=b"2", tif=b"1", price=b"1.09"), 2)
+    desk.flush()
+    cfg = desk.cfg
+    positions = PositionBook(len(cfg.instruments))
+    again = OrderDesk(
+        cfg, desk._quote_of, Journal(tmp_path / "journal.sqlite"), positions, PreTradeChecker(positions)
+    )
+    assert again.recover({c.sender_comp_id: c for c in cfg.clients}) == 1
+    assert positions.client("DEMO", EURUSD).qty == 1000
+    desk.quotes[(0, EURUSD)] = (((109000, 5000),), ((109005, 5000),))
+    again.on_quotes(now_ns=3)
+    (fill,) = [dict(o.body) for o in again.flush()]
+    assert (fill[11], fill[39], fill[31]) == (b"r1", b"2", b"1.09000")
