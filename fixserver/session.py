@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from datetime import time as dt_time
 from typing import NamedTuple, Protocol
 
+from fixserver.codec import PreparedBody
 from fixserver.message import FixMessage
 from fixserver.store import MessageStore, StoredMessage
 
@@ -64,6 +65,7 @@ __all__ = [
     "SessionState",
     "SessionStateError",
     "SessionUsageError",
+    "SharedBody",
     "TRANSITIONS",
     "format_utc_timestamp",
     "neutral_logon_reject",
@@ -242,19 +244,34 @@ def _text(value: FieldValue) -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class SharedBody:
+    """A body encoded once and shared by many sessions (market-data fan-out).
+
+    ``prefix`` holds the few per-session body fields (e.g. 262 MDReqID) written before the
+    shared part; the transport encodes it with :func:`fixserver.codec.encode_with_prepared`, so
+    only the header and prefix are encoded and summed per session. Never stored for resend.
+    """
+
+    prefix: tuple[tuple[int, bytes], ...]
+    prepared: PreparedBody
+
+
+@dataclass(frozen=True, slots=True)
 class Send:
     """Write this message. ``header`` holds every header field after 35; the codec adds 8/9/10."""
 
     msg_type: bytes
     header: tuple[tuple[int, bytes], ...]
-    body: tuple[tuple[int, FieldValue], ...]
+    body: tuple[tuple[int, FieldValue], ...] | SharedBody
     seq_num: int
     poss_dup: bool = False
     sequenced: bool = True  # False only for the stateless neutral logon reject (34=1)
     begin_string: bytes = b"FIX.4.4"
 
     def __repr__(self) -> str:
-        return f"Send(35={_text(self.msg_type)}|{_masked(self.header)}|{_masked(self.body)})"
+        body = self.body
+        shown = f"<shared {len(body.prepared.body)} bytes>" if isinstance(body, SharedBody) else _masked(body)
+        return f"Send(35={_text(self.msg_type)}|{_masked(self.header)}|{shown})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -567,6 +584,10 @@ class Session:
             resendable = msg_type not in self.config.non_resendable_msg_types
         return self._fire(SessionEvent.SEND_APP, now_ns, msg_type, body, resendable)
 
+    def send_shared(self, body: SharedBody, now_ns: int) -> list[Action]:
+        """Send a shared, non-resendable application body (market data) on this session."""
+        return self._fire(SessionEvent.SEND_APP, now_ns, body.prepared.msg_type, body, False)
+
     def business_reject(
         self, ref: FixMessage, reason: int, text: str, now_ns: int, *, ref_id: bytes | None = None
     ) -> list[Action]:
@@ -606,7 +627,8 @@ class Session:
             self.store.save(StoredMessage(seq, msg_type, header[3][1], stored_body))
         self.store.set_next_sender_seq(seq + 1)
         self._t.last_sent_ns = now_ns
-        out.append(Send(msg_type, header, tuple(body), seq, begin_string=self._begin))
+        shared = body if isinstance(body, SharedBody) else tuple(body)
+        out.append(Send(msg_type, header, shared, seq, begin_string=self._begin))
         return seq
 
     def _send_reject(

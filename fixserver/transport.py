@@ -34,7 +34,7 @@ from typing import Any, TypeVar, cast
 
 from engine.config import Config, LpConfig
 from fixserver.clock import Clock, SystemClock
-from fixserver.codec import FrameDecoder, FrameTooLarge, encode
+from fixserver.codec import FrameDecoder, FrameTooLarge, encode, encode_with_prepared
 from fixserver.message import FixMessage
 from fixserver.session import (
     Action,
@@ -52,6 +52,7 @@ from fixserver.session import (
     SessionConfig,
     SessionID,
     SessionState,
+    SharedBody,
     Validator,
     neutral_logon_reject,
 )
@@ -153,6 +154,10 @@ class SessionHandle:
         """Send an application message (see :meth:`Session.send_app` for ``resendable``)."""
         self._run(self.session.send_app(msg_type, body, self.clock.now_ns(), resendable=resendable))
 
+    def send_shared(self, body: SharedBody) -> None:
+        """Send a body encoded once for many sessions (market data; never resent)."""
+        self._run(self.session.send_shared(body, self.clock.now_ns()))
+
     def business_reject(self, ref: FixMessage, reason: int, text: str, *, ref_id: bytes | None = None) -> None:
         """BusinessMessageReject (35=j) of ``ref``."""
         self._run(self.session.business_reject(ref, reason, text, self.clock.now_ns(), ref_id=ref_id))
@@ -224,7 +229,12 @@ class SessionHandle:
         try:
             for action in actions:
                 if isinstance(action, Send):
-                    self._pending.append(encode(action.msg_type, action.header, action.body, action.begin_string))
+                    body = action.body
+                    if isinstance(body, SharedBody):
+                        data = encode_with_prepared(action.header + body.prefix, body.prepared, action.begin_string)
+                    else:
+                        data = encode(action.msg_type, action.header, body, action.begin_string)
+                    self._pending.append(data)
                     self.messages_sent += 1
                     continue
                 # Callbacks may send: what the session produced so far must go out first.
