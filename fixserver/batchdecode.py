@@ -80,7 +80,7 @@ _STATUS_OK, _STATUS_TOO_LARGE = 0, 1
 _REASONS = (
     None,
     "bytes outside any frame",
-    "BeginString too long",
+    "BeginString is not FIX.n.n or FIXT.n.n",
     "second field is not BodyLength (9)",
     "BodyLength is not a number",
     "third field is not MsgType (35)",
@@ -241,11 +241,16 @@ def _scaled(buf, s, e, scale):  # type: ignore[no-untyped-def]
 @njit(cache=True, nogil=True)
 def _frame_end(buf, n, start, scanned, max_size, state):  # type: ignore[no-untyped-def]
     """(end, reason): end > 0 valid frame end; 0 need more bytes; -1 garbled (reason code)."""
-    soh1 = _find(buf, n, start, start + 19, 1)
+    soh1 = _find(buf, n, start, start + 11, 1)
     if soh1 < 0:
-        if n - start > 18:
+        if n - start >= 11:
             return -1, 2
         return 0, 0
+    o = soh1 - 4  # ".n.n" before the SOH, after "8=FIX" or "8=FIXT"
+    if not (soh1 - start == 9 or (soh1 - start == 10 and buf[start + 5] == 84)):
+        return -1, 2
+    if buf[o] != 46 or buf[o + 2] != 46 or not (48 <= buf[o + 1] <= 57) or not (48 <= buf[o + 3] <= 57):
+        return -1, 2
     if n < soh1 + 3:
         return 0, 0
     if buf[soh1 + 1] != 57 or buf[soh1 + 2] != 61:

@@ -21,6 +21,7 @@ written here and is differential-tested against :class:`FrameDecoder` and simple
 
 from __future__ import annotations
 
+import re
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -54,7 +55,7 @@ DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 """Largest BodyLength a :class:`FrameDecoder` accepts by default (1 MiB): far above any message we
 use (a 10-level W is ~700 bytes) and small enough that a hostile 9= cannot exhaust memory."""
 
-_MAX_BEGIN_STRING = 16  # "FIX.4.4" / "FIXT.1.1": a longer one is garbage, not a slow peer
+_BEGIN_STRING = re.compile(rb"8=FIXT?\.[0-9]\.[0-9]")
 _MAX_LENGTH_DIGITS = 20  # more digits than any int64: garbage, not a length
 _START = b"8=FIX"
 
@@ -363,7 +364,8 @@ def decode_fields(frame: bytes) -> list[tuple[int, bytes]]:
 class FrameDecoder:
     """Streaming FIX decoder: bytes in (any split), validated messages out.
 
-    A frame is delivered only if: it starts with ``8=`` (BeginString), the second field is
+    A frame is delivered only if: it starts with ``8=FIX.n.n`` or ``8=FIXT.n.n`` (BeginString;
+    whether it is the *expected* version is the session's decision), the second field is
     ``9=`` with a BodyLength that lands exactly on ``10=``, the first body field is ``35=`` with
     a value, and the trailer is ``10=NNN<SOH>`` (three digits) equal to the byte sum mod 256.
     Anything else is garbled: it is dropped, counted in :attr:`garbled`, and decoding resumes at
@@ -442,12 +444,18 @@ class FrameDecoder:
 
     def _frame_end(self, buf: bytearray, start: int, n: int, out: list[FixMessage]) -> int:
         """End offset of a valid frame at ``start``; 0 if more bytes are needed; -1 if garbled."""
-        soh1 = buf.find(SOH, start, start + 2 + _MAX_BEGIN_STRING + 1)
+        # "8=FIX.4.4<SOH>" or "8=FIXT.1.1<SOH>": anything else after "8=FIX" is not a frame start
+        # (a stricter rule than "up to SOH" keeps junk ending in "8=FIX" from swallowing the
+        # next real message as its BeginString).
+        soh1 = buf.find(SOH, start, start + 11)
         if soh1 < 0:
-            if n - start > 2 + _MAX_BEGIN_STRING:
-                self._garble("BeginString too long")
+            if n - start >= 11:
+                self._garble("BeginString is not FIX.n.n or FIXT.n.n")
                 return -1
             return 0
+        if _BEGIN_STRING.fullmatch(buf, start, soh1) is None:
+            self._garble("BeginString is not FIX.n.n or FIXT.n.n")
+            return -1
         if n < soh1 + 3:
             return 0
         if buf[soh1 + 1 : soh1 + 3] != b"9=":

@@ -150,7 +150,8 @@ def bad_checksum() -> bytes:
         (good(1).replace(b"\x019=", b"\x0134=1\x019=", 1), "second field is not BodyLength"),
         (frame(b"49=A\x0135=0\x01"), "third field is not MsgType"),
         (frame(b"35=\x0149=A\x01"), "MsgType (35) is empty"),
-        (b"8=FIX.4.4.4.4.4.4.4.4.4.4.4.4\x019=5\x01", "BeginString too long"),
+        (b"8=FIX.4.4.4.4.4.4.4.4.4.4.4.4\x019=5\x01", "BeginString is not"),
+        (b"8=FIX.4.4x\x019=5\x01", "BeginString is not"),
     ],
 )
 def test_garbled_message_is_dropped_counted_and_the_next_one_still_arrives(garbled, reason):
@@ -159,6 +160,12 @@ def test_garbled_message_is_dropped_counted_and_the_next_one_still_arrives(garbl
     assert [m.seq_num for m in msgs] == [2]  # the garbled one never reaches the session
     assert decoder.garbled == 1
     assert reason in (decoder.last_garbled_reason or "")
+
+
+def test_junk_ending_in_8_equals_fix_does_not_swallow_the_next_message():
+    decoder = FrameDecoder()
+    assert [m.seq_num for m in decoder.feed(b"xx8=FIX" + good(4))] == [4]
+    assert decoder.garbled == 2  # the junk run and the false frame start each count
 
 
 def test_each_garbled_message_in_a_row_counts_once():
