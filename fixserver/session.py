@@ -332,6 +332,7 @@ class SessionEvent(enum.Enum):
     TIMER = "timer"
     SEND_APP = "send_app"
     LOGOUT_REQUEST = "logout_request"  # our application wants to log out
+    TEST_REQUEST = "test_request"  # our application wants proof the peer is alive
     CONNECTION_LOST = "connection_lost"
 
 
@@ -386,6 +387,7 @@ TRANSITIONS: dict[tuple[SessionState, SessionEvent], tuple[str, frozenset[Sessio
     (S.ACTIVE, E.TIMER): ("_on_timer_active", frozenset({S.ACTIVE, S.LOGOUT_SENT, S.DISCONNECTED})),
     (S.ACTIVE, E.SEND_APP): ("_on_send_app", frozenset({S.ACTIVE})),
     (S.ACTIVE, E.LOGOUT_REQUEST): ("_on_logout_request", frozenset({S.LOGOUT_SENT})),
+    (S.ACTIVE, E.TEST_REQUEST): ("_on_test_request", frozenset({S.ACTIVE})),
     (S.ACTIVE, E.CONNECTION_LOST): ("_on_connection_lost", frozenset({S.DISCONNECTED})),
     (S.LOGOUT_SENT, E.RECV_LOGON): ("_on_unexpected_logon", frozenset({S.DISCONNECTED})),
     (S.LOGOUT_SENT, E.RECV_LOGOUT): ("_on_logout", frozenset({S.DISCONNECTED})),
@@ -568,6 +570,11 @@ class Session:
     def logout(self, now_ns: int, text: str = "") -> list[Action]:
         """Start the Logout handshake (our side initiates)."""
         return self._fire(SessionEvent.LOGOUT_REQUEST, now_ns, text)
+
+    def test_request(self, now_ns: int, test_req_id: bytes | None = None) -> list[Action]:
+        """Send a TestRequest (35=1) now; unanswered by any traffic within HeartBtInt + 20% it
+        ends the connection, as a silence-triggered one does."""
+        return self._fire(SessionEvent.TEST_REQUEST, now_ns, test_req_id)
 
     def send_app(
         self, msg_type: bytes, body: Fields, now_ns: int, *, resendable: bool | None = None
@@ -889,12 +896,21 @@ class Session:
                 self._disconnect(out, "TestRequest not answered")
                 return
         elif now_ns >= t.last_recv_ns + grace:
-            self._test_request_counter += 1
-            t.test_request_id = b"TEST-%d" % self._test_request_counter
-            self._send(out, b"1", ((112, t.test_request_id),), now_ns)
-            t.test_request_sent_ns = now_ns
+            self._send_test_request(out, now_ns, None)
         if now_ns >= t.last_sent_ns + t.heartbeat_ns:
             self._send(out, b"0", (), now_ns)
+
+    def _send_test_request(self, out: list[Action], now_ns: int, test_req_id: bytes | None) -> None:
+        t = self._t
+        if test_req_id is None:
+            self._test_request_counter += 1
+            test_req_id = b"TEST-%d" % self._test_request_counter
+        t.test_request_id = test_req_id
+        self._send(out, b"1", ((112, test_req_id),), now_ns)
+        t.test_request_sent_ns = now_ns
+
+    def _on_test_request(self, out: list[Action], now_ns: int, test_req_id: bytes | None) -> None:
+        self._send_test_request(out, now_ns, test_req_id)
 
     def _on_logout_request(self, out: list[Action], now_ns: int, text: str) -> None:
         self._begin_logout(out, now_ns, text)

@@ -162,6 +162,10 @@ class SessionHandle:
         """BusinessMessageReject (35=j) of ``ref``."""
         self._run(self.session.business_reject(ref, reason, text, self.clock.now_ns(), ref_id=ref_id))
 
+    def test_request(self, test_req_id: bytes | None = None) -> None:
+        """Send a TestRequest now (the peer must answer with a Heartbeat carrying its 112)."""
+        self._run(self.session.test_request(self.clock.now_ns(), test_req_id))
+
     def logout(self, text: str = "") -> None:
         """Start the Logout handshake (the connection closes on the answer or the timeout)."""
         self._run(self.session.logout(self.clock.now_ns(), text))

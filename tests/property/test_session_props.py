@@ -67,6 +67,11 @@ class Logout:
 
 
 @dataclass(frozen=True)
+class Probe:
+    pass
+
+
+@dataclass(frozen=True)
 class Peer:
     msg_type: bytes
     seq_mode: str  # exact, gap, low, abs
@@ -91,6 +96,7 @@ inputs = st.one_of(
     st.builds(Tick, st.sampled_from([0.5, 1.0, 2.5, 31.0, 40.0])),
     st.builds(AppSend, st.sampled_from([b"8", b"W", b"j"])),
     st.just(Logout()),
+    st.just(Probe()),
     st.builds(
         Peer,
         # weighted towards traffic that keeps the session up, so the deep states get explored
@@ -207,6 +213,8 @@ def test_random_scripts_keep_the_session_invariants(role: Role, logged_on_first:
                 actions = peer.advance(step.seconds)
             elif isinstance(step, AppSend):
                 actions = session.send_app(step.msg_type, [(58, b"x")], peer.now_ns)
+            elif isinstance(step, Probe):
+                actions = session.test_request(peer.now_ns)
             elif isinstance(step, Logout):
                 actions = session.logout(peer.now_ns, "bye")
             else:

@@ -247,6 +247,16 @@ def test_answered_test_request_keeps_the_session() -> None:
     assert not of(actions, Disconnect) and session.state is SessionState.ACTIVE
 
 
+def test_test_request_on_demand() -> None:
+    session, peer = logged_on()
+    (tr,) = sends(session.test_request(T0, b"PROBE"))
+    assert (field_map(tr)[35], field_map(tr)[112]) == (b"1", b"PROBE")
+    peer.send(b"0", (112, b"PROBE"))
+    assert not of(peer.advance(36.1), Disconnect)
+    session.test_request(peer.now_ns)
+    assert of(peer.advance(36.1), Disconnect) == [Disconnect("TestRequest not answered")]
+
+
 # --- sequence numbers --------------------------------------------------------------------------
 
 
