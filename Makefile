@@ -36,6 +36,14 @@ install: $(STAMP) ## Create .venv and install the project with its dev extras
 test: sysdeps $(STAMP) ## Install everything into .venv and run the full test suite
 	$(BIN)/python -m pytest -q
 
+.PHONY: demo
+demo: sysdeps $(STAMP) ## Run the whole system (simulated LPs, engine, FIX acceptor, metrics) with a demo client
+	$(BIN)/lagg demo --seconds $${DEMO_SECONDS:-30}
+
+.PHONY: serve
+serve: $(STAMP) ## Run the gateway on configs/example.toml until Ctrl-C (FIX on 127.0.0.1:9878)
+	$(BIN)/lagg serve --config configs/example.toml --sim configs/simulator.toml --state-dir var
+
 .PHONY: lint
 lint: $(STAMP) ## ruff and mypy over the packages
 	$(BIN)/ruff check engine feeds fixserver risk benchmarks tests

@@ -64,6 +64,60 @@ def _journal_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from feeds.sim_market import decode_sim_config
+    from fixserver.gateway import GatewayOptions, serve
+    from fixserver.transport import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    sim = decode_sim_config(Path(args.sim).read_text())
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        options = GatewayOptions(
+            port=args.port, metrics_port=args.metrics_port,
+            state_dir=Path(args.state_dir) if args.state_dir else None, run_seconds=args.seconds,
+        )  # fmt: skip
+        await serve(cfg, sim, options, stop)
+
+    run(main)
+    return 0
+
+
+def _client(args: argparse.Namespace) -> int:
+    import os
+
+    from fixserver.client import OrderSpec, run_client
+    from fixserver.transport import run
+
+    password = os.environ.get(args.password_env) if args.password_env else None
+    orders = []
+    for i, (side, qty, symbol) in enumerate(args.order or []):
+        orders.append((2.0 + i, OrderSpec(symbol, side, qty)))
+    app = run(
+        lambda: run_client(args.host, args.port, args.sender, args.target, password, args.symbols, args.seconds, orders)
+    )
+    return 0 if app.logged_on.is_set() else 1
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from engine.demo import run_demo
+
+    return run_demo(args.config, args.sim, args.seconds)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lagg", description="Liquidity aggregation engine with a FIX 4.4 API")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -78,6 +132,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--journal", help="journal file (default: server.journal_path from the config)")
     p.add_argument("--out", default="-", help="output file, - for stdout")
     p.set_defaults(func=_journal_export)
+
+    p = sub.add_parser("serve", help="run the gateway: simulated LPs, engine, FIX acceptor, metrics")
+    p.add_argument("--config", default="configs/example.toml")
+    p.add_argument("--sim", default="configs/simulator.toml", help="simulated LPs (the market source)")
+    p.add_argument("--port", type=int, help="FIX port (default: server.port; 0 = any free port)")
+    p.add_argument("--metrics-port", type=int, help="metrics port (default: metrics.port; -1 = off)")
+    p.add_argument("--state-dir", help="directory for the FIX store and the journal (default: config paths)")
+    p.add_argument("--seconds", type=float, help="stop by itself after this long")
+    p.set_defaults(func=_serve)
+
+    p = sub.add_parser("client", help="a FIX client: log on, stream quotes, send orders")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=9878)
+    p.add_argument("--sender", default="DEMO", help="our SenderCompID (the gateway's client CompID)")
+    p.add_argument("--target", default="LAGG", help="the gateway's CompID")
+    p.add_argument("--password-env", default="LAGG_PASSWORD", help="environment variable holding the password")
+    p.add_argument("--symbols", nargs="+", default=["EUR/USD", "GBP/USD", "USD/JPY", "XAU/USD", "WTI"])
+    p.add_argument("--seconds", type=float, default=30.0, help="run this long, then log out")
+    p.add_argument("--order", nargs=3, action="append", metavar=("SIDE", "QTY", "SYMBOL"),
+                   help="market IOC order, e.g. --order buy 1000000 EUR/USD (repeatable)")
+    p.set_defaults(func=_client)
+
+    p = sub.add_parser("demo", help="the whole system on its embedded default, with a demo client")
+    p.add_argument("--config", default="configs/example.toml")
+    p.add_argument("--sim", default="configs/simulator.toml")
+    p.add_argument("--seconds", type=float, default=30.0, help="how long the demo client runs")
+    p.set_defaults(func=_demo)
     return parser
 
 

@@ -1,0 +1,263 @@
+"""The client gateway process: engine + FIX acceptor + market data + orders, on one uvloop loop.
+
+One loop iteration (a *batch*): take the LP updates that arrived, apply them to the engine in one
+kernel call, reprice, retry resting orders, flush the order desk (journal commit, then reports),
+and publish market data once, shared across sessions. Per-message Python work stays in the FIX
+session layer; everything per price level is in the engine's kernels.
+
+The market source here is the in-process LP simulator (:class:`feeds.sim_feed.SimFeed`); the
+FIX LP feeds plug into the same :class:`~engine.batch.UpdateBatch`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.batch import UpdateBatch
+from engine.book import Engine
+from engine.config import ClientConfig, Config
+from engine.journal import Journal
+from engine.metrics import Metrics
+from feeds.sim_feed import SimFeed
+from feeds.sim_market import SimConfig
+from fixserver.clock import Clock, SystemClock
+from fixserver.marketdata import MarketDataHub, MdReject, MdRejectReason
+from fixserver.message import FixMessage
+from fixserver.orders import OrderDesk
+from fixserver.session import SharedBody
+from fixserver.store import SqliteStoreFactory
+from fixserver.transport import Acceptor, Application, SessionHandle
+from risk import KillSwitches, PositionBook, PreTradeChecker
+
+__all__ = ["Gateway", "GatewayOptions", "serve"]
+
+log = logging.getLogger("lagg.gateway")
+
+_UNSUPPORTED_MSG_TYPE = 3  # 380 BusinessRejectReason
+
+
+class Gateway(Application):
+    """The acceptor application: routes V/x to market data and D/F/H to the order desk."""
+
+    def __init__(self, cfg: Config, engine: Engine, journal: Journal, metrics: Metrics, clock: Clock) -> None:
+        self.cfg = cfg
+        self.engine = engine
+        self.metrics = metrics
+        self.clock = clock
+        self.clients: dict[str, ClientConfig] = {c.sender_comp_id: c for c in cfg.clients}
+        self._tier_index = {t.name: n for n, t in enumerate(cfg.tiers)}
+        self._tier_names = [t.name for t in cfg.tiers]
+        self._symbols = [i.symbol for i in cfg.instruments]
+        self.handles: dict[str, SessionHandle] = {}
+        self.hub = MarketDataHub(
+            self._symbols,
+            [i.price_grid() for i in cfg.instruments],
+            [i.qty_grid() for i in cfg.instruments],
+            [t.depth for t in cfg.tiers],
+            quote_of=self._ladder_version,
+        )
+        self.positions = PositionBook(len(cfg.instruments), skew_step_qty=[i.skew_step_qty for i in cfg.instruments])
+        self.kill = KillSwitches()
+        self.desk = OrderDesk(
+            cfg,
+            quote_of=self._ladder,
+            journal=journal,
+            positions=self.positions,
+            checker=PreTradeChecker(self.positions, self.kill),
+            resolve_quote=self.hub.resolve_quote,
+            on_exposure=self._on_exposure,
+        )
+        # A session whose backlog passes this share of the hard limit gets conflated data.
+        self.conflate_bytes = max(cfg.server.max_send_buffer_bytes // 4, 64 * 1024)
+
+    # --- engine views ----------------------------------------------------------------------------
+
+    def _ladder_version(self, tier: int, instr: int):  # noqa: ANN202 - (ladder, version)
+        q = self.engine.quote(self._tier_names[tier], self._symbols[instr])
+        return (q.bids, q.asks), q.version
+
+    def _ladder(self, tier: int, instr: int):  # noqa: ANN202
+        return self._ladder_version(tier, instr)[0]
+
+    def _on_exposure(self, instr: int, skew_ticks: int) -> None:
+        self.engine.set_skew(instr, skew_ticks)
+        self.metrics.exposure.labels(instrument=self._symbols[instr]).set(self.positions.exposure(instr))
+
+    # --- session callbacks -----------------------------------------------------------------------
+
+    def on_logon(self, session: SessionHandle) -> None:
+        self.handles[session.session_id.target_comp_id] = session
+        self.metrics.sessions.labels(state="logged_on").set(sum(h.is_logged_on for h in self.handles.values()))
+
+    def on_logout(self, session: SessionHandle, reason: str) -> None:
+        comp_id = session.session_id.target_comp_id
+        self.hub.drop_session(comp_id)
+        self.metrics.sessions.labels(state="logged_on").set(sum(h.is_logged_on for h in self.handles.values()))
+
+    def from_app(self, message: FixMessage, session: SessionHandle) -> None:
+        comp_id = session.session_id.target_comp_id
+        client = self.clients[comp_id]
+        now = self.clock.now_ns()
+        kind = message.msg_type
+        if kind == b"V":
+            self._on_md_request(client, message, session, now)
+        elif kind == b"x":
+            self._on_security_list_request(message, session)
+        elif kind in (b"D", b"F", b"H"):
+            if kind == b"D":
+                self.metrics.orders.labels(client=comp_id).inc()
+                self.desk.on_new_order(client, message, now)
+            elif kind == b"F":
+                self.desk.on_cancel(client, message, now)
+            else:
+                self.desk.on_status(client, message, now)
+            self.flush_orders()
+        else:
+            session.business_reject(message, _UNSUPPORTED_MSG_TYPE, "message type not supported by this gateway")
+
+    def _on_md_request(self, client: ClientConfig, msg: FixMessage, session: SessionHandle, now: int) -> None:
+        req_id = msg.get(262) or b""
+        if not client.market_data:
+            reject = MdReject(req_id, MdRejectReason.INSUFFICIENT_PERMISSIONS, "market data not enabled")
+            session.send(b"Y", reject.body())
+            return
+        snapshots, reject = self.hub.on_request(client.sender_comp_id, self._tier_index[client.tier], msg, now)
+        if reject is not None:
+            session.send(b"Y", reject.body())
+        for md_req_id, body in snapshots:
+            session.send_shared(SharedBody(((262, md_req_id),), body))
+
+    def _on_security_list_request(self, msg: FixMessage, session: SessionHandle) -> None:
+        body: list[tuple[int, bytes]] = [
+            (320, msg.get(320) or b""),
+            (322, b"SL-%d" % self.clock.now_ns()),
+            (560, b"0"),
+            (146, b"%d" % sum(i.enabled for i in self.cfg.instruments)),
+        ]
+        for inst in self.cfg.instruments:
+            if inst.enabled:
+                grid = inst.price_grid()
+                body += [(55, inst.symbol.encode()), (969, grid.step_text.encode()), (561, inst.qty_step.encode())]
+        session.send(b"y", body)
+
+    # --- per batch ---------------------------------------------------------------------------------
+
+    def flush_orders(self) -> None:
+        """Journal commit, then the reports: the desk enforces that order."""
+        for out in self.desk.flush():
+            handle = self.handles.get(out.client)
+            if handle is None:
+                log.warning("report for %s, which never logged on, kept in the journal only", out.client)
+                continue
+            if out.msg_type == b"8":
+                body = dict(out.body)
+                if body.get(150) == b"F":
+                    self.metrics.fills.labels(client=out.client, route="internal").inc()
+                elif body.get(150) == b"8":
+                    self.metrics.rejects.labels(client=out.client, reason=body.get(103, b"?").decode()).inc()
+            # Stored by the session before it is written, so a client that was away gets it
+            # again by ResendRequest (43=Y) after its next logon.
+            handle.send(out.msg_type, out.body)
+
+    def on_batch(self, now_ns: int) -> None:
+        """After the engine repriced: resting orders, then market data."""
+        self.desk.on_quotes(now_ns)
+        self.flush_orders()
+        started = time.perf_counter_ns()
+        out = self.hub.publish(now_ns, writable=self._writable)
+        sent = 0
+        for comp_id, bodies in out.items():
+            handle = self.handles.get(comp_id)
+            if handle is None or not handle.is_logged_on:
+                continue
+            for md_req_id, body in bodies:
+                handle.send_shared(SharedBody(((262, md_req_id),), body))
+                sent += 1
+        if sent:
+            self.metrics.stage_latency.labels(stage="publish").observe((time.perf_counter_ns() - started) / 1e9)
+
+    def _writable(self, comp_id: object) -> bool:
+        handle = self.handles.get(str(comp_id))
+        if handle is None or not handle.is_logged_on:
+            return False
+        if handle.buffered_bytes > self.conflate_bytes:
+            self.metrics.conflated.labels(client=str(comp_id)).inc()
+            return False
+        return True
+
+
+@dataclass
+class GatewayOptions:
+    port: int | None = None  # None: the config's server.port; 0: any free port
+    metrics_port: int | None = None  # None: the config's; 0: any free port; -1: no endpoint
+    state_dir: Path | None = None  # where the FIX store and journal live (default: the config's paths)
+    run_seconds: float | None = None  # stop by itself after this long (None: until stopped)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    bound: dict[str, int] = field(default_factory=dict)  # filled: {"fix": port, "metrics": port}
+
+
+async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyncio.Event) -> None:
+    """Run the gateway until ``stop`` is set (or ``options.run_seconds`` pass)."""
+    clock = SystemClock()
+    state = options.state_dir
+    store_path = (state / "fix_store.sqlite") if state else Path(cfg.server.store_path)
+    journal_path = (state / "journal.sqlite") if state else Path(cfg.server.journal_path)
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    metrics = Metrics()
+    engine = Engine(cfg)
+    journal = Journal(journal_path)
+    gateway = Gateway(cfg, engine, journal, metrics, clock)
+    restored = gateway.desk.recover(gateway.clients)
+    acceptor = Acceptor.from_config(cfg, gateway, store_factory=SqliteStoreFactory(store_path), port=options.port)
+    await acceptor.start()
+    options.bound["fix"] = acceptor.port
+    metrics_server = None
+    if options.metrics_port != -1:
+        port = cfg.metrics.port if options.metrics_port is None else options.metrics_port
+        metrics_server = metrics.serve(cfg.metrics.host, port)
+        options.bound["metrics"] = metrics_server.server_address[1]
+    log.info(
+        "gateway up: FIX %s:%d, metrics %s, engine compiled in %.2fs, %d resting orders restored",
+        cfg.server.host, acceptor.port, options.bound.get("metrics", "off"), engine.compile_seconds, restored,
+    )  # fmt: skip
+    options.ready.set()
+
+    feed = SimFeed(cfg, sim)
+    batch = UpdateBatch(4096)
+    step_s = feed.step_ms / 1000
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + options.run_seconds if options.run_seconds else None
+    for lp in cfg.lps:
+        metrics.lp_up.labels(lp=lp.name).set(1)
+    try:
+        next_wake = loop.time()
+        while not stop.is_set() and (deadline is None or loop.time() < deadline):
+            now = clock.now_ns()
+            batch.clear()
+            feed.step(batch, now)
+            started = time.perf_counter_ns()
+            engine.apply(batch, now)
+            engine.expire(now)
+            metrics.stage_latency.labels(stage="engine").observe((time.perf_counter_ns() - started) / 1e9)
+            gateway.on_batch(now)
+            next_wake += step_s
+            delay = next_wake - loop.time()
+            if delay < 0:  # we fell behind: do not try to catch up with a burst
+                next_wake = loop.time()
+                delay = 0
+            woke_at = loop.time() + delay
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            except TimeoutError:
+                pass
+            metrics.loop_lag.observe(max(0.0, loop.time() - woke_at))
+    finally:
+        await acceptor.stop()
+        journal.close()
+        if metrics_server is not None:
+            metrics_server.shutdown()
+        log.info("gateway stopped")
