@@ -204,11 +204,16 @@ class Authenticator(Protocol):
 class RejectLike(Protocol):
     """What a dictionary validator returns for a bad message (fixserver.dictionary.Reject)."""
 
-    ref_tag_id: int | None
-    ref_msg_type: bytes | str | None
-    reason: int
-    text: str
-    # business=True (optional attribute): answer with BusinessMessageReject 35=j, 380=reason.
+    # Read-only members, so frozen dataclasses qualify. An optional ``business`` attribute set
+    # to True asks for a BusinessMessageReject (35=j, 380=reason) instead of a Reject (35=3).
+    @property
+    def ref_tag_id(self) -> int | None: ...
+
+    @property
+    def reason(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
 
 
 Validator = Callable[[FixMessage], "RejectLike | None"]

@@ -13,7 +13,8 @@ Tests (ours, and an application's) read like QuickFIX/J's acceptance scripts::
 from __future__ import annotations
 
 from fixserver.message import FixMessage
-from fixserver.session import Action, Send, Session, format_utc_timestamp
+from fixserver.session import Action, Send, Session, SharedBody, format_utc_timestamp
+from fixserver.store import decode_body
 
 __all__ = ["Counterparty", "field_map", "sends"]
 
@@ -25,10 +26,17 @@ def sends(actions: list[Action]) -> list[Send]:
     return [a for a in actions if isinstance(a, Send)]
 
 
+def _body(send: Send) -> tuple[tuple[int, bytes | int | str], ...]:
+    body = send.body
+    if isinstance(body, SharedBody):
+        return (*body.prefix, *decode_body(body.prepared.body))
+    return body
+
+
 def field_map(send: Send) -> dict[int, bytes]:
     """Header and body of a :class:`Send` as ``{tag: bytes}`` (first occurrence wins)."""
     out: dict[int, bytes] = {35: send.msg_type}
-    for tag, value in (*send.header, *send.body):
+    for tag, value in (*send.header, *_body(send)):
         if tag not in out:
             out[tag] = value if isinstance(value, bytes) else str(value).encode()
     return out
@@ -37,7 +45,7 @@ def field_map(send: Send) -> dict[int, bytes]:
 def as_received(send: Send) -> FixMessage:
     """What the other side decodes from a :class:`Send` (8, 9 and 10 are placeholders)."""
     fields: list[tuple[int, bytes]] = [(8, send.begin_string), (9, b"0"), (35, send.msg_type)]
-    for tag, value in (*send.header, *send.body):
+    for tag, value in (*send.header, *_body(send)):
         fields.append((tag, value if isinstance(value, bytes) else str(value).encode()))
     fields.append((10, b"000"))
     return FixMessage(fields)

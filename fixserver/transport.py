@@ -400,6 +400,7 @@ class _AcceptorProtocol(_FixProtocol):
                         first.get(8) or b"FIX.4.4", first.get(56) or b"?", first.get(49) or b"?",
                         self.acceptor.clock.now_ns(),
                     )
+                    assert isinstance(reject.body, tuple)
                     self.transport.write(encode(reject.msg_type, reject.header, reject.body, reject.begin_string))
                 self.transport.close()
                 return
@@ -598,8 +599,12 @@ class Initiator:
         while not self._stopping:
             self.connect_attempts += 1
             protocol = _FixProtocol(self.max_message_size)
+
+            def factory(p: _FixProtocol = protocol) -> _FixProtocol:
+                return p
+
             try:
-                transport, _ = await loop.create_connection(lambda: protocol, self.host, self.port)
+                transport, _ = await loop.create_connection(factory, self.host, self.port)
             except OSError as exc:
                 failures += 1
                 log.info("%s: connect to %s:%d failed: %s", self.handle.session_id.key, self.host, self.port, exc)
@@ -624,7 +629,7 @@ class Initiator:
             handle.logout("Initiator stopping")
             try:
                 await asyncio.wait_for(handle.wait_disconnected(), logout_timeout_s)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         if handle._transport is not None:
             handle._transport.abort()
