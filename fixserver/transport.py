@@ -268,12 +268,16 @@ class SessionHandle:
         self._arm_timer()
 
     def _flush(self, force: bool = False) -> None:
-        if not self._pending or (self._batch_depth and not force):
+        if self._batch_depth and not force:
+            return
+        # The durability rule: committed before the bytes leave (fixserver.store). Also with
+        # nothing to write: the inbound sequence number moved (a crash must not make us process
+        # the peer's messages twice) or a message was stored for a later resend.
+        self.session.store.commit()
+        if not self._pending:
             return
         data = b"".join(self._pending)
         self._pending.clear()
-        # The durability rule: committed before the bytes leave (fixserver.store).
-        self.session.store.commit()
         transport = self._transport
         if transport is None or transport.is_closing():
             return  # sequence numbers and stored messages are kept; the peer will ask

@@ -64,3 +64,18 @@ def test_initiator_from_lp_config_takes_the_password_from_the_environment(exampl
     assert cfg.credentials.password == "lp1-secret"
     assert "lp1-secret" not in repr(cfg)
     assert (initiator.host, initiator.port) == (lp.host, lp.port)
+
+
+def test_a_report_sent_while_the_client_is_away_is_committed_at_once(tmp_path) -> None:
+    from fixserver.session import Session, SessionConfig, SessionID
+    from fixserver.store import SqliteStoreFactory
+    from fixserver.transport import SessionHandle
+
+    path = tmp_path / "store.sqlite"
+    sid = SessionID("FIX.4.4", "LAGG", "DEMO")
+    store = SqliteStoreFactory(path).create(sid.key, 0)
+    handle = SessionHandle(Session(SessionConfig(sid, Role.ACCEPTOR), store), Application(), ManualClock())
+    handle.send(b"8", [(37, b"E1"), (150, b"F")])  # no connection: kept for the next ResendRequest
+    crashed_view = SqliteStoreFactory(path).create(sid.key, 0)  # what a restarted process sees
+    assert crashed_view.next_sender_seq == 2
+    assert [(m.seq_num, m.msg_type) for m in crashed_view.get_range(1, 10)] == [(1, b"8")]
