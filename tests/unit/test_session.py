@@ -647,3 +647,51 @@ def test_timestamps_round_trip() -> None:
     assert parse_utc_timestamp(b"20231114-22:13:20.123456789") == T0 + 123_456_789
     for bad in (b"", b"2023", b"20231114 22:13:20", b"20231114-22:13:2x", b"20231114-22:13:20.1x", None):
         assert parse_utc_timestamp(bad) is None
+
+
+def test_real_dictionary_rejects_through_the_session() -> None:
+    from fixserver.dictionary import validate
+
+    session, peer = logged_on(validator=validate)
+    # NewOrderSingle without Symbol(55): session-level Reject naming the tag, not delivered.
+    actions = peer.send(b"D", (11, b"o1"), (54, b"1"), (60, format_utc_timestamp(T0)), (38, b"1000"), (40, b"1"))
+    assert not of(actions, Deliver)
+    f = field_map(sends(actions)[0])
+    assert (f[35], f[45], f[371], f[372], f[373]) == (b"3", b"2", b"55", b"D", b"1")
+    # A valid one is delivered; sequence numbers moved past the rejected message.
+    ok = peer.send(b"D", (11, b"o2"), (55, b"EUR/USD"), (54, b"1"), (60, format_utc_timestamp(T0)),
+                   (38, b"1000"), (40, b"1"))
+    assert [d.message.get(11) for d in of(ok, Deliver)] == [b"o2"]
+    assert session.next_target_seq == 4
+    # Heartbeats and TestRequests pass the dictionary too.
+    assert types(peer.send(b"1", (112, b"T1"))) == [b"0"]
+
+
+def test_too_many_messages_behind_a_gap_end_the_session() -> None:
+    session, peer = logged_on(max_queued=2)
+    peer.next_seq = 10
+    peer.send(b"D", (11, b"a"))
+    peer.send(b"D", (11, b"b"))
+    actions = peer.send(b"D", (11, b"c"))
+    assert types(actions) == [b"5"]
+    assert of(actions, Disconnect) == [Disconnect("Too many messages queued behind a sequence gap")]
+
+
+def test_initiator_follows_an_acceptor_that_resets_on_its_own() -> None:
+    session, peer = initiator()
+    session.store.set_next_sender_seq(30)
+    session.store.set_next_target_seq(40)
+    session.connected(T0)  # our Logon goes out as 30
+    actions = peer.logon(2, (141, b"Y"), seq=1)
+    assert of(actions, LoggedOn) == [LoggedOn(reset=True)]
+    assert (session.next_sender_seq, session.next_target_seq) == (2, 2)
+
+
+def test_initiator_logon_answer_with_a_gap_asks_for_resend() -> None:
+    session, peer = initiator()
+    session.connected(T0)
+    peer.next_seq = 4
+    actions = peer.logon(2)
+    rr = field_map(sends(actions)[0])
+    assert (rr[35], rr[7], rr[16]) == (b"2", b"1", b"0")
+    assert session.resend_outstanding
