@@ -122,6 +122,16 @@ class Engine:
         self.quote_state = np.zeros((n_tier, n_instr, k.QS_NF), np.int64)
         width = max(n_lp * n_lvl, n_lp, max_depth, 1)
         self.scratch = np.zeros((k.S_ROWS, width), np.int64)
+        # The kernels' state arguments, in order, so a call is one tuple unpack.
+        self._state = (
+            self.book,
+            self.lp_state,
+            self.instr_state,
+            self.tiers,
+            self.quotes,
+            self.quote_state,
+            self.scratch,
+        )
         self.compile_seconds = _warm_up(self)
 
     # --- inputs ------------------------------------------------------------------------------
@@ -131,35 +141,11 @@ class Engine:
 
         Returns the number of instruments repriced.
         """
-        return int(
-            k.apply_batch(
-                batch.rows,
-                batch.n,
-                now_ns,
-                self.book,
-                self.lp_state,
-                self.instr_state,
-                self.tiers,
-                self.quotes,
-                self.quote_state,
-                self.scratch,
-            )
-        )
+        return k.apply_batch(batch.rows, batch.n, now_ns, *self._state)  # type: ignore[no-any-return]
 
     def expire(self, now_ns: int) -> int:
         """Reprice instruments where an LP went past its staleness limit (and any dirty ones)."""
-        return int(
-            k.expire(
-                now_ns,
-                self.book,
-                self.lp_state,
-                self.instr_state,
-                self.tiers,
-                self.quotes,
-                self.quote_state,
-                self.scratch,
-            )
-        )
+        return k.expire(now_ns, *self._state)  # type: ignore[no-any-return]
 
     def set_skew(self, instr_index: int, ticks: int, now_ns: int | None = None) -> int:
         """Set the risk skew input of an instrument (ticks; positive = long, prices move down).
@@ -201,11 +187,10 @@ def _warm_up(engine: Engine) -> float:
     if _compile_seconds is not None:
         return 0.0
     start = time.perf_counter()
-    state = [a.copy() for a in (engine.book, engine.lp_state, engine.instr_state, engine.tiers)]
-    rest = [a.copy() for a in (engine.quotes, engine.quote_state, engine.scratch)]
+    state = [a.copy() for a in engine._state]
     batch = UpdateBatch(1)
     batch.set_level(0, 0, 0, 0, 0, 0, 0)
-    k.apply_batch(batch.rows, batch.n, 0, *state, *rest)
-    k.expire(0, *state, *rest)
+    k.apply_batch(batch.rows, batch.n, 0, *state)
+    k.expire(0, *state)
     _compile_seconds = time.perf_counter() - start
     return _compile_seconds

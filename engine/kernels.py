@@ -6,7 +6,9 @@ the column/row constants below name what lives where. :class:`engine.book.Engine
 
 Array layout (all ``int64``)::
 
-    book        [n_instr, n_lp, side, field, level]   field: B_PX, B_QTY, B_TS (level update time)
+    book        [n_instr, n_lp, side, field, level]   field: B_PX, B_QTY (as sent), B_TS (level update
+                                                      time), B_EFF_PX, B_EFF_QTY (after haircut and
+                                                      weight, computed once per update, not per reprice)
     lp_state    [n_instr, n_lp, LPS_NF]                per (instrument, LP): params and status
     instr_state [n_instr + 1, I_NF]                   per instrument: params, dynamic state, counters;
                                                       row n_instr holds engine-wide counters
@@ -55,8 +57,8 @@ from engine.batch import (
 )
 
 # --- book fields ---------------------------------------------------------------------------------
-B_PX, B_QTY, B_TS = 0, 1, 2
-B_NF = 3
+B_PX, B_QTY, B_TS, B_EFF_PX, B_EFF_QTY = 0, 1, 2, 3, 4
+B_NF = 5
 
 # --- lp_state columns ----------------------------------------------------------------------------
 LPS_ALLOWED = 0  # 1 if the LP is configured (and enabled) for the instrument
@@ -145,7 +147,9 @@ S_LP_CAND = 22
 S_LP_SPIKED = 23
 S_HEAD = 24
 S_SORT = 25
-S_ROWS = 26
+S_ACTIVE = 26
+S_END = 27
+S_ROWS = 28
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -221,13 +225,22 @@ def _apply_rows(rows: np.ndarray, n: int, book: np.ndarray, lp_state: np.ndarray
                     instr_state[i, C_REJECTED_ROWS] += 1
                     continue
                 qty = rows[F_QTY, r]
-                book[i, lp, side, B_PX, lvl] = rows[F_PRICE, r]
-                book[i, lp, side, B_QTY, lvl] = qty if qty > 0 else 0
+                if qty < 0:
+                    qty = 0
+                px = rows[F_PRICE, r]
+                h = lp_state[i, lp, LPS_HAIRCUT]
+                book[i, lp, side, B_PX, lvl] = px
+                book[i, lp, side, B_QTY, lvl] = qty
                 book[i, lp, side, B_TS, lvl] = ts
+                # Haircut and weight once here rather than for every level at every reprice (an
+                # integer division costs tens of cycles).
+                book[i, lp, side, B_EFF_PX, lvl] = px - h if side == 0 else px + h
+                book[i, lp, side, B_EFF_QTY, lvl] = qty * lp_state[i, lp, LPS_WEIGHT] // 100
             else:
                 for s in range(2):
                     for k in range(n_lvl):
                         book[i, lp, s, B_QTY, k] = 0
+                        book[i, lp, s, B_EFF_QTY, k] = 0
                         book[i, lp, s, B_TS, k] = ts
             lp_state[i, lp, LPS_LAST_NS] = ts
             lp_state[i, lp, LPS_FRESH] = 1
@@ -245,6 +258,7 @@ def _apply_rows(rows: np.ndarray, n: int, book: np.ndarray, lp_state: np.ndarray
                     for s in range(2):
                         for k in range(n_lvl):
                             book[i, lp, s, B_QTY, k] = 0
+                            book[i, lp, s, B_EFF_QTY, k] = 0
                             book[i, lp, s, B_TS, k] = ts
                 else:
                     lp_state[i, lp, LPS_UP] = 1
@@ -255,7 +269,14 @@ def _apply_rows(rows: np.ndarray, n: int, book: np.ndarray, lp_state: np.ndarray
 
 @njit(cache=True, nogil=True)
 def _aggregate(
-    i: int, now: int, book: np.ndarray, lp_state: np.ndarray, instr_state: np.ndarray, scratch: np.ndarray
+    i: int,
+    now: int,
+    book: np.ndarray,
+    lp_state: np.ndarray,
+    instr_state: np.ndarray,
+    scratch: np.ndarray,
+    need_levels: int,
+    need_qty: int,
 ) -> tuple:
     """Build eligible LPs' sorted ladders, run the spike filter, merge. Returns (n_bid, n_ask)."""
     n_lp = book.shape[1]
@@ -277,17 +298,13 @@ def _aggregate(
             scratch[S_LP_START + s, lp] = pos
             cnt = 0
             if scratch[S_LP_USE, lp] == 1:
-                h = lp_state[i, lp, LPS_HAIRCUT]
-                w = lp_state[i, lp, LPS_WEIGHT]
+                eff_px = book[i, lp, s, B_EFF_PX]
+                eff_qty = book[i, lp, s, B_EFF_QTY]
                 for k in range(n_lvl):
-                    q = book[i, lp, s, B_QTY, k]
-                    if q <= 0:
-                        continue
-                    qe = q * w // 100
+                    qe = eff_qty[k]
                     if qe <= 0:
-                        continue
-                    px = book[i, lp, s, B_PX, k]
-                    px = px - h if s == 0 else px + h
+                        continue  # empty slot, or a size the weight floored to 0
+                    px = eff_px[k]
                     j = pos + cnt
                     while j > pos and _better(px, scratch[prow, j - 1], s):
                         scratch[prow, j] = scratch[prow, j - 1]
@@ -312,64 +329,108 @@ def _aggregate(
                 )
                 n_cand += 1
         if n_cand >= 3:
+            # Sort all candidates' mids once; the median of the others of the candidate at sorted
+            # position p is element (n-2)//2 of the list without p (lower middle when even).
+            m = 0
             for lp in range(n_lp):
                 if scratch[S_LP_CAND, lp] == 0:
                     continue
-                m = 0
-                for o in range(n_lp):
-                    if o == lp or scratch[S_LP_CAND, o] == 0:
-                        continue
-                    v = scratch[S_LP_MID2, o]
-                    j = m
-                    while j > 0 and scratch[S_SORT, j - 1] > v:
-                        scratch[S_SORT, j] = scratch[S_SORT, j - 1]
-                        j -= 1
-                    scratch[S_SORT, j] = v
-                    m += 1
-                median2 = scratch[S_SORT, (m - 1) // 2]  # lower middle for an even count
-                if abs(scratch[S_LP_MID2, lp] - median2) > 2 * k_spike:
+                v = scratch[S_LP_MID2, lp]
+                j = m
+                while j > 0 and scratch[S_SORT, j - 1] > v:
+                    scratch[S_SORT, j] = scratch[S_SORT, j - 1]
+                    j -= 1
+                scratch[S_SORT, j] = v
+                m += 1
+            mid_others = (m - 2) // 2
+            for lp in range(n_lp):
+                if scratch[S_LP_CAND, lp] == 0:
+                    continue
+                v = scratch[S_LP_MID2, lp]
+                p = 0
+                while scratch[S_SORT, p] != v:
+                    p += 1
+                median2 = scratch[S_SORT, mid_others if mid_others < p else mid_others + 1]
+                if abs(v - median2) > 2 * k_spike:
                     scratch[S_LP_SPIKED, lp] = 1
             for lp in range(n_lp):
                 if scratch[S_LP_SPIKED, lp] == 1:
                     scratch[S_LP_USE, lp] = 0
                     instr_state[i, C_SPIKES] += 1
-    # k-way merge of the sorted per-LP ladders, summing sizes at equal prices.
+    # k-way merge of the sorted per-LP ladders, one distinct price per step (sizes at that price
+    # summed over LPs). It stops once it holds ``need_levels`` levels and ``need_qty`` size:
+    # deeper levels cannot change any tier's quote (see _merge_needs).
+    n_active = 0
+    active = scratch[S_ACTIVE]
+    for lp in range(n_lp):
+        if scratch[S_LP_USE, lp] == 1:
+            active[n_active] = lp
+            n_active += 1
+    head = scratch[S_HEAD]
+    end = scratch[S_END]
     n_side0 = 0
     n_side1 = 0
     for s in range(2):
-        prow = S_SEG + 2 * s
-        mrow = S_MERGED + 2 * s
-        for lp in range(n_lp):
-            scratch[S_HEAD, lp] = scratch[S_LP_START + s, lp]
+        seg_px = scratch[S_SEG + 2 * s]
+        seg_qty = scratch[S_SEG + 2 * s + 1]
+        out_px = scratch[S_MERGED + 2 * s]
+        out_qty = scratch[S_MERGED + 2 * s + 1]
+        for a in range(n_active):
+            lp = active[a]
+            head[a] = scratch[S_LP_START + s, lp]
+            end[a] = head[a] + scratch[S_LP_LEN + s, lp]
         m = 0
+        cum = 0
         while True:
-            best = -1
+            found = False
             best_px = 0
-            for lp in range(n_lp):
-                if scratch[S_LP_USE, lp] == 0:
-                    continue
-                head = scratch[S_HEAD, lp]
-                if head < scratch[S_LP_START + s, lp] + scratch[S_LP_LEN + s, lp]:
-                    px = scratch[prow, head]
-                    if best < 0 or _better(px, best_px, s):
-                        best = lp
+            for a in range(n_active):
+                if head[a] < end[a]:
+                    px = seg_px[head[a]]
+                    if not found or _better(px, best_px, s):
+                        found = True
                         best_px = px
-            if best < 0:
+            if not found or (m >= need_levels and cum >= need_qty):
                 break
-            head = scratch[S_HEAD, best]
-            q = scratch[prow + 1, head]
-            scratch[S_HEAD, best] = head + 1
-            if m > 0 and scratch[mrow, m - 1] == best_px:
-                scratch[mrow + 1, m - 1] += q
-            else:
-                scratch[mrow, m] = best_px
-                scratch[mrow + 1, m] = q
-                m += 1
+            q = 0
+            for a in range(n_active):
+                h = head[a]
+                while h < end[a] and seg_px[h] == best_px:
+                    q += seg_qty[h]
+                    h += 1
+                head[a] = h
+            out_px[m] = best_px
+            out_qty[m] = q
+            cum += q
+            m += 1
         if s == 0:
             n_side0 = m
         else:
             n_side1 = m
     return n_side0, n_side1
+
+
+@njit(cache=True, nogil=True)
+def _merge_needs(tiers: np.ndarray) -> tuple:
+    """How deep the aggregated book must be for every tier to price exactly as on the full book.
+
+    full_depth: ``depth * round + 1`` levels (``depth`` rounded buckets span at most
+    ``depth * round`` distinct prices, plus one to see the next bucket start); top_of_book: 1;
+    vwap_bands: enough levels to hold the largest band. full_amount reads per-LP ladders.
+    """
+    need_levels = 1  # the top of both sides decides crossed input and the mid
+    need_qty = 0
+    for t in range(tiers.shape[0]):
+        mode = tiers[t, T_MODE]
+        if mode == MODE_FULL_DEPTH:
+            need = tiers[t, T_DEPTH] * tiers[t, T_ROUND] + 1
+            if need > need_levels:
+                need_levels = need
+        elif mode == MODE_VWAP_BANDS:
+            n_bands = tiers[t, T_NBANDS]
+            if n_bands > 0 and tiers[t, T_BANDS + n_bands - 1] > need_qty:
+                need_qty = tiers[t, T_BANDS + n_bands - 1]
+    return need_levels, need_qty
 
 
 @njit(cache=True, nogil=True)
@@ -537,10 +598,11 @@ def _price_tier(
         m = 0
         for k in range(n_src):
             px = scratch[src, k] + shift
-            if s == 0:
-                px = (px // round_ticks) * round_ticks
-            else:
-                px = -((-px) // round_ticks) * round_ticks
+            if round_ticks > 1:  # skip the (slow) floor division on the common 1-tick grid
+                if s == 0:
+                    px = (px // round_ticks) * round_ticks
+                else:
+                    px = -((-px) // round_ticks) * round_ticks
             q = scratch[src + 1, k]
             if m > 0 and scratch[orow, m - 1] == px:
                 if sum_sizes:
@@ -591,7 +653,8 @@ def _reprice(
     """Rebuild instrument ``i``'s aggregated book and reprice every tier."""
     instr_state[i, C_REPRICES] += 1
     n_lp = book.shape[1]
-    n_bid, n_ask = _aggregate(i, now, book, lp_state, instr_state, scratch)
+    need_levels, need_qty = _merge_needs(tiers)
+    n_bid, n_ask = _aggregate(i, now, book, lp_state, instr_state, scratch, need_levels, need_qty)
     n_tier = tiers.shape[0]
     if n_bid > 0 and n_ask > 0 and scratch[S_MERGED, 0] >= scratch[S_MERGED + 2, 0]:
         # LPs disagree across the book (or one LP's own book is crossed): there is no honest
