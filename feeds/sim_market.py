@@ -63,6 +63,7 @@ class SimInstrument(Struct, frozen=True, forbid_unknown_fields=True):
     half_spread_ticks: NonNeg = 3
     level_step_ticks: Pos = 1
     level_qty: Pos = 1000  # quantity steps at the top level; deeper levels hold more
+    size_jitter: Pos = 3  # each level's size is level_qty x (level+1) x a random 1..size_jitter
 
 
 class SimLp(Struct, frozen=True, forbid_unknown_fields=True):
@@ -198,7 +199,7 @@ class SimMarket:
         if crossed:
             cross = max(crossed[0].ticks, 1)
             best_bid, best_ask = mid + cross, mid  # bid above ask by `cross` ticks
-        sizes = rng.integers(1, 4, size=2 * depth)
+        sizes = rng.integers(1, inst.size_jitter + 1, size=2 * depth)
         bid_px = tuple(best_bid - i * step for i in range(depth))
         ask_px = tuple(best_ask + i * step for i in range(depth))
         bid_qty = tuple(int(inst.level_qty * (i + 1) * sizes[i]) for i in range(depth))

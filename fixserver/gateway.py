@@ -198,6 +198,7 @@ class GatewayOptions:
     run_seconds: float | None = None  # stop by itself after this long (None: until stopped)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     bound: dict[str, int] = field(default_factory=dict)  # filled: {"fix": port, "metrics": port}
+    gateway: Gateway | None = None  # set once running: for in-process tests and tools
 
 
 async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyncio.Event) -> None:
@@ -210,7 +211,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     metrics = Metrics()
     engine = Engine(cfg)
     journal = Journal(journal_path)
-    gateway = Gateway(cfg, engine, journal, metrics, clock)
+    gateway = options.gateway = Gateway(cfg, engine, journal, metrics, clock)
     restored = gateway.desk.recover(gateway.clients)
     acceptor = Acceptor.from_config(cfg, gateway, store_factory=SqliteStoreFactory(store_path), port=options.port)
     await acceptor.start()

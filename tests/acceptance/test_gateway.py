@@ -1,0 +1,195 @@
+"""The gateway as B2B clients use it, over real loopback sockets: each client rebuilds books
+equal to its own tier's quotes from W and X, orders fill at the quoted price or better, and
+bad requests come back with reasons."""
+
+import asyncio
+import hashlib
+
+import pytest
+
+from engine.config import parse_config
+from feeds.sim_market import Scenario, ScenarioKind, SimConfig, SimInstrument, SimLp
+from fixserver.client import ClientApp, OrderSpec, order_fields
+from fixserver.gateway import GatewayOptions, serve
+from fixserver.session import Credentials, Role, SessionConfig, SessionID
+from fixserver.store import MemoryStoreFactory
+from fixserver.transport import Initiator
+from tests.conftest import EXAMPLE_CONFIG
+
+PASSWORD = "s3cret"
+SYMBOLS = ["EUR/USD", "USD/JPY", "WTI"]
+TIERS = ["institutional", "retail", "bands"]
+
+
+def _config(n_clients: int):
+    digest = hashlib.sha256(PASSWORD.encode()).hexdigest()
+    text = EXAMPLE_CONFIG.read_text().split("# --- clients")[0]
+    for n in range(n_clients):
+        text += (
+            f'\n[[clients]]\nname = "c{n}"\nsender_comp_id = "C{n}"\ntier = "{TIERS[n % 3]}"\n'
+            f'password_sha256 = "{digest}"\n'
+        )
+    return parse_config(text)
+
+
+# The market moves for its first second (a spike on one LP, WTI drifting through zero), then
+# stands still (no volatility, no noise, fixed sizes), so that "equal to the engine" can be checked exactly after the X messages.
+SIM = SimConfig(
+    seed=3,
+    step_ms=50,
+    instruments=[
+        SimInstrument("EUR/USD", "1.08500", vol_ticks=0, half_spread_ticks=3, level_qty=1000, size_jitter=1),
+        SimInstrument("USD/JPY", "150.000", vol_ticks=0, half_spread_ticks=5, level_qty=1000, size_jitter=1),
+        SimInstrument("WTI", "0.20", vol_ticks=0, half_spread_ticks=2, level_qty=100, size_jitter=1),
+    ],
+    lps=[SimLp("LP1", noise_ticks=0), SimLp("LP2", noise_ticks=0, extra_spread_ticks=1), SimLp("LP3", noise_ticks=0)],
+    scenarios=[
+        Scenario(ScenarioKind.SPIKE, at_ms=0, duration_ms=600, lp="LP1", instrument="EUR/USD", ticks=3),
+        Scenario(ScenarioKind.DRIFT, at_ms=0, duration_ms=800, instrument="WTI", target="-0.50"),
+    ],
+)
+
+
+class _Client:
+    def __init__(self, comp_id: str, port: int, incremental: bool):
+        self.app = ClientApp(SYMBOLS)
+        self.incremental = incremental
+        config = SessionConfig(
+            SessionID("FIX.4.4", comp_id, "LAGG"), Role.INITIATOR, heartbeat_s=5, reset_on_logon=True,
+            credentials=Credentials(comp_id, PASSWORD),
+        )  # fmt: skip
+        self.initiator = Initiator(self.app, config, MemoryStoreFactory(), "127.0.0.1", port, max_attempts=3)
+        if not incremental:  # ask for full refresh (265=0) instead of the app's default 265=1
+            self.app.on_logon = self._logon_full  # type: ignore[method-assign]
+
+    def _logon_full(self, session):
+        group = [(55, s.encode()) for s in SYMBOLS]
+        session.send(b"V", [(262, b"full"), (263, b"1"), (264, b"0"), (265, b"0"), (267, b"2"), (269, b"0"),
+                            (269, b"1"), (146, b"%d" % len(group)), *group], resendable=False)  # fmt: skip
+        self.app.logged_on.set()
+
+
+async def _start(cfg, tmp_path):
+    stop = asyncio.Event()
+    options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path)
+    task = asyncio.create_task(serve(cfg, SIM, options, stop))
+    await asyncio.wait_for(options.ready.wait(), 60)
+    return stop, task, options
+
+
+def _engine_text(gateway, tier, symbol):
+    q = gateway.engine.quote(tier, symbol)
+    inst = gateway.cfg.instrument(symbol)
+    pg, qg = inst.price_grid(), inst.qty_grid()
+    return (
+        [(pg.to_text(p).encode(), qg.to_text(s).encode()) for p, s in q.bids],
+        [(pg.to_text(p).encode(), qg.to_text(s).encode()) for p, s in q.asks],
+    )
+
+
+def _client_text(app, symbol):
+    bids, asks = app.book.ladder(symbol.encode())
+    return [(p, s) for p, s, _ in bids], [(p, s) for p, s, _ in asks]
+
+
+async def test_clients_on_three_tiers_rebuild_their_own_tiers_books_in_both_modes(tmp_path):
+    cfg = _config(6)
+    stop, task, options = await _start(cfg, tmp_path)
+    clients = [_Client(f"C{n}", options.bound["fix"], incremental=n < 3) for n in range(6)]
+    try:
+        for c in clients:
+            await c.initiator.start()
+        await asyncio.wait_for(asyncio.gather(*(c.app.logged_on.wait() for c in clients)), 20)
+        await asyncio.sleep(2.0)  # the market moves for 1 s, then stands still
+        gateway = options.gateway
+        assert gateway is not None
+        for n, c in enumerate(clients):
+            tier = TIERS[n % 3]
+            for symbol in SYMBOLS:
+                expected = _engine_text(gateway, tier, symbol)
+                assert expected[0] and expected[1], (tier, symbol)
+                assert _client_text(c.app, symbol) == expected, (n, tier, symbol)
+        # Different tiers really see different prices.
+        assert _client_text(clients[0].app, "EUR/USD") != _client_text(clients[1].app, "EUR/USD")
+        # WTI went through zero, and the clients' books followed.
+        assert _client_text(clients[0].app, "WTI")[0][0][0].startswith(b"-")
+        # Incremental clients got X messages after their first W.
+        assert clients[0].app.md_messages > len(SYMBOLS)
+    finally:
+        for c in clients:
+            await c.initiator.stop()
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_orders_fill_at_the_quote_or_better_and_rejects_carry_reasons(tmp_path):
+    cfg = _config(1)  # C0: institutional, internalised
+    stop, task, options = await _start(cfg, tmp_path)
+    client = _Client("C0", options.bound["fix"], incremental=True)
+    try:
+        await client.initiator.start()
+        await asyncio.wait_for(client.app.logged_on.wait(), 20)
+        await asyncio.sleep(1.5)
+        app, handle = client.app, client.initiator.handle
+        bids, asks = _client_text(app, "EUR/USD")
+        best_ask, best_bid = asks[0][0], bids[0][0]
+        handle.send(b"D", order_fields(OrderSpec("EUR/USD", "buy", "1000000"), app))
+        handle.send(b"D", order_fields(OrderSpec("EUR/USD", "sell", "1000000", "limit", "ioc", best_bid.decode()), app))
+        bad = [
+            OrderSpec("XBT/USD", "buy", "1000000"),
+            OrderSpec("EUR/USD", "buy", "1500"),
+            OrderSpec("EUR/USD", "buy", "1000000", "limit", "ioc", "1.085005"),
+        ]
+        for spec in bad:
+            handle.send(b"D", order_fields(spec, app))
+        for _ in range(100):
+            if len(app.reports) >= 5:
+                break
+            await asyncio.sleep(0.05)
+        fills = [r for r in app.reports if r.get(150) == b"F"]
+        rejects = [r for r in app.reports if r.get(150) == b"8"]
+        assert len(fills) == 2 and len(rejects) == 3, app.reports
+        buy = next(f for f in fills if f.get(54) == b"1")
+        sell = next(f for f in fills if f.get(54) == b"2")
+        assert float(buy.get(31)) <= float(best_ask) and float(sell.get(31)) >= float(best_bid)
+        assert [r.get_str(58) for r in rejects] == [
+            "unknown symbol XBT/USD",
+            "quantity must be a positive multiple of 1000",
+            "price must be a multiple of the tick size 0.00001",
+        ]
+        # An unknown symbol in a market-data request comes back as Y with 281=0.
+        handle.send(b"V", [(262, b"bad"), (263, b"1"), (264, b"1"), (265, b"1"), (267, b"1"), (269, b"0"),
+                           (146, b"1"), (55, b"XBT/USD")], resendable=False)  # fmt: skip
+        for _ in range(100):
+            if any(m.msg_type == b"Y" for m in app.rejects):
+                break
+            await asyncio.sleep(0.05)
+        (y,) = [m for m in app.rejects if m.msg_type == b"Y"]
+        assert (y.get(262), y.get(281)) == (b"bad", b"0")
+        # The security list gives tick size and quantity step.
+        assert ("EUR/USD", "0.00001", "1000") in app.security_list
+    finally:
+        await client.initiator.stop()
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+@pytest.mark.slow
+async def test_fifty_sessions_on_three_tiers_each_get_their_own_tiers_prices(tmp_path):
+    cfg = _config(50)
+    stop, task, options = await _start(cfg, tmp_path)
+    clients = [_Client(f"C{n}", options.bound["fix"], incremental=True) for n in range(50)]
+    try:
+        for c in clients:
+            await c.initiator.start()
+        await asyncio.wait_for(asyncio.gather(*(c.app.logged_on.wait() for c in clients)), 30)
+        await asyncio.sleep(2.0)
+        gateway = options.gateway
+        for n, c in enumerate(clients):
+            assert _client_text(c.app, "EUR/USD") == _engine_text(gateway, TIERS[n % 3], "EUR/USD"), n
+    finally:
+        await asyncio.gather(*(c.initiator.stop() for c in clients))
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
