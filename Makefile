@@ -57,6 +57,10 @@ check-config: $(STAMP) ## Validate configs/example.toml
 bench-engine: $(STAMP) ## Engine benchmark -> benchmarks/results/engine.json
 	$(BIN)/python -m benchmarks.engine
 
+.PHONY: bench-fix
+bench-fix: $(STAMP) ## FIX codec benchmark (ours vs naive vs simplefix) -> benchmarks/results/fix_codec.json
+	$(BIN)/python -m benchmarks.fix_codec
+
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

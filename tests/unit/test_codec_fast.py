@@ -40,6 +40,7 @@ from fixserver.codec import (
     MessageTemplate,
     encode,
     encode_prepared,
+    encode_snapshot,
     encode_with_prepared,
     md_incremental_body,
     md_snapshot_body,
@@ -67,6 +68,36 @@ def test_snapshot_body_is_the_generic_encoding():
         assert fast == prepare_body(b"W", snapshot_fields(req=req))
         assert encode_prepared(HDR_BYTES, fast) == encode(b"W", HDR, snapshot_fields(req=req))
         assert encode_with_prepared(HDR, fast) == encode_prepared(HDR_BYTES, fast)
+
+
+@pytest.mark.parametrize("req", [None, b"req-7"])
+@pytest.mark.parametrize("depth", [0, 1, 2, 10])
+def test_one_shot_snapshot_is_the_generic_encoding(req, depth):
+    bids = [(b"1.%05d" % (8520 - i), b"%d" % (1000000 + i), b"b%d" % i) for i in range(depth)]
+    asks = [(b"1.%05d" % (8523 + i), b"%d" % (2000000 + i), b"a%d" % i) for i in range(depth)]
+    expected = [] if req is None else [(262, req)]
+    expected += [(55, b"EUR/USD"), (268, b"%d" % (2 * depth))]
+    for etype, levels in ((b"0", bids), (b"1", asks)):
+        for px, sz, eid in levels:
+            expected += [(269, etype), (270, px), (271, sz), (278, eid)]
+    assert encode_snapshot(HDR_BYTES, b"EUR/USD", bids, asks, req) == encode(b"W", HDR, expected)
+    two = [lvl[:2] for lvl in bids], [lvl[:2] for lvl in asks]
+    assert encode_snapshot(HDR_BYTES, b"EUR/USD", *two, req) == encode_prepared(
+        HDR_BYTES, md_snapshot_body(b"EUR/USD", *two, req)
+    )
+
+
+@pytest.mark.parametrize(
+    "bids", [[(b"1.1", b"")], [(b"1.1", b"5\x0110=000")], [(1, b"1")], [(b"1.1", b"1"), (b"1.2", b"1", b"id")]]
+)
+def test_one_shot_snapshot_refuses_values_fix_cannot_carry(bids):
+    with pytest.raises(EncodeError):
+        encode_snapshot(HDR_BYTES, b"EUR/USD", bids, [])
+
+
+def test_template_refuses_a_value_that_would_smuggle_a_field_into_the_header():
+    with pytest.raises(EncodeError):
+        MessageTemplate(b"D", (11, 55)).encode(HDR_BYTES, (b"x\x0149=EVIL", b"EUR/USD"))
 
 
 def test_incremental_body_is_the_generic_encoding():
@@ -201,3 +232,15 @@ def test_batch_decoder_raises_frame_too_large_with_earlier_messages():
         decoder.feed(w(1) + b"8=FIX.4.4\x019=5000\x0135=W\x01")
     assert info.value.body_length == 5000
     assert [m.seq_num for m in info.value.messages] == [1]
+
+
+def test_extract_reads_the_first_occurrence_of_each_asked_tag_like_fixmessage_get():
+    orders = [
+        encode(b"D", HDR, [(11, b"c%d" % i), (55, b"EUR/USD"), (54, b"1"), (38, b"%d" % (i + 1))])
+        for i in range(3)
+    ]
+    raw = orders[0] + encode(b"0", HDR, [(58, b"a"), (58, b"b")]) + orders[1] + orders[2]
+    batch = BatchDecoder().feed(raw)
+    tags = (11, 38, 58, 44)
+    assert batch.extract(tags) == [[m.get(t) for t in tags] for m in FrameDecoder().feed(raw)]
+    assert batch.extract(tags)[1] == [None, None, b"a", None]
