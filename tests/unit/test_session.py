@@ -695,3 +695,55 @@ def test_initiator_logon_answer_with_a_gap_asks_for_resend() -> None:
     rr = field_map(sends(actions)[0])
     assert (rr[35], rr[7], rr[16]) == (b"2", b"1", b"0")
     assert session.resend_outstanding
+
+
+# --- the whole (state x event) table -------------------------------------------------------------
+
+
+def _in_state(state: SessionState) -> tuple[Session, Counterparty]:
+    if state is SessionState.LOGON_SENT:
+        session, peer = initiator()
+        session.connected(T0)
+        return session, peer
+    if state is SessionState.DISCONNECTED:
+        return acceptor()
+    if state is SessionState.AWAIT_LOGON:
+        session, peer = acceptor()
+        session.connected(T0)
+        return session, peer
+    session, peer = logged_on()
+    if state is SessionState.LOGOUT_SENT:
+        session.logout(T0)
+    return session, peer
+
+
+_FIRE = {
+    SessionEvent.CONNECTED: lambda s, p: s.connected(p.now_ns),
+    SessionEvent.RECV_LOGON: lambda s, p: p.logon(30, (554, PASSWORD.encode())),
+    SessionEvent.RECV_LOGOUT: lambda s, p: p.send(b"5"),
+    SessionEvent.RECV_ADMIN: lambda s, p: p.send(b"0"),
+    SessionEvent.RECV_APP: lambda s, p: p.send(b"D", (11, b"x")),
+    SessionEvent.TIMER: lambda s, p: p.advance(1),
+    SessionEvent.SEND_APP: lambda s, p: s.send_app(b"8", [(37, b"E")], p.now_ns),
+    SessionEvent.LOGOUT_REQUEST: lambda s, p: s.logout(p.now_ns),
+    SessionEvent.TEST_REQUEST: lambda s, p: s.test_request(p.now_ns),
+    SessionEvent.CONNECTION_LOST: lambda s, p: s.connection_lost(p.now_ns),
+}
+
+
+@pytest.mark.parametrize("state", list(SessionState), ids=lambda s: s.name)
+@pytest.mark.parametrize("event", list(SessionEvent), ids=lambda e: e.name)
+def test_every_state_event_pair_follows_the_table(state: SessionState, event: SessionEvent) -> None:
+    from fixserver.session import TRANSITIONS
+
+    session, peer = _in_state(state)
+    assert session.state is state
+    entry = TRANSITIONS.get((state, event))
+    if entry is None:
+        with pytest.raises(SessionStateError) as err:
+            _FIRE[event](session, peer)
+        assert (err.value.state, err.value.event) == (state, event)
+        assert session.state is state  # a refused event changes nothing
+    else:
+        _FIRE[event](session, peer)
+        assert session.state in entry[1]
