@@ -72,7 +72,8 @@ class Gateway(Application):
             on_exposure=self._on_exposure,
         )
         # A session whose backlog passes this share of the hard limit gets conflated data.
-        self.conflate_bytes = max(cfg.server.max_send_buffer_bytes // 4, 64 * 1024)
+        self.conflate_bytes = max(cfg.server.max_send_buffer_bytes // 4, 16 * 1024)
+        self._conflated_since: dict[str, int] = {}
 
     # --- engine views ----------------------------------------------------------------------------
 
@@ -91,6 +92,7 @@ class Gateway(Application):
 
     def on_logon(self, session: SessionHandle) -> None:
         self.handles[session.session_id.target_comp_id] = session
+        session.set_socket_send_buffer(self.cfg.server.socket_send_buffer_bytes)
         self.metrics.sessions.labels(state="logged_on").set(sum(h.is_logged_on for h in self.handles.values()))
 
     def on_logout(self, session: SessionHandle, reason: str) -> None:
@@ -168,7 +170,7 @@ class Gateway(Application):
         self.desk.on_quotes(now_ns)
         self.flush_orders()
         started = time.perf_counter_ns()
-        out = self.hub.publish(now_ns, writable=self._writable)
+        out = self.hub.publish(now_ns, writable=lambda comp_id: self._writable(str(comp_id), now_ns))
         sent = 0
         for comp_id, bodies in out.items():
             handle = self.handles.get(comp_id)
@@ -180,14 +182,26 @@ class Gateway(Application):
         if sent:
             self.metrics.stage_latency.labels(stage="publish").observe((time.perf_counter_ns() - started) / 1e9)
 
-    def _writable(self, comp_id: object) -> bool:
-        handle = self.handles.get(str(comp_id))
+    def _writable(self, comp_id: str, now_ns: int) -> bool:
+        """May this session take market data now? Slow sessions are conflated, then dropped."""
+        handle = self.handles.get(comp_id)
         if handle is None or not handle.is_logged_on:
             return False
-        if handle.buffered_bytes > self.conflate_bytes:
-            self.metrics.conflated.labels(client=str(comp_id)).inc()
+        backlog = handle.buffered_bytes
+        if backlog <= self.conflate_bytes:
+            self._conflated_since.pop(comp_id, None)
+            return True
+        since = self._conflated_since.setdefault(comp_id, now_ns)
+        server = self.cfg.server
+        if backlog > server.max_send_buffer_bytes or now_ns - since > server.max_conflation_s * 1_000_000_000:
+            # A Logout would queue behind the backlog it is about; drop the connection instead.
+            # The session keeps its sequence numbers; the client recovers on its next logon.
+            self._conflated_since.pop(comp_id, None)
+            self.metrics.slow_logouts.labels(client=comp_id).inc()
+            handle.abort(f"slow consumer: {backlog} bytes behind for {(now_ns - since) / 1e9:.1f}s")
             return False
-        return True
+        self.metrics.conflated.labels(client=comp_id).inc()
+        return False
 
 
 @dataclass

@@ -170,6 +170,26 @@ class SessionHandle:
         """Start the Logout handshake (the connection closes on the answer or the timeout)."""
         self._run(self.session.logout(self.clock.now_ns(), text))
 
+    def abort(self, reason: str) -> None:
+        """Drop the connection now, without waiting for queued bytes (a slow consumer)."""
+        transport = self._transport
+        if transport is not None:
+            log.warning("%s: aborting connection: %s", self.session_id.key, reason)
+            transport.abort()
+
+    def set_socket_send_buffer(self, size: int) -> None:
+        """Cap the kernel send buffer (SO_SNDBUF) of the current connection.
+
+        A smaller kernel buffer makes a slow reader visible to :attr:`buffered_bytes` sooner,
+        so it is conflated or dropped in bounded time instead of after megabytes of lag.
+        """
+        transport = self._transport
+        sock = transport.get_extra_info("socket") if transport is not None else None
+        if sock is not None and size > 0:
+            import socket
+
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
     async def wait_logged_on(self) -> None:
         """Wait until the session is logged on (wrap in ``asyncio.wait_for``)."""
         if self.is_logged_on:
