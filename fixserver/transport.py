@@ -120,6 +120,7 @@ class SessionHandle:
         self.writing_paused = False
         self.messages_sent = 0
         self.logon_count = 0
+        self.callback_errors = 0
         self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []
         self._batch_depth = 0
@@ -244,7 +245,7 @@ class SessionHandle:
 
     def set_paused(self, paused: bool) -> None:
         self.writing_paused = paused
-        self.application.on_send_buffer(self, paused)
+        self._notify(self.application.on_send_buffer, self, paused)
 
     # -- executing actions --
 
@@ -261,11 +262,12 @@ class SessionHandle:
                     self._pending.append(data)
                     self.messages_sent += 1
                     continue
-                # Callbacks may send: what the session produced so far must go out first.
+                # Callbacks may send: their messages join the same pending buffer after what the
+                # session produced so far, so the wire order is the order of events.
                 if isinstance(action, Deliver):
-                    self.application.from_app(action.message, self)
+                    self._notify(self.application.from_app, action.message, self)
                 elif isinstance(action, AdminReceived):
-                    self.application.from_admin(action.message, self)
+                    self._notify(self.application.from_admin, action.message, self)
                 elif isinstance(action, LoggedOn):
                     self.logon_count += 1
                     log.info("%s logged on%s", self.session_id.key, " (sequence reset)" if action.reset else "")
@@ -273,10 +275,10 @@ class SessionHandle:
                         if not fut.done():
                             fut.set_result(None)
                     self._logon_waiters.clear()
-                    self.application.on_logon(self)
+                    self._notify(self.application.on_logon, self)
                 elif isinstance(action, LoggedOut):
                     log.info("%s logged out: %s", self.session_id.key, action.reason)
-                    self.application.on_logout(self, action.reason)
+                    self._notify(self.application.on_logout, self, action.reason)
                 elif isinstance(action, Disconnect):
                     log.info("%s disconnect: %s", self.session_id.key, action.reason)
                     self._flush(force=True)
@@ -286,6 +288,16 @@ class SessionHandle:
         if self._batch_depth == 0:
             self._flush()
         self._arm_timer()
+
+    def _notify(self, callback: Callable[..., None], *args: Any) -> None:
+        """Run an application callback. A failing one is logged and counted; the session goes
+        on (the message counts as processed), as QuickFIX/J does by default: one bad message
+        must not take down a client's session, nor the loop every session shares."""
+        try:
+            callback(*args)
+        except Exception:
+            self.callback_errors += 1
+            log.exception("%s: application callback %s failed", self.session_id.key, callback.__name__)
 
     def _flush(self, force: bool = False) -> None:
         if self._batch_depth and not force:

@@ -244,3 +244,31 @@ def test_initiator_reconnects_after_the_acceptor_drops_it() -> None:
         await acceptor.stop()
 
     on_uvloop(main())
+
+
+def test_a_failing_application_callback_is_logged_and_the_session_goes_on() -> None:
+    class Flaky(Recorder):
+        def from_app(self, message: FixMessage, session: SessionHandle) -> None:
+            if message.get(11) == b"BOOM":
+                raise RuntimeError("application bug")
+            super().from_app(message, session)
+
+    async def main() -> None:
+        server_app, client_app = Flaky(), Recorder()
+        acceptor = make_acceptor(server_app)
+        await acceptor.start()
+        initiator = make_initiator(client_app, acceptor.port, max_attempts=1)
+        await initiator.start()
+        await asyncio.wait_for(initiator.handle.wait_logged_on(), 5)
+        for cl in (b"BOOM", b"OK"):
+            initiator.handle.send(b"D", [(11, cl), (55, b"EUR/USD"), (54, b"1"), (60, format_utc_timestamp(0)),
+                                         (38, b"1"), (40, b"1")])
+        await until(lambda: len(client_app.app) == 1)
+        assert client_app.app[0].get(11) == b"OK"
+        server = acceptor.handle("DEMO")
+        assert server.callback_errors == 1 and server.is_logged_on
+        assert server.session.next_target_seq == 4  # both orders consumed their numbers
+        await initiator.stop()
+        await acceptor.stop()
+
+    on_uvloop(main())
