@@ -55,12 +55,36 @@ def workload_config(n_instr: int) -> Config:
             for j in range(N_LPS)
         ],
         tiers=[
-            TierConfig(name="depth", mode=AggregationMode.FULL_DEPTH, depth=5, bid_markup=1, ask_markup=1,
-                       min_spread_ticks=2, skew_pct=50, max_skew_ticks=5),
-            TierConfig(name="top", mode=AggregationMode.TOP_OF_BOOK, depth=1, bid_markup=3, ask_markup=3,
-                       min_spread_ticks=10, vol_widen_pct=100, max_vol_widen_ticks=20, round_ticks=10),
-            TierConfig(name="bands", mode=AggregationMode.VWAP_BANDS, depth=3, size_bands=[1000, 3000, 5000],
-                       bid_markup=2, ask_markup=2, min_spread_ticks=4),
+            TierConfig(
+                name="depth",
+                mode=AggregationMode.FULL_DEPTH,
+                depth=5,
+                bid_markup=1,
+                ask_markup=1,
+                min_spread_ticks=2,
+                skew_pct=50,
+                max_skew_ticks=5,
+            ),
+            TierConfig(
+                name="top",
+                mode=AggregationMode.TOP_OF_BOOK,
+                depth=1,
+                bid_markup=3,
+                ask_markup=3,
+                min_spread_ticks=10,
+                vol_widen_pct=100,
+                max_vol_widen_ticks=20,
+                round_ticks=10,
+            ),
+            TierConfig(
+                name="bands",
+                mode=AggregationMode.VWAP_BANDS,
+                depth=3,
+                size_bands=[1000, 3000, 5000],
+                bid_markup=2,
+                ask_markup=2,
+                min_spread_ticks=4,
+            ),
         ],
         engine=EngineConfig(max_levels=LEVELS),
     )
@@ -198,12 +222,15 @@ def main() -> int:
             by_instr = {str(n): measure(impl, n, size, n_batches) for n in (1, 20)}
             # The headline numbers are the 20-instrument run (more dirty instruments per batch).
             results[impl][f"batch{size}"] = {**by_instr["20"], "instruments": 20, "by_instruments": by_instr}
+
     def speedup(size: int, n: str, key: str) -> float:
         ref = results["reference"][f"batch{size}"]["by_instruments"][n][key]
         return round(ref / results["numba"][f"batch{size}"]["by_instruments"][n][key], 1)
 
-    ratio = {f"batch{size}": {f"instruments_{n}": speedup(size, n, "mean_us") for n in ("1", "20")} for size in (1, 64)}
-    ratio_p50 = {f"batch{size}": {f"instruments_{n}": speedup(size, n, "p50_us") for n in ("1", "20")} for size in (1, 64)}
+    def speedups(key: str) -> dict[str, dict[str, float]]:
+        return {f"batch{size}": {f"instruments_{n}": speedup(size, n, key) for n in ("1", "20")} for size in (1, 64)}
+
+    ratio, ratio_p50 = speedups("mean_us"), speedups("p50_us")
     results["reference_over_numba_mean"] = ratio
     results["reference_over_numba_p50"] = ratio_p50
     results["compile"] = {"cold_compile_s": round(cold_s, 2), "warm_start_s": round(warm_s, 3)}
@@ -235,16 +262,24 @@ def main() -> int:
             for n in ("1", "20"):
                 r = results[impl][f"batch{size}"]["by_instruments"][n]
                 table.add_row(
-                    impl, n, str(size), f"{r['p50_us']:.3f}", f"{r['p99_us']:.3f}", f"{r['p999_us']:.3f}",
-                    f"{r['mean_us']:.3f}", f"{r['per_s']:,}",
+                    impl,
+                    n,
+                    str(size),
+                    f"{r['p50_us']:.3f}",
+                    f"{r['p99_us']:.3f}",
+                    f"{r['p999_us']:.3f}",
+                    f"{r['mean_us']:.3f}",
+                    f"{r['per_s']:,}",
                     f"{ratio[f'batch{size}'][f'instruments_{n}']}x | {ratio_p50[f'batch{size}'][f'instruments_{n}']}x"
                     if impl == "numba"
                     else "",
                 )
     console = Console(width=140)
     console.print(table)
-    console.print(f"cold JIT compile: {cold_s:.1f} s; warm start (cache): {warm_s:.2f} s; "
-                  f"whole benchmark {report['runtime_s']} s -> {RESULTS.relative_to(Path.cwd())}")
+    console.print(
+        f"cold JIT compile: {cold_s:.1f} s; warm start (cache): {warm_s:.2f} s; "
+        f"whole benchmark {report['runtime_s']} s -> {RESULTS.relative_to(Path.cwd())}"
+    )
     return 0
 
 

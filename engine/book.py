@@ -101,8 +101,19 @@ class Engine:
         n_lvl = cfg.engine.max_levels
         max_depth = max(t.depth for t in cfg.tiers)
 
-        self.book = np.zeros((n_instr, n_lp, 2, k.B_NF, n_lvl), np.int64)
-        self.lp_state = np.zeros((n_instr, n_lp, k.LPS_NF), np.int64)
+        # One buffer holds every state array (see kernels.build_arena); the attributes below are
+        # numpy views of it, for tools, tests and the fan-out.
+        tiers = tier_params(list(cfg.tiers))
+        width = max(n_lp * n_lvl, n_lp, max_depth, 1)
+        self.arena, views = k.build_arena(n_instr, n_lp, n_lvl, n_tier, tiers.shape[1], max_depth, width)
+        self.book = views["book"]
+        self.lp_state = views["lp_state"]
+        self.instr_state = views["instr_state"]
+        self.tiers = views["tiers"]
+        self.tiers[:] = tiers
+        self.quotes = views["quotes"]
+        self.quote_state = views["quote_state"]
+        self.scratch = views["scratch"]
         self.lp_state[:, :, k.LPS_LAST_NS] = k.NEVER
         for j, lp in enumerate(cfg.lps):
             for sym in lp.instruments:
@@ -112,26 +123,10 @@ class Engine:
             self.lp_state[:, j, k.LPS_HAIRCUT] = lp.haircut_ticks
             self.lp_state[:, j, k.LPS_WEIGHT] = lp.size_weight_pct
             self.lp_state[:, j, k.LPS_STALE_NS] = lp.staleness_ms * 1_000_000
-        self.instr_state = np.zeros((n_instr + 1, k.I_NF), np.int64)
         for i, inst in enumerate(cfg.instruments):
             self.instr_state[i, k.I_SPIKE_K] = inst.spike_filter_ticks
             self.instr_state[i, k.I_HALFLIFE_NS] = min(inst.vol_halflife_ms, MAX_HALFLIFE_MS) * 1_000_000
         self.instr_state[n_instr, k.I_HALFLIFE_NS] = 1
-        self.tiers = tier_params(list(cfg.tiers))
-        self.quotes = np.zeros((n_tier, n_instr, 2, 2, max_depth), np.int64)
-        self.quote_state = np.zeros((n_tier, n_instr, k.QS_NF), np.int64)
-        width = max(n_lp * n_lvl, n_lp, max_depth, 1)
-        self.scratch = np.zeros((k.S_ROWS, width), np.int64)
-        # The kernels' state arguments, in order, so a call is one tuple unpack.
-        self._state = (
-            self.book,
-            self.lp_state,
-            self.instr_state,
-            self.tiers,
-            self.quotes,
-            self.quote_state,
-            self.scratch,
-        )
         self.compile_seconds = _warm_up(self)
 
     # --- inputs ------------------------------------------------------------------------------
@@ -141,11 +136,11 @@ class Engine:
 
         Returns the number of instruments repriced.
         """
-        return k.apply_batch(batch.rows, batch.n, now_ns, *self._state)  # type: ignore[no-any-return]
+        return k.apply_batch(batch.rows, batch.n, now_ns, self.arena)  # type: ignore[no-any-return]
 
     def expire(self, now_ns: int) -> int:
         """Reprice instruments where an LP went past its staleness limit (and any dirty ones)."""
-        return k.expire(now_ns, *self._state)  # type: ignore[no-any-return]
+        return k.expire(now_ns, self.arena)  # type: ignore[no-any-return]
 
     def set_skew(self, instr_index: int, ticks: int, now_ns: int | None = None) -> int:
         """Set the risk skew input of an instrument (ticks; positive = long, prices move down).
@@ -187,10 +182,10 @@ def _warm_up(engine: Engine) -> float:
     if _compile_seconds is not None:
         return 0.0
     start = time.perf_counter()
-    state = [a.copy() for a in engine._state]
+    arena = engine.arena.copy()
     batch = UpdateBatch(1)
     batch.set_level(0, 0, 0, 0, 0, 0, 0)
-    k.apply_batch(batch.rows, batch.n, 0, *state)
-    k.expire(0, *state)
+    k.apply_batch(batch.rows, batch.n, 0, arena)
+    k.expire(0, arena)
     _compile_seconds = time.perf_counter() - start
     return _compile_seconds

@@ -4,7 +4,8 @@ Every kernel takes arrays and integer scalars only and allocates nothing. State 
 few large ``int64`` arrays because Numba's call cost grows with each array argument it unboxes;
 the column/row constants below name what lives where. :class:`engine.book.Engine` owns the arrays.
 
-Array layout (all ``int64``)::
+Array layout (all ``int64``; all of them are views of one buffer, the *arena*, see
+:func:`build_arena`)::
 
     book        [n_instr, n_lp, side, field, level]   field: B_PX, B_QTY (as sent), B_TS (level update
                                                       time), B_EFF_PX, B_EFF_QTY (after haircut and
@@ -490,7 +491,9 @@ def _tier_levels(t: int, s: int, n_merged: int, tiers: np.ndarray, scratch: np.n
 
 
 @njit(cache=True, nogil=True)
-def _publish(t: int, i: int, nb: int, na: int, quotes: np.ndarray, quote_state: np.ndarray, scratch: np.ndarray) -> None:
+def _publish(
+    t: int, i: int, nb: int, na: int, quotes: np.ndarray, quote_state: np.ndarray, scratch: np.ndarray
+) -> None:
     """Copy the priced ladder in S_OUT to the quote arrays; bump the version only on change."""
     changed = quote_state[t, i, QS_N_BID] != nb or quote_state[t, i, QS_N_ASK] != na
     if not changed:
@@ -690,44 +693,83 @@ def _reprice_dirty(
     return count
 
 
+# --- the arena: every state array is a view of one int64 buffer ---------------------------------
+# A kernel call then unboxes two arrays (batch rows, arena) instead of nine: each array argument
+# costs ~170 ns of Numba dispatch on this class of machine, most of a batch-of-1 budget.
+# Header slots hold the dimensions and the offset of each array in the buffer.
+H_N_INSTR, H_N_LP, H_N_LVL, H_N_TIER, H_TIER_W, H_DEPTH, H_SCRATCH_W = 0, 1, 2, 3, 4, 5, 6
+H_OFF = 7  # + index in ARENA_ARRAYS
+ARENA_ARRAYS = ("book", "lp_state", "instr_state", "tiers", "quotes", "quote_state", "scratch")
+H_SIZE = H_OFF + len(ARENA_ARRAYS) + 1  # the last offset is the end of the buffer
+
+
+def arena_shapes(
+    n_instr: int, n_lp: int, n_lvl: int, n_tier: int, tier_w: int, depth: int, scratch_w: int
+) -> list[tuple[int, ...]]:
+    """Shapes of the arena's arrays, in ARENA_ARRAYS order."""
+    return [
+        (n_instr, n_lp, 2, B_NF, n_lvl),
+        (n_instr, n_lp, LPS_NF),
+        (n_instr + 1, I_NF),
+        (n_tier, tier_w),
+        (n_tier, n_instr, 2, 2, depth),
+        (n_tier, n_instr, QS_NF),
+        (S_ROWS, scratch_w),
+    ]
+
+
+def build_arena(
+    n_instr: int, n_lp: int, n_lvl: int, n_tier: int, tier_w: int, depth: int, scratch_w: int
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Allocate the zeroed arena and return it with named numpy views of its arrays."""
+    shapes = arena_shapes(n_instr, n_lp, n_lvl, n_tier, tier_w, depth, scratch_w)
+    sizes = [int(np.prod(shape)) for shape in shapes]
+    arena = np.zeros(H_SIZE + sum(sizes), np.int64)
+    arena[:H_OFF] = (n_instr, n_lp, n_lvl, n_tier, tier_w, depth, scratch_w)
+    views = {}
+    off = H_SIZE
+    for a, (name, shape, size) in enumerate(zip(ARENA_ARRAYS, shapes, sizes, strict=True)):
+        arena[H_OFF + a] = off
+        views[name] = arena[off : off + size].reshape(shape)
+        off += size
+    arena[H_OFF + len(ARENA_ARRAYS)] = off
+    return arena, views
+
+
 @njit(cache=True, nogil=True)
-def apply_batch(
-    rows: np.ndarray,
-    n: int,
-    now: int,
-    book: np.ndarray,
-    lp_state: np.ndarray,
-    instr_state: np.ndarray,
-    tiers: np.ndarray,
-    quotes: np.ndarray,
-    quote_state: np.ndarray,
-    scratch: np.ndarray,
-) -> int:
+def _views(arena: np.ndarray) -> tuple:
+    n_instr, n_lp, n_lvl = arena[H_N_INSTR], arena[H_N_LP], arena[H_N_LVL]
+    n_tier, tier_w, depth, scratch_w = arena[H_N_TIER], arena[H_TIER_W], arena[H_DEPTH], arena[H_SCRATCH_W]
+    book = arena[arena[H_OFF] : arena[H_OFF + 1]].reshape((n_instr, n_lp, 2, B_NF, n_lvl))
+    lp_state = arena[arena[H_OFF + 1] : arena[H_OFF + 2]].reshape((n_instr, n_lp, LPS_NF))
+    instr_state = arena[arena[H_OFF + 2] : arena[H_OFF + 3]].reshape((n_instr + 1, I_NF))
+    tiers = arena[arena[H_OFF + 3] : arena[H_OFF + 4]].reshape((n_tier, tier_w))
+    quotes = arena[arena[H_OFF + 4] : arena[H_OFF + 5]].reshape((n_tier, n_instr, 2, 2, depth))
+    quote_state = arena[arena[H_OFF + 5] : arena[H_OFF + 6]].reshape((n_tier, n_instr, QS_NF))
+    scratch = arena[arena[H_OFF + 6] : arena[H_OFF + 7]].reshape((S_ROWS, scratch_w))
+    return book, lp_state, instr_state, tiers, quotes, quote_state, scratch
+
+
+@njit(cache=True, nogil=True)
+def apply_batch(rows: np.ndarray, n: int, now: int, arena: np.ndarray) -> int:
     """Apply ``n`` batch rows in order, then reprice each dirty instrument once (all tiers).
 
     Returns the number of instruments repriced. Instruments already marked dirty (e.g. by a skew
     change) are repriced too.
     """
+    book, lp_state, instr_state, tiers, quotes, quote_state, scratch = _views(arena)
     _apply_rows(rows, n, book, lp_state, instr_state)
     return _reprice_dirty(now, book, lp_state, instr_state, tiers, quotes, quote_state, scratch)
 
 
 @njit(cache=True, nogil=True)
-def expire(
-    now: int,
-    book: np.ndarray,
-    lp_state: np.ndarray,
-    instr_state: np.ndarray,
-    tiers: np.ndarray,
-    quotes: np.ndarray,
-    quote_state: np.ndarray,
-    scratch: np.ndarray,
-) -> int:
+def expire(now: int, arena: np.ndarray) -> int:
     """Reprice instruments where an LP crossed its staleness limit since its last update was seen.
 
     A silent LP sends nothing, so without this its last prices would stay in the quotes. Returns
     the number of instruments repriced (dirty ones included).
     """
+    book, lp_state, instr_state, tiers, quotes, quote_state, scratch = _views(arena)
     for i in range(book.shape[0]):
         for lp in range(book.shape[1]):
             if lp_state[i, lp, LPS_FRESH] == 1 and now - lp_state[i, lp, LPS_LAST_NS] > lp_state[i, lp, LPS_STALE_NS]:

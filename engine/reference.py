@@ -129,9 +129,7 @@ class ReferenceEngine:
                 if lp.enabled and cfg.instruments[i].enabled:
                     self.allowed.add((j, i))
         # ladders[(lp, instr)][side] = {level slot: (price, qty)}
-        self.ladders: dict[tuple[int, int], list[dict[int, tuple[int, int]]]] = {
-            key: [{}, {}] for key in self.allowed
-        }
+        self.ladders: dict[tuple[int, int], list[dict[int, tuple[int, int]]]] = {key: [{}, {}] for key in self.allowed}
         self.up = [False] * len(cfg.lps)
         self.last_update: dict[tuple[int, int], int] = {}
         self.fresh: set[tuple[int, int]] = set()

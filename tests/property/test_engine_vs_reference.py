@@ -124,8 +124,8 @@ steps = st.one_of(
 def check_invariants(q: TierQuote, tier: TierConfig) -> None:
     assert len(q.bids) <= tier.depth and len(q.asks) <= tier.depth
     assert all(qty > 0 for _, qty in q.bids + q.asks)
-    assert all(a[0] > b[0] for a, b in zip(q.bids, q.bids[1:])), q
-    assert all(a[0] < b[0] for a, b in zip(q.asks, q.asks[1:])), q
+    assert all(a[0] > b[0] for a, b in zip(q.bids, q.bids[1:], strict=False)), q
+    assert all(a[0] < b[0] for a, b in zip(q.asks, q.asks[1:], strict=False)), q
     if q.bids and q.asks:
         assert q.bids[0][0] < q.asks[0][0], q
     for px, _ in q.bids + q.asks:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from engine.batch import UpdateBatch
 from engine.config import AggregationMode, LpConfig, TierConfig
-from tests.unit.test_engine_fixtures import config, desk, engine_cls  # noqa: F401 (fixture)
+from tests.unit.test_engine_fixtures import config, desk, engine_fixture
+
+both_engines = engine_fixture()
 
 FULL = TierConfig(name="t", mode=AggregationMode.FULL_DEPTH, depth=5)
 

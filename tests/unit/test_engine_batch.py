@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from engine.batch import ASK, CLEAR_BOOK, LP_DOWN, SET_LEVEL, UpdateBatch
 from engine.config import TierConfig
-from tests.unit.test_engine_fixtures import config, desk, engine_cls  # noqa: F401 (fixture)
+from tests.unit.test_engine_fixtures import config, desk, engine_fixture
+
+both_engines = engine_fixture()
 
 
 def test_named_fields_are_views_of_the_packed_rows():

@@ -7,6 +7,7 @@ Every engine test runs twice, against the Numba :class:`Engine` and the plain-Py
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
@@ -19,9 +20,18 @@ MS = 1_000_000
 Ladder = Sequence[tuple[int, int]]
 
 
-@pytest.fixture(params=[Engine, ReferenceEngine], ids=["numba", "reference"])
-def engine_cls(request: pytest.FixtureRequest) -> type:
-    return request.param  # type: ignore[no-any-return]
+def engine_fixture() -> Any:
+    """A fixture ``engine_cls`` that runs a test once per implementation.
+
+    Test modules bind it to a module attribute (``both_engines = engine_fixture()``) so that
+    pytest finds it without the test parameter shadowing an imported name.
+    """
+
+    @pytest.fixture(name="engine_cls", params=[Engine, ReferenceEngine], ids=["numba", "reference"])
+    def _engine_cls(request: pytest.FixtureRequest) -> type:
+        return request.param  # type: ignore[no-any-return]
+
+    return _engine_cls
 
 
 def config(

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from engine.book import Engine
 from engine.config import AggregationMode, MarkupUnit, MaxSpreadRule, MinSpreadRule, TierConfig
-from tests.unit.test_engine_fixtures import Desk, config, desk, engine_cls  # noqa: F401 (fixture)
+from tests.unit.test_engine_fixtures import Desk, config, desk, engine_fixture
+
+both_engines = engine_fixture()
 
 
 def one_lp(engine_cls: type, tier: TierConfig, **kw: int) -> Desk:
