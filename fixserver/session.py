@@ -793,6 +793,12 @@ class Session:
         if msg.seq_num is None:
             self._logout_and_disconnect(out, now_ns, "MsgSeqNum(34) missing")
             return None
+        skew = self.config.max_sending_time_skew_s
+        if skew is not None:
+            sent = parse_utc_timestamp(msg.get(52))
+            if sent is None or abs(now_ns - sent) > skew * _NS:
+                self._logout_and_disconnect(out, now_ns, "SendingTime accuracy problem")
+                return None
         return hb
 
     def _on_logon_as_acceptor(self, out: list[Action], now_ns: int, msg: FixMessage) -> None:

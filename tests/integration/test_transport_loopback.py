@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
@@ -115,7 +116,7 @@ def test_initiator_and_acceptor_logon_order_execution_report_logout(tmp_path: Pa
 async def raw_logon(port: int, sender: bytes, password: bytes) -> list[FixMessage]:
     """A hand-rolled client: send one Logon, return what comes back before the close."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    header = [(49, sender), (56, b"LAGG"), (34, b"1"), (52, format_utc_timestamp(0))]
+    header = [(49, sender), (56, b"LAGG"), (34, b"1"), (52, format_utc_timestamp(time.time_ns()))]
     writer.write(encode(b"A", header, [(98, b"0"), (108, b"30"), (554, password)]))
     decoder = FrameDecoder()
     got: list[FixMessage] = []
@@ -173,7 +174,7 @@ def test_slow_reader_pauses_writes_and_is_dropped_past_the_limit_without_blockin
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         sock.connect(("127.0.0.1", acceptor.port))
         reader, writer = await asyncio.open_connection(sock=sock)
-        header = [(49, b"FUNDA"), (56, b"LAGG"), (34, b"1"), (52, format_utc_timestamp(0))]
+        header = [(49, b"FUNDA"), (56, b"LAGG"), (34, b"1"), (52, format_utc_timestamp(time.time_ns()))]
         writer.write(encode(b"A", header, [(98, b"0"), (108, b"30"), (554, PASSWORD.encode())]))
         slow = acceptor.handle("FUNDA")
         await asyncio.wait_for(slow.wait_logged_on(), 5)

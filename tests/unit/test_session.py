@@ -160,6 +160,14 @@ def test_bad_logon_fields_get_logout_with_reason(fields, reason) -> None:
     assert of(actions, Disconnect) == [Disconnect(reason)]
 
 
+def test_logon_with_a_stale_sending_time_is_refused_after_authentication() -> None:
+    session, peer = acceptor()
+    session.connected(T0)
+    actions = peer.logon(30, (554, PASSWORD.encode()), sending_time=format_utc_timestamp(T0 - 300 * NS))
+    assert field_map(sends(actions)[0])[58] == b"SendingTime accuracy problem"
+    assert session.state is SessionState.DISCONNECTED
+
+
 def test_reset_seq_num_flag_resets_both_sides() -> None:
     store = MemoryStore(T0)
     store.set_next_sender_seq(50)
