@@ -431,6 +431,11 @@ class _AcceptorProtocol(_FixProtocol):
             first = messages[0]
             handle = self.acceptor._bind(first)
             if handle is None:
+                # Say who knocked (for SREs), never what they sent (a Logon carries 554).
+                log.warning(
+                    "refused connection from %s: first message 35=%s for an unknown or already connected session",
+                    self.transport.get_extra_info("peername"), first.msg_type.decode("ascii", "replace"),
+                )
                 if first.msg_type == b"A":
                     reject = neutral_logon_reject(
                         first.get(8) or b"FIX.4.4", first.get(56) or b"?", first.get(49) or b"?",
