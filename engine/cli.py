@@ -112,6 +112,38 @@ def _client(args: argparse.Namespace) -> int:
     return 0 if app.logged_on.is_set() else 1
 
 
+def _lp_sim(args: argparse.Namespace) -> int:
+    import asyncio
+    import logging
+    import signal
+
+    from feeds.lp_simulator import LpSimulatorFleet
+    from feeds.sim_market import decode_sim_config
+    from fixserver.transport import run
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        cfg = load_config(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    sim = decode_sim_config(Path(args.sim).read_text())
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        fleet = LpSimulatorFleet(cfg, sim)
+        task = asyncio.create_task(fleet.run(stop, args.seconds))
+        await asyncio.sleep(0.2)
+        print("simulated LPs: " + ", ".join(f"{n} on 127.0.0.1:{p}" for n, p in fleet.ports.items()), flush=True)
+        await task
+
+    run(main)
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -153,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--order", nargs=3, action="append", metavar=("SIDE", "QTY", "SYMBOL"),
                    help="market IOC order, e.g. --order buy 1000000 EUR/USD (repeatable)")
     p.set_defaults(func=_client)
+
+    p = sub.add_parser("lp-sim", help="run the simulated LPs as FIX 4.4 acceptors on their configured ports")
+    p.add_argument("--config", default="configs/example.toml")
+    p.add_argument("--sim", default="configs/simulator.toml")
+    p.add_argument("--seconds", type=float, help="stop by itself after this long")
+    p.set_defaults(func=_lp_sim)
 
     p = sub.add_parser("demo", help="the whole system on its embedded default, with a demo client")
     p.add_argument("--config", default="configs/example.toml")

@@ -122,6 +122,7 @@ class SimMarket:
             for k in range(len(cfg.instruments))
         }
         self._drift_begin: dict[tuple[int, int], int] = {}
+        self._last: dict[tuple[str, str], LpBook] = {}
         self._fill_rng = [np.random.default_rng([cfg.seed, 1_000_003, j]) for j in range(len(cfg.lps))]
         self._quotes = {
             lp.name: [k for k, i in enumerate(cfg.instruments) if not lp.instruments or i.symbol in lp.instruments]
@@ -177,7 +178,12 @@ class SimMarket:
                 continue
             for k in self._quotes[lp.name]:
                 books[(lp.name, self._instruments[k].symbol)] = self._book(j, k, lp, t)
+        self._last.update(books)
         return books
+
+    def current(self, lp: str, symbol: str) -> LpBook | None:
+        """The LP's latest book for ``symbol`` (what it would fill against), if any."""
+        return self._last.get((lp, symbol))
 
     def _mid_at_drift_start(self, k: int, s: Scenario) -> int:
         # Remember where the drift began so the path is a straight line from there.
