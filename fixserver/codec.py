@@ -44,6 +44,7 @@ __all__ = [
     "EXECUTION_REPORT_FILL",
     "md_snapshot_body",
     "encode_snapshot",
+    "snapshot_encoder",
     "md_incremental_body",
     "prepare_body",
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -365,26 +366,40 @@ def _snapshot_encoder(n_bids: int, n_asks: int, width: int, with_req: bool) -> C
     n_soh = 3 + with_req + (width + 1) * (n_bids + n_asks)
     bids = [f"b{i}" for i in range(n_bids)]
     asks = [f"a{i}" for i in range(n_asks)]
-    unpack = ""
-    if bids:
-        unpack += f"    {', '.join(bids)}, = bids\n"
-    if asks:
-        unpack += f"    {', '.join(asks)}, = asks\n"
     args = ["header", *(["md_req_id"] if with_req else []), "symbol", *(f"*{v}" for v in bids + asks)]
-    src = (
-        "def encode_w(header, symbol, bids, asks, md_req_id, begin_string):\n"
-        f"{unpack}"
-        f"    payload = FMT % ({', '.join(args)},)\n"
-        "    if payload.count(SOH) != N_SOH + header.count(SOH) or EMPTY in payload:\n"
-        "        raise EncodeError('W: a value is empty or contains SOH')\n"
-        "    return frame(payload, begin_string)\n"
-    )
+    body = [f"{', '.join(names)}, = {seq}" for names, seq in ((bids, "bids"), (asks, "asks")) if names]
+    body.append(f"payload = FMT % ({', '.join(args)},)")
+    lines = [
+        "def encode_w(header, symbol, bids, asks, md_req_id=None, begin_string=b'FIX.4.4'):",
+        "    try:",
+        *(f"        {line}" for line in body),
+        "    except (TypeError, ValueError) as exc:",
+        "        raise EncodeError(f'W levels must be {SHAPE} bytes tuples: {exc}') from None",
+        "    if payload.count(SOH) != N_SOH + header.count(SOH) or EMPTY in payload:",
+        "        raise EncodeError('W: a value is empty or contains SOH')",
+        "    return frame(payload, begin_string)",
+    ]
+    src = "\n".join(lines) + "\n"
+    shape = f"{n_bids} bid and {n_asks} ask ({'price, size, id' if width == 3 else 'price, size'})"
     namespace: dict[str, object] = {
         "FMT": fmt, "SOH": SOH, "N_SOH": n_soh, "EMPTY": b"=\x01", "EncodeError": EncodeError,
-        "frame": _frame_payload,
+        "frame": _frame_payload, "SHAPE": shape,
     }  # fmt: skip
     exec(compile(src, f"<W encoder {n_bids}x{n_asks}x{width}>", "exec"), namespace)
     return namespace["encode_w"]  # type: ignore[return-value]
+
+
+def snapshot_encoder(n_bids: int, n_asks: int, with_ids: bool = True, with_req: bool = True) -> Callable[..., bytes]:
+    """The W encoder for one book shape, to keep per subscription (skips the shape lookup).
+
+    Returns ``encode_w(header, symbol, bids, asks, md_req_id=None, begin_string=b"FIX.4.4")``
+    with the semantics of :func:`encode_snapshot`; ``md_req_id`` is required iff ``with_req``.
+    """
+    key = (n_bids, n_asks, 3 if with_ids else 2, with_req)
+    encoder = _SNAPSHOT_ENCODERS.get(key)
+    if encoder is None:
+        encoder = _SNAPSHOT_ENCODERS[key] = _snapshot_encoder(*key)
+    return encoder
 
 
 def encode_snapshot(
@@ -408,12 +423,7 @@ def encode_snapshot(
         if width not in (2, 3):
             raise EncodeError(f"W levels must be (price, size) or (price, size, id), got {width} values")
         encoder = _SNAPSHOT_ENCODERS[key] = _snapshot_encoder(*key)
-    try:
-        return encoder(header, symbol, bids, asks, md_req_id, begin_string)
-    except (TypeError, ValueError) as exc:
-        if isinstance(exc, EncodeError):
-            raise
-        raise EncodeError(f"W levels must be (price, size[, id]) bytes tuples of one shape: {exc}") from None
+    return encoder(header, symbol, bids, asks, md_req_id, begin_string)
 
 
 _X_CHANGE = b"279=%s\x01269=%s\x0155=%s\x01270=%s\x01271=%s\x01"

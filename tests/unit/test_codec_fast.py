@@ -42,6 +42,7 @@ from fixserver.codec import (
     encode_prepared,
     encode_snapshot,
     encode_with_prepared,
+    snapshot_encoder,
     md_incremental_body,
     md_snapshot_body,
     prepare_body,
@@ -93,6 +94,13 @@ def test_one_shot_snapshot_is_the_generic_encoding(req, depth):
 def test_one_shot_snapshot_refuses_values_fix_cannot_carry(bids):
     with pytest.raises(EncodeError):
         encode_snapshot(HDR_BYTES, b"EUR/USD", bids, [])
+
+
+def test_a_kept_snapshot_encoder_is_the_same_encoder_and_checks_the_shape():
+    encode_w = snapshot_encoder(2, 2, with_ids=False, with_req=False)
+    assert encode_w(HDR_BYTES, b"EUR/USD", BIDS, ASKS) == encode(b"W", HDR, snapshot_fields())
+    with pytest.raises(EncodeError, match="2 bid and 2 ask"):
+        encode_w(HDR_BYTES, b"EUR/USD", BIDS[:1], ASKS)
 
 
 def test_template_refuses_a_value_that_would_smuggle_a_field_into_the_header():
