@@ -124,8 +124,8 @@ class Gateway(Application):
     def _on_md_request(self, client: ClientConfig, msg: FixMessage, session: SessionHandle, now: int) -> None:
         req_id = msg.get(262) or b""
         if not client.market_data:
-            reject = MdReject(req_id, MdRejectReason.INSUFFICIENT_PERMISSIONS, "market data not enabled")
-            session.send(b"Y", reject.body())
+            refused = MdReject(req_id, MdRejectReason.INSUFFICIENT_PERMISSIONS, "market data not enabled")
+            session.send(b"Y", refused.body())
             return
         snapshots, reject = self.hub.on_request(client.sender_comp_id, self._tier_index[client.tier], msg, now)
         if reject is not None:
@@ -173,7 +173,7 @@ class Gateway(Application):
         out = self.hub.publish(now_ns, writable=lambda comp_id: self._writable(str(comp_id), now_ns))
         sent = 0
         for comp_id, bodies in out.items():
-            handle = self.handles.get(comp_id)
+            handle = self.handles.get(str(comp_id))
             if handle is None or not handle.is_logged_on:
                 continue
             for md_req_id, body in bodies:

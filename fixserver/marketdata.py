@@ -220,7 +220,8 @@ class MarketDataHub:
             return "unknown QuoteID"
         if t != tier:
             return "unknown QuoteID"  # another tier's quote: do not confirm it exists
-        entry = self._history.get((t, i), {}).get(v)
+        history = self._history.get((t, i))
+        entry = history.get(v) if history is not None else None
         if entry is None:
             return "quote expired"
         ladder, published_ns = entry

@@ -38,9 +38,10 @@ class MdBook:
             self.books[symbol] = sides
             return symbol
         if msg.msg_type == b"X":
-            symbol = None
+            last: bytes | None = None
             for entry in _entries(msg, 279):
-                symbol = entry.get(55, symbol or b"")
+                symbol = entry.get(55, last or b"")
+                last = symbol
                 sides = self.books.setdefault(symbol, [{}, {}])
                 side = 1 if entry.get(269) == b"1" else 0
                 position = int(entry[290])
@@ -48,7 +49,7 @@ class MdBook:
                     sides[side].pop(position, None)
                 else:
                     sides[side][position] = (entry[270], entry[271], entry.get(278, b""))
-            return symbol
+            return last
         return None
 
 

@@ -33,7 +33,8 @@ def _config(n_clients: int):
 
 
 # The market moves for its first second (a spike on one LP, WTI drifting through zero), then
-# stands still (no volatility, no noise, fixed sizes), so that "equal to the engine" can be checked exactly after the X messages.
+# stands still (no volatility, no noise, fixed sizes), so that "equal to the engine" can be
+# checked exactly after the X messages.
 SIM = SimConfig(
     seed=3,
     step_ms=50,
@@ -191,5 +192,3 @@ async def test_fifty_sessions_on_three_tiers_each_get_their_own_tiers_prices(tmp
         await asyncio.gather(*(c.initiator.stop() for c in clients))
         stop.set()
         await asyncio.wait_for(task, 30)
-
-

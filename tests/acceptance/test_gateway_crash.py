@@ -86,7 +86,8 @@ async def test_kill_9_mid_order_flow_loses_no_reported_or_journaled_fill(tmp_pat
         _wait_port(port)
         app2 = ClientApp(["EUR/USD"])
         config = SessionConfig(
-            SessionID("FIX.4.4", "DEMO", "LAGG"), Role.INITIATOR, heartbeat_s=5, credentials=Credentials("DEMO", "demo"),
+            SessionID("FIX.4.4", "DEMO", "LAGG"), Role.INITIATOR, heartbeat_s=5,
+            credentials=Credentials("DEMO", "demo"),
         )  # fmt: skip
         store = MemoryStoreFactory()
         again = Initiator(app2, config, store, "127.0.0.1", port, max_attempts=1)

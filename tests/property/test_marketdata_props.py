@@ -38,7 +38,7 @@ def test_client_book_converges_to_engine_ladder(steps, incremental, depth):
     shown = depth or 5
     for (bids, asks), readable in steps:
         engine.set(0, 0, bids, asks)
-        for req, body in hub.publish(0, writable=lambda s: readable).get("c", []):
+        for req, body in hub.publish(0, writable=lambda s, r=readable: r).get("c", []):
             book.apply(_wire(req, body))
     for req, body in hub.publish(0).get("c", []):  # the client reads again
         book.apply(_wire(req, body))

@@ -1,7 +1,18 @@
 """Order execution against a tier's prices, as a client would see it."""
 
 from engine.config import AggregationMode as M
-from engine.execution import BUY, SELL, Execution, Fill, Order, OrdType, TimeInForce, execute, fill_at_quote, match_resting
+from engine.execution import (
+    BUY,
+    SELL,
+    Execution,
+    Fill,
+    Order,
+    OrdType,
+    TimeInForce,
+    execute,
+    fill_at_quote,
+    match_resting,
+)
 
 BIDS = ((100, 10), (99, 20), (97, 30))
 ASKS = ((102, 10), (103, 20), (105, 30))

@@ -40,7 +40,9 @@ def _v(req_id=b"r1", req_type=b"1", depth=b"0", update=b"1", types=(b"0", b"1"),
 
 
 def _wire(req_id, body, seq=1):
-    raw = encode_with_prepared([(49, b"LAGG"), (56, b"C1"), (34, seq), (52, b"20261123-09:00:00.000"), (262, req_id)], body)
+    raw = encode_with_prepared(
+        [(49, b"LAGG"), (56, b"C1"), (34, seq), (52, b"20261123-09:00:00.000"), (262, req_id)], body
+    )
     (msg,) = FrameDecoder().feed(raw)
     return msg
 
@@ -124,7 +126,7 @@ def test_incremental_subscriber_rebuilds_the_engines_ladder_from_w_then_x():
     ]
     for bids, asks in steps:
         engine.set(0, 0, bids, asks)
-        (req, body), = hub.publish(1)["s"]
+        ((req, body),) = hub.publish(1)["s"]
         msg = _wire(req, body)
         assert msg.msg_type == b"X"
         book.apply(msg)
@@ -152,7 +154,7 @@ def test_slow_client_is_conflated_then_gets_a_full_refresh_of_the_latest_state()
         out = hub.publish(k, writable=lambda s: s != "slow")
         assert "slow" not in out and out["fast"][0][1].msg_type == b"X"
     assert hub.conflated == 5
-    (req, body), = hub.publish(9)["slow"]  # it can take data again
+    ((req, body),) = hub.publish(9)["slow"]  # it can take data again
     assert body.msg_type == b"W"
     book = MdBook()
     book.apply(_wire(req, body))
