@@ -127,6 +127,8 @@ class Engine:
             self.instr_state[i, k.I_SPIKE_K] = inst.spike_filter_ticks
             self.instr_state[i, k.I_HALFLIFE_NS] = min(inst.vol_halflife_ms, MAX_HALFLIFE_MS) * 1_000_000
         self.instr_state[n_instr, k.I_HALFLIFE_NS] = 1
+        # Seconds this process spent compiling (or loading from Numba's cache) the kernels; 0.0
+        # for every Engine after the first.
         self.compile_seconds = _warm_up(self)
 
     # --- inputs ------------------------------------------------------------------------------
@@ -155,7 +157,16 @@ class Engine:
     # --- reads -------------------------------------------------------------------------------
 
     def instrument_index(self, symbol: str) -> int:
+        """Row of ``symbol`` in the state arrays (its position in ``cfg.instruments``)."""
         return self._instr_index[symbol]
+
+    def lp_index(self, name: str) -> int:
+        """Index of the LP called ``name`` (its position in ``cfg.lps``), as batch rows use it."""
+        return self.lp_names.index(name)
+
+    def tier_index(self, name: str) -> int:
+        """Index of tier ``name`` in ``quotes`` / ``quote_state`` (its position in ``cfg.tiers``)."""
+        return self._tier_index[name]
 
     def quote(self, tier: str, symbol: str) -> TierQuote:
         """The published ladder of ``tier`` for ``symbol`` (a copy)."""

@@ -330,8 +330,9 @@ def _aggregate(
                 )
                 n_cand += 1
         if n_cand >= 3:
-            # Sort all candidates' mids once; the median of the others of the candidate at sorted
-            # position p is element (n-2)//2 of the list without p (lower middle when even).
+            # Sort all candidates' mids once. The others' lower middle is element (m-2)//2 of the
+            # list without (one copy of) v: that is sorted[(m-2)//2] if it is below v (every copy
+            # of v sits after it), else the element after it.
             m = 0
             for lp in range(n_lp):
                 if scratch[S_LP_CAND, lp] == 0:
@@ -348,10 +349,9 @@ def _aggregate(
                 if scratch[S_LP_CAND, lp] == 0:
                     continue
                 v = scratch[S_LP_MID2, lp]
-                p = 0
-                while scratch[S_SORT, p] != v:
-                    p += 1
-                median2 = scratch[S_SORT, mid_others if mid_others < p else mid_others + 1]
+                median2 = scratch[S_SORT, mid_others]
+                if median2 >= v:
+                    median2 = scratch[S_SORT, mid_others + 1]
                 if abs(v - median2) > 2 * k_spike:
                     scratch[S_LP_SPIKED, lp] = 1
             for lp in range(n_lp):

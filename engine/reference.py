@@ -178,6 +178,12 @@ class ReferenceEngine:
     def instrument_index(self, symbol: str) -> int:
         return self.symbols.index(symbol)
 
+    def lp_index(self, name: str) -> int:
+        return [lp.name for lp in self.cfg.lps].index(name)
+
+    def tier_index(self, name: str) -> int:
+        return self.tier_names.index(name)
+
     def quote(self, tier: str, symbol: str) -> TierQuote:
         key = (self.tier_names.index(tier), self.symbols.index(symbol))
         bids, asks = self.published.get(key, ([], []))

@@ -40,3 +40,9 @@ def test_rows_for_unknown_lps_instruments_levels_or_kinds_are_rejected_and_count
     assert d.engine.counters()["rejected_rows"] == 4
     assert d.counters()["rejected_rows"] == 1
     assert d.sides() == ([], [])
+
+
+def test_indices_follow_the_config_order(engine_cls):
+    cfg = config(TierConfig(name="a"), TierConfig(name="b"), lps=3, symbols=("X", "Y"))
+    engine = engine_cls(cfg)
+    assert (engine.instrument_index("Y"), engine.lp_index("LP2"), engine.tier_index("b")) == (1, 2, 1)
