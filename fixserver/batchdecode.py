@@ -722,7 +722,8 @@ class BatchDecoder:
 
         Raises :class:`FrameTooLarge` (with the messages decoded before it) like FrameDecoder.
         """
-        buf = self._pending + data if self._pending else bytes(data)
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        buf = self._pending + chunk if self._pending else chunk
         n = len(buf)
         arr = np.frombuffer(buf, np.uint8)
         # Where every SOH is (vectorised); the kernel jumps from field to field with it. Every

@@ -295,9 +295,7 @@ _PARTIES = GroupDef(453, (448, 447, 452))
 
 _MD_ENTRY_COMMON = (270, 15, 271, 272, 273, 276, 282, 286, 59, 432, 126, 110, 18, 37, 299, 346, 290, 58)
 _W_ENTRIES = GroupDef(268, (269, 278, *_MD_ENTRY_COMMON), frozenset({269}))
-_X_ENTRIES = GroupDef(
-    268, (279, 285, 269, 278, 280, *sorted(_INSTRUMENT), *_MD_ENTRY_COMMON), frozenset({279})
-)
+_X_ENTRIES = GroupDef(268, (279, 285, 269, 278, 280, *sorted(_INSTRUMENT), *_MD_ENTRY_COMMON), frozenset({279}))
 
 
 def _msg(
@@ -451,16 +449,14 @@ def _check_value(tag: int, value: bytes, reject: _RejectFactory) -> Reject | Non
         return reject(
             SessionRejectReason.INCORRECT_DATA_FORMAT,
             tag,
-            f"Incorrect data format for value: {_name(tag)} must be {fdef.type.value}, "
-            f"got {_show(tag, value)}",
+            f"Incorrect data format for value: {_name(tag)} must be {fdef.type.value}, got {_show(tag, value)}",
         )
     if fdef.values is not None and value not in fdef.values:
         allowed = ", ".join(sorted(v.decode() for v in fdef.values))
         return reject(
             SessionRejectReason.VALUE_INCORRECT,
             tag,
-            f"Value is incorrect (out of range) for this tag: {_name(tag)}={_show(tag, value)}; "
-            f"allowed: {allowed}",
+            f"Value is incorrect (out of range) for this tag: {_name(tag)}={_show(tag, value)}; allowed: {allowed}",
         )
     if tag in _NON_NEGATIVE and value.startswith(b"-"):
         return reject(
@@ -608,8 +604,7 @@ def _walk_group(
         return i, reject(
             SessionRejectReason.INCORRECT_NUM_IN_GROUP_COUNT,
             group.count_tag,
-            f"Incorrect NumInGroup count for repeating group: {count_name}={count} "
-            f"but {instances} instance(s) follow",
+            f"Incorrect NumInGroup count for repeating group: {count_name}={count} but {instances} instance(s) follow",
         )
     return i, None
 

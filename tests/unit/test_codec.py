@@ -95,9 +95,7 @@ def test_decode_gives_every_field_in_wire_order_including_header_and_trailer():
     raw = encode(b"D", HEADER, ORDER)
     (msg,) = FrameDecoder().feed(raw)
     assert msg.fields[:3] == [(8, b"FIX.4.4"), (9, raw.split(b"\x01")[1][2:]), (35, b"D")]
-    assert msg.fields[3:-1] == [
-        (t, v if isinstance(v, bytes) else str(v).encode()) for t, v in HEADER + ORDER
-    ]
+    assert msg.fields[3:-1] == [(t, v if isinstance(v, bytes) else str(v).encode()) for t, v in HEADER + ORDER]
     assert msg.fields[-1] == (10, raw[-4:-1])
     assert msg.msg_type == b"D" and msg.seq_num == 7
 

@@ -42,10 +42,10 @@ from fixserver.codec import (
     encode_prepared,
     encode_snapshot,
     encode_with_prepared,
-    snapshot_encoder,
     md_incremental_body,
     md_snapshot_body,
     prepare_body,
+    snapshot_encoder,
 )
 
 HDR = [(49, b"LAGG"), (56, b"CLIENT"), (34, b"42"), (52, b"20260105-10:00:00.123")]
@@ -225,6 +225,14 @@ def test_batch_decoder_keeps_partial_frames_across_reads():
     assert seqs == [1, 2, 3] and decoder.buffered == 0 and decoder.garbled == 0
 
 
+def test_batch_decoder_accepts_bytearray_and_memoryview_reads():
+    raw = w(1) + w(2)
+    decoder = BatchDecoder()
+    seqs = decoder.feed(bytearray(raw[:100])).msgs[:, M_SEQ].tolist()
+    seqs += decoder.feed(memoryview(raw)[100:]).msgs[:, M_SEQ].tolist()
+    assert seqs == [1, 2]
+
+
 def test_batch_decoder_drops_garbled_frames_like_frame_decoder():
     bad = w(1)[:-4] + b"000\x01" if not w(1).endswith(b"000\x01") else w(1)[:-4] + b"001\x01"
     decoder = BatchDecoder()
@@ -244,8 +252,7 @@ def test_batch_decoder_raises_frame_too_large_with_earlier_messages():
 
 def test_extract_reads_the_first_occurrence_of_each_asked_tag_like_fixmessage_get():
     orders = [
-        encode(b"D", HDR, [(11, b"c%d" % i), (55, b"EUR/USD"), (54, b"1"), (38, b"%d" % (i + 1))])
-        for i in range(3)
+        encode(b"D", HDR, [(11, b"c%d" % i), (55, b"EUR/USD"), (54, b"1"), (38, b"%d" % (i + 1))]) for i in range(3)
     ]
     raw = orders[0] + encode(b"0", HDR, [(58, b"a"), (58, b"b")]) + orders[1] + orders[2]
     batch = BatchDecoder().feed(raw)
