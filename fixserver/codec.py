@@ -427,7 +427,7 @@ def encode_snapshot(
 
 
 _X_CHANGE = b"279=%s\x01269=%s\x0155=%s\x01270=%s\x01271=%s\x01"
-_X_DELETE = b"279=2\x01269=%s\x0155=%s\x01270=%s\x01"
+_X_NO_SIZE = b"279=%s\x01269=%s\x0155=%s\x01270=%s\x01"
 
 
 def md_incremental_body(
@@ -435,14 +435,14 @@ def md_incremental_body(
 ) -> PreparedBody:
     """MarketDataIncrementalRefresh (X) body from ``(action 279, type 269, symbol, price, size)``.
 
-    A delete (279=2) carries no size: give ``None``.
+    A change without a size (typically a delete, 279=2) gives ``None`` and omits 271.
     """
     parts = [b"268=%d\x01" % len(changes) if md_req_id is None else b"262=%s\x01268=%d\x01" % (md_req_id, len(changes))]
     nsoh = 1 + (md_req_id is not None)
     try:
         for action, etype, symbol, price, size in changes:
             if size is None:
-                parts.append(_X_DELETE % (etype, symbol, price))
+                parts.append(_X_NO_SIZE % (action, etype, symbol, price))
                 nsoh += 4
             else:
                 parts.append(_X_CHANGE % (action, etype, symbol, price, size))
