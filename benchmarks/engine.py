@@ -216,6 +216,8 @@ def machine() -> dict[str, Any]:
         "numpy": np.__version__,
         "numba": numba.__version__,
         "platform": platform.platform(),
+        # Other jobs share this machine; a load above the core count inflates every number here.
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
 
 
@@ -224,6 +226,7 @@ def main() -> int:
     from rich.table import Table
 
     started = time.perf_counter()
+    host = machine()  # before the benchmark adds its own load
     t0 = time.perf_counter()
     Engine(workload_config(1))  # warm-up in this process (Numba cache may be warm)
     warm_s = time.perf_counter() - t0
@@ -260,7 +263,7 @@ def main() -> int:
             "batch_sizes": [1, 64],
             "method": "perf_counter_ns per apply() call / batch size; numpy percentiles",
         },
-        "machine": machine(),
+        "machine": host,
         "results": results,
         "runtime_s": round(time.perf_counter() - started, 1),
     }
@@ -291,6 +294,7 @@ def main() -> int:
     console.print(table)
     console.print(
         f"cold JIT compile: {cold_s:.1f} s; warm start (cache): {warm_s:.2f} s; "
+        f"load average at start {host['load_average_at_start']} on {host['cores']} cores; "
         f"whole benchmark {report['runtime_s']} s -> {RESULTS.relative_to(Path.cwd())}"
     )
     return 0
