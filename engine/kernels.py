@@ -1,11 +1,15 @@
 """Numba kernels of the engine: apply LP updates, aggregate, price every tier, publish.
 
-Every kernel takes arrays and integer scalars only and allocates nothing. State is packed into a
-few large ``int64`` arrays because Numba's call cost grows with each array argument it unboxes;
-the column/row constants below name what lives where. :class:`engine.book.Engine` owns the arrays.
+Every kernel takes arrays and integer scalars only and allocates nothing. All state lives in one
+``int64`` buffer (the *arena*) because Numba's call cost grows with each array argument it unboxes
+(~170 ns each): a public kernel takes the batch rows and the arena, and :func:`_views` rebuilds the
+named arrays from the arena's header (a few reshapes, no allocation). The column/row constants below name what lives
+where. :class:`engine.book.Engine` owns the arena.
 
-Array layout (all ``int64``; all of them are views of one buffer, the *arena*, see
-:func:`build_arena`)::
+The aggregated book is materialised only as deep as some tier needs (:func:`_merge_needs`), and
+haircut/weight are applied once per update, not per reprice.
+
+Array layout (all ``int64``, views of the arena, see :func:`build_arena`)::
 
     book        [n_instr, n_lp, side, field, level]   field: B_PX, B_QTY (as sent), B_TS (level update
                                                       time), B_EFF_PX, B_EFF_QTY (after haircut and
@@ -31,7 +35,10 @@ The semantics (the same as :mod:`engine.reference`, which is the readable specif
 * Aggregated input crossed or locked (best bid >= best ask): no quote in every tier, counted once
   as C_CROSSED_INPUT and once per tier as C_NQ_CROSSED. A side with no levels: that side is not
   quoted (C_NQ_EMPTY_SIDE per tier side); the other side is still priced.
-* Volatility: integer fixed point (Q16 ticks), see :func:`_decay`.
+* Volatility: integer fixed point (Q16 ticks) so the kernel and the reference agree bit for bit.
+  When the aggregated mid moved: ``vol = decay(vol, now - t_vol)``, ``vol += (|Δmid| - vol) >> 2``;
+  at pricing each side widens by ``min(ceil(decay(vol, now - t_vol) * pct / 100), max)``; see
+  :func:`_decay` for the half-life.
 * Tier pricing order: levels by mode → markup (ticks, or ceil(|mid| * bps / 10000)) → volatility
   widening → skew → min spread → max spread → rounding to ``round_ticks`` (merging levels that
   collide) → depth → invariant check → publish (version bump only when the quote changed).
