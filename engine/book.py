@@ -141,7 +141,12 @@ class Engine:
         return k.apply_batch(batch.rows, batch.n, now_ns, self.arena)  # type: ignore[no-any-return]
 
     def expire(self, now_ns: int) -> int:
-        """Reprice instruments where an LP went past its staleness limit (and any dirty ones)."""
+        """Reprice instruments where an LP went past its staleness limit (and any dirty ones).
+
+        A silent LP sends nothing, so only this takes its prices out of the quotes: the loop calls
+        it on a timer, and a stale LP's prices are gone within its limit plus that period.
+        Returns the number of instruments repriced.
+        """
         return k.expire(now_ns, self.arena)  # type: ignore[no-any-return]
 
     def set_skew(self, instr_index: int, ticks: int, now_ns: int | None = None) -> int:
