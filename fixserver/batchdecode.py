@@ -264,7 +264,12 @@ def _frame_end(buf, n, start, scanned, max_size, state):  # type: ignore[no-unty
         if soh2 < 0 and dig_end <= len_start:
             return 0, 0
         return -1, 4
-    # BodyLength: compare against the limit without overflowing (up to 21 digits)
+    if soh2 < 0:
+        if dig_end - len_start > 20:
+            return -1, 4
+        return 0, 0
+    # BodyLength, judged at its SOH (before it, "9=52" may be junk followed by the next "8=");
+    # compared against the limit without overflowing (up to 21 digits).
     body_length = 0
     too_large = False
     for i in range(len_start, dig_end):
@@ -276,10 +281,6 @@ def _frame_end(buf, n, start, scanned, max_size, state):  # type: ignore[no-unty
         state[_S_STATUS] = _STATUS_TOO_LARGE
         state[_S_TOO_LARGE] = start  # the wrapper re-reads the digits to report them exactly
         return -2, 0
-    if soh2 < 0:
-        if dig_end - len_start > 20:
-            return -1, 4
-        return 0, 0
     body_start = soh2 + 1
     body_end = body_start + body_length
     frame_end = body_end + 7

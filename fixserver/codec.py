@@ -590,15 +590,16 @@ class FrameDecoder:
                 return 0
             self._garble("BodyLength is not a number")
             return -1
-        body_length = int(digits)
-        if body_length > self.max_message_size:
-            # Decided as soon as the digits say so, even before the SOH: never buffer toward it.
-            raise FrameTooLarge(body_length, self.max_message_size, out)
         if soh2 < 0:
             if len(digits) > _MAX_LENGTH_DIGITS:
                 self._garble("BodyLength is not a number")
                 return -1
             return 0
+        # Decided at BodyLength's SOH (at most _MAX_LENGTH_DIGITS bytes buffered, never the body):
+        # before it, "9=52" may still turn out to be junk followed by the next message's "8=".
+        body_length = int(digits)
+        if body_length > self.max_message_size:
+            raise FrameTooLarge(body_length, self.max_message_size, out)
         body_start = soh2 + 1
         body_end = body_start + body_length
         frame_end = body_end + 7

@@ -259,3 +259,10 @@ def test_extract_reads_the_first_occurrence_of_each_asked_tag_like_fixmessage_ge
     tags = (11, 38, 58, 44)
     assert batch.extract(tags) == [[m.get(t) for t in tags] for m in FrameDecoder().feed(raw)]
     assert batch.extract(tags)[1] == [None, None, b"a", None]
+
+
+def test_batch_decoder_resynchronises_when_junk_length_digits_run_into_the_next_message():
+    stream = b"8=FIX.4.4\x019=52" + b"8" + w(2) + w(3)
+    decoder = BatchDecoder(max_message_size=4096)
+    out = [m for i in range(len(stream)) for m in decoder.feed(stream[i : i + 1]).messages()]
+    assert [m.seq_num for m in out] == [2, 3]
