@@ -61,6 +61,10 @@ bench-engine: $(STAMP) ## Engine benchmark -> benchmarks/results/engine.json
 bench-fix: $(STAMP) ## FIX codec benchmark (ours vs naive vs simplefix) -> benchmarks/results/fix_codec.json
 	$(BIN)/python -m benchmarks.fix_codec
 
+.PHONY: bench-feeds
+bench-feeds: $(STAMP) ## LP feed ingest benchmark (raw W/X bytes -> engine; ours vs simplefix) -> benchmarks/results/feeds.json
+	$(BIN)/python -m benchmarks.feeds
+
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info

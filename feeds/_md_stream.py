@@ -17,7 +17,8 @@ from feeds.sim_market import LpBook, SimMarket
 
 __all__ = ["encode_md", "encode_other", "sim_traffic", "Entry"]
 
-Entry = Sequence[tuple[int, str | bytes | int]]
+FieldValue = str | bytes | int
+Entry = Sequence[tuple[int, FieldValue]]
 
 
 def encode_md(
@@ -92,13 +93,17 @@ def sim_traffic(
                 levels = _levels(book)
                 prev = last.get((j, sym))
                 seq[j] += 1
-                header = [(262, k), (55, sym)]
+                header: list[tuple[int, FieldValue]] = [(262, k), (55, sym)]
+                entries: list[list[tuple[int, FieldValue]]]
                 if prev is None or not incremental[j]:
-                    entries = [
-                        [(269, side), (270, px_grid.to_text(px)), (271, qty_grid.to_text(qty))]
-                        + ([(278, key)] if incremental[j] else [])
-                        for key, (side, px, qty) in levels.items()
-                    ]
+                    entries = []
+                    for key, (side, px, qty) in levels.items():
+                        fields: list[tuple[int, FieldValue]] = [
+                            (269, side), (270, px_grid.to_text(px)), (271, qty_grid.to_text(qty))
+                        ]
+                        if incremental[j]:
+                            fields.append((278, key))
+                        entries.append(fields)
                     yield j, encode_md("W", seq[j], entries, header)
                 else:
                     entries = []

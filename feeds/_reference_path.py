@@ -24,10 +24,10 @@ import simplefix
 
 from engine.batch import UpdateBatch
 from engine.fixedpoint import DecimalFormatError, Grid, OffGridError, parse_decimal
-from fixserver.codec import FrameDecoder
 from feeds import lpbook as lb
 from feeds.lpbook import KEYED_BY_ID, KEYED_BY_POSITION, MAX_ID_LEN
 from feeds.md_decode import KIND_OTHER, KIND_W, KIND_X
+from fixserver.codec import FrameDecoder
 
 __all__ = ["ReferenceMdPath", "ref_to_steps", "RefMessage"]
 
@@ -82,7 +82,7 @@ class ReferenceMdPath:
         lp: int,
         price_grids: Sequence[Grid | None],
         qty_grids: Sequence[Grid | None],
-        symbols: Mapping[str | bytes, int],
+        symbols: Mapping[str, int] | Mapping[bytes, int],
         levels: int,
         reqids: Mapping[int, int] | None = None,
         keyed_by: int = KEYED_BY_ID,
@@ -278,6 +278,7 @@ class ReferenceMdPath:
                 return self._drop("ignored")
             ladder = book.pos[side]
             if action == lb.A_NEW:
+                assert px is not None and qty is not None  # checked above for new entries
                 ladder.insert(p - 1, [px, qty])
                 ladder.pop()
             elif action == lb.A_DELETE:
@@ -310,14 +311,16 @@ class ReferenceMdPath:
                 if qty is not None:
                     held[2] = qty
             elif held is not None:
+                assert px is not None and qty is not None  # checked above for new entries
                 held[:] = [side, px, qty]
             else:
+                assert px is not None and qty is not None
                 if len(book.ids) + len(book.anon) >= self.max_entries:
                     return self._drop("book_full")
                 if entry_id:
-                    book.ids[entry_id] = [side, px, qty]  # type: ignore[list-item]
+                    book.ids[entry_id] = [side, px, qty]
                 else:
-                    book.anon.append([side, px, qty])  # type: ignore[list-item]
+                    book.anon.append([side, px, qty])
         self.counters["applied"] += 1
         self._mark(instr)
 

@@ -33,10 +33,15 @@ first reason that applies (see :data:`feeds.lpbook.C_NAMES`): instrument, action
 type (269; types other than bid/offer are ignored), price (270) and size (271) — exact, off-grid
 dropped, never rounded, negative prices legal, negative sizes refused — then the key (278 or
 290). A 35=W / 35=X with 43=Y before its group is a resend of old state and is not applied.
+
+Development note: Numba's on-disk cache (``cache=True``) keys :func:`decode_kernel` on this file
+only. After editing :mod:`feeds.lpbook`, whose functions the kernel inlines, delete
+``feeds/__pycache__/*.nb[ic]`` or the cached kernel keeps the old book code.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -46,9 +51,9 @@ from numba import njit
 from engine.batch import UpdateBatch
 from engine.config import Config
 from engine.fixedpoint import Grid
-from fixserver.codec import DEFAULT_MAX_MESSAGE_SIZE
 from feeds import lpbook as lb
 from feeds.lpbook import KEYED_BY_ID, KEYED_BY_POSITION, LpBooks
+from fixserver.codec import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = [
     "KIND_W",
@@ -63,6 +68,7 @@ __all__ = [
     "KEYED_BY_POSITION",
     "DecodeResult",
     "MdDecoder",
+    "warm_up",
 ]
 
 KIND_W, KIND_X, KIND_OTHER = 0, 1, 2
@@ -635,7 +641,7 @@ class MdDecoder:
         lp: int,
         price_grids: Sequence[Grid | None],
         qty_grids: Sequence[Grid | None],
-        symbols: Mapping[str | bytes, int],
+        symbols: Mapping[str, int] | Mapping[bytes, int],
         levels: int,
         reqids: Mapping[int, int] | None = None,
         keyed_by: int = KEYED_BY_ID,
@@ -679,7 +685,14 @@ class MdDecoder:
         self._pending = b""
 
     @classmethod
-    def from_config(cls, cfg: Config, lp_name: str, keyed_by: int = KEYED_BY_ID, **kwargs: int) -> MdDecoder:
+    def from_config(
+        cls,
+        cfg: Config,
+        lp_name: str,
+        keyed_by: int = KEYED_BY_ID,
+        max_entries: int = 256,
+        max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    ) -> MdDecoder:
         """The decoder of LP ``lp_name``: its instruments, symbol map and depth from the config."""
         j = next(j for j, lp in enumerate(cfg.lps) if lp.name == lp_name)
         lp = cfg.lps[j]
@@ -694,7 +707,10 @@ class MdDecoder:
             symbols[lp.symbol_map.get(sym, sym)] = i
         max_levels = cfg.engine.max_levels
         levels = min(lp.depth, max_levels) if lp.depth else max_levels
-        return cls(j, price, qty, symbols, levels, keyed_by=keyed_by, **kwargs)
+        return cls(
+            j, price, qty, symbols, levels,
+            keyed_by=keyed_by, max_entries=max_entries, max_message_size=max_message_size,
+        )  # fmt: skip
 
     @property
     def counters(self) -> dict[str, int]:
@@ -759,3 +775,19 @@ class MdDecoder:
         self._pending = b""
         self.counter_array[lb.C_IN_JUNK] = 0
         batch.lp_down(self.lp, now_ns)
+
+
+def warm_up() -> float:
+    """Compile (or load from Numba's cache) the decode kernel before the clock starts.
+
+    Returns the seconds it took: the JIT compile on a cold cache, the cache load otherwise.
+    """
+    start = time.perf_counter()
+    one = Grid.parse("1")
+    dec = MdDecoder(0, [one], [one], {"S": 0}, levels=1)
+    # A complete 35=W with one entry exercises every specialisation the caller will use.
+    body = b"35=W\x0134=1\x01262=0\x01268=1\x01269=0\x01270=1\x01271=1\x01278=a\x01"
+    head = b"8=FIX.4.4\x019=%d\x01" % len(body)
+    frame = head + body + b"10=%03d\x01" % (sum(head + body) % 256)
+    dec.decode(frame, 0, UpdateBatch(4))
+    return time.perf_counter() - start

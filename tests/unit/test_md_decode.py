@@ -62,7 +62,8 @@ def test_negative_and_zero_prices_are_ordinary_prices() -> None:
 
 def test_incremental_by_id_emits_only_changed_levels() -> None:
     dec, batch = make(), UpdateBatch()
-    dec.feed(encode_md("W", 1, [bid("1.1", "1000", "a"), bid("1.09999", "1000", "b"), ask("1.1001", "1000", "c")], [(262, 0)]), 1, batch)
+    book = [bid("1.1", "1000", "a"), bid("1.09999", "1000", "b"), ask("1.1001", "1000", "c")]
+    dec.feed(encode_md("W", 1, book, [(262, 0)]), 1, batch)
     batch.clear()
     x = encode_md("X", 2, [
         [(279, "1"), (278, "a"), (271, "3000")],           # change size only
@@ -204,7 +205,10 @@ def test_fast_path_matches_reference_on_a_hand_written_stream() -> None:
     fast, ref = MdDecoder(0, *args), ReferenceMdPath(0, *args)
     stream = [
         encode_md("W", 1, [bid("1.1", "1000", "a"), bid("1.1", "2000", "b"), ask("1.2", "1000", "c")], [(262, 0)]),
-        encode_md("X", 2, [[(279, "1"), (278, "b"), (270, "1.09")], [(279, "9"), (278, "a")], [(279, "2"), (278, "q")]], [(262, 0)]),
+        encode_md(
+            "X", 2, [[(279, "1"), (278, "b"), (270, "1.09")], [(279, "9"), (278, "a")], [(279, "2"), (278, "q")]],
+            [(262, 0)],
+        ),
         encode_md("X", 3, [[(279, "0"), (269, "2"), (278, "t"), (270, "1"), (271, "1")]], [(262, 0)]),
         encode_other("0", 4),
     ]  # fmt: skip
@@ -216,3 +220,37 @@ def test_fast_path_matches_reference_on_a_hand_written_stream() -> None:
     assert fast.counters == ref.counters
     assert fast.counters["bad_action"] == 1 and fast.counters["ignored"] == 1
     assert fast.counters["unknown_id"] == 1
+
+
+def test_rows_drive_the_real_engine_to_a_quote() -> None:
+    from engine.book import Engine
+
+    cfg = parse_config(
+        """
+        [[instruments]]
+        symbol = "WTI"
+        tick_size = "0.01"
+        qty_step = "1"
+        [[lps]]
+        name = "A"
+        instruments = ["WTI"]
+        [[lps]]
+        name = "B"
+        instruments = ["WTI"]
+        incremental = false
+        [[tiers]]
+        name = "t"
+        depth = 2
+        """
+    )
+    engine = Engine(cfg)
+    decoders = [MdDecoder.from_config(cfg, name) for name in ("A", "B")]
+    batch = UpdateBatch()
+    batch.lp_up(0, 0)
+    batch.lp_up(1, 0)
+    decoders[0].feed(encode_md("W", 1, [bid("-0.05", "3", "x"), ask("0.02", "1", "y")], [(262, 0)]), 1, batch)
+    decoders[1].feed(encode_md("W", 1, [bid("-0.05", "2"), ask("0.01", "4")], [(55, "WTI")]), 1, batch)
+    engine.apply(batch, 1)
+    quote = engine.quote("t", "WTI")
+    assert quote.bids == ((-5, 5),)
+    assert quote.asks == ((1, 4), (2, 1))
