@@ -248,10 +248,12 @@ def _frame_end(buf: np.ndarray, start: int, n: int, max_size: int) -> tuple[int,
         length = min(length * 10 + (c - 48), _SATURATE)
     if ndig == 0:
         return (0 if soh2 < 0 else -1), 0, 0
-    if length > max_size:
-        return -2, 0, length
     if soh2 < 0:
         return (-1 if ndig > 20 else 0), 0, 0
+    # Judged at BodyLength's SOH, as FrameDecoder does: before it, "9=52" may still turn out to be
+    # junk followed by the next message's "8=".
+    if length > max_size:
+        return -2, 0, length
     body_start = soh2 + 1
     body_end = body_start + length
     frame_end = body_end + 7

@@ -27,6 +27,8 @@ SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[Heal
 TICKS = ["0.01", "0.25", "1", "0.00001", "5"]
 STEPS = ["1", "1000", "0.1"]
 SYMBOLS = {"AAA": 0, "BBB": 1}
+# Junk between messages; the last is a BodyLength far above the maximum that is really junk.
+GARBAGE = [b"xx", b"8=FI", b"8=FIX", b"\x0110=000\x01", b"8=FIX.4.4\x019=", b"\x01", b"8=FIX.4.4\x019=123456789"]
 
 
 def rows(batch: UpdateBatch) -> list[tuple[int, ...]]:
@@ -110,7 +112,7 @@ def damaged_stream(draw: Any, grids: list[tuple[Grid, Grid]]) -> tuple[bytes, li
         elif damage == "truncate":
             msg = msg[: draw(st.integers(1, len(msg) - 1))]
         elif damage == "garbage":
-            out += draw(st.sampled_from([b"xx", b"8=FI", b"8=FIX", b"\x0110=000\x01", b"8=FIX.4.4\x019=", b"\x01"]))
+            out += draw(st.sampled_from(GARBAGE))
         elif damage == "length":
             msg = msg.replace(b"\x019=", b"\x019=1", 1)
         out += msg

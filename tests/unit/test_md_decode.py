@@ -147,6 +147,13 @@ def test_body_length_above_the_maximum_is_reported() -> None:
     w = encode_md("W", 1, [bid("1.0", "1000")] * 10, [(262, 0)])
     result = dec.decode(w, 1, UpdateBatch())
     assert result.too_large > 100 and result.consumed == 0
+    # Digits without their SOH yet are not judged: they may be junk before the next message.
+    dec = make(max_message_size=100)
+    assert dec.feed(b"8=FIX.4.4\x019=12345", 1, UpdateBatch()).too_large == 0
+    small = encode_md("W", 2, [bid("1.0", "1000")], [(262, 0)])
+    result = dec.feed(small, 1, UpdateBatch())
+    assert result.too_large == 0 and result.messages[:, M_SEQ].tolist() == [2]
+    assert dec.counters["garbled"] == 1
 
 
 @pytest.mark.parametrize(
