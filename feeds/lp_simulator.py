@@ -53,7 +53,10 @@ class SimulatedLp(Application):
         self.lp = lp
         self.market = market
         self.grids = grids
-        self._ours_by_lp_symbol = {lp.symbol_map.get(s, s): s for s in lp.instruments}
+        simulated = {i.symbol for i in market.cfg.instruments}
+        # Symbols this LP is configured for *and* the simulator has a market for; any other
+        # request is rejected (Y), as a real LP rejects what it does not quote.
+        self._ours_by_lp_symbol = {lp.symbol_map.get(s, s): s for s in lp.instruments if s in simulated}
         self._subs: dict[bytes, _Subscription] = {}
         self.handles: list[SessionHandle] = []
         self._exec_ids = itertools.count(1)

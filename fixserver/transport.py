@@ -591,7 +591,11 @@ class Initiator:
         max_send_buffer_bytes: int = DEFAULT_MAX_SEND_BUFFER,
         write_high_water: int = DEFAULT_WRITE_HIGH_WATER,
         max_message_size: int = 1 << 20,
+        decoder_factory: Callable[[], Any] | None = None,
     ) -> None:
+        """``decoder_factory``, if given, makes each connection's byte decoder (an object with
+        ``feed(data) -> list[FixMessage]`` that may raise :class:`FrameTooLarge`) in place of a
+        :class:`FrameDecoder`: the LP feeds use it to decode market data in batch."""
         if config.role is not Role.INITIATOR:
             raise ValueError(f"{config.session_id.key}: an initiator runs an initiator session")
         self.host = host
@@ -602,6 +606,7 @@ class Initiator:
         self.backoff_jitter = backoff_jitter
         self.max_attempts = max_attempts
         self.max_message_size = max_message_size
+        self.decoder_factory = decoder_factory
         self._rng = rng or random.Random()
         session = Session(config, store_factory.create(config.session_id.key, self.clock.now_ns()),
                           validator=validator)
@@ -640,6 +645,8 @@ class Initiator:
         while not self._stopping:
             self.connect_attempts += 1
             protocol = _FixProtocol(self.max_message_size)
+            if self.decoder_factory is not None:
+                protocol.decoder = self.decoder_factory()
 
             def factory(p: _FixProtocol = protocol) -> _FixProtocol:
                 return p

@@ -1,0 +1,218 @@
+"""One LP's market-data feed: a FIX initiator whose reads go straight into engine rows.
+
+Per socket read, :class:`~feeds.md_decode.MdDecoder` frames every message, applies W/X entries
+to the LP's book and appends the changed levels to the shared :class:`~engine.batch.UpdateBatch`
+in one kernel call. The FIX session still sees *every* message, so sequence numbers, gaps,
+CompIDs and heartbeats stay the session layer's job: non-market-data messages are decoded in
+full, market-data messages as their header only (no per-entry Python objects).
+
+Lifecycle, as the engine's contract asks (engine/batch.py):
+
+* on logon: one MarketDataRequest per instrument, with ``262=<engine instrument index>`` so the
+  decoder maps W/X to instruments without reading symbols;
+* ``LP_UP`` only once every subscribed instrument has delivered a fresh W (or was rejected);
+* on logout or a lost connection: ``LP_DOWN`` (the LP's books are dropped at once);
+* a sequence gap in market data: the books are cleared and re-subscribed, because increments
+  after a gap would apply to a book we no longer have;
+* MarketDataRequestReject (Y): that instrument's book is cleared and not waited for.
+
+Reconnects with backoff and jitter are the initiator's (:class:`fixserver.transport.Initiator`).
+Staleness (connected but silent) is decided by the engine from row timestamps and each LP's
+``staleness_ms``; the feed does not need a timer for it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+from engine.batch import UpdateBatch
+from engine.config import Config, LpConfig
+from feeds.md_decode import KEYED_BY_ID, KIND_OTHER, KIND_W, M_END, M_KIND, M_SEQ, M_START, MdDecoder
+from fixserver.clock import Clock, SystemClock
+from fixserver.codec import decode_fields
+from fixserver.message import SOH, FixMessage
+from fixserver.session import Credentials, Role, SessionConfig, SessionID
+from fixserver.store import MemoryStoreFactory
+from fixserver.transport import Application, Initiator, SessionHandle
+
+__all__ = ["LpFeed"]
+
+log = logging.getLogger("lagg.feed")
+
+# Header tags the session reads; a market-data message is decoded only this far.
+_HEADER_TAGS = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 115, 128, 50, 57})
+
+
+def _header_only(frame: bytes) -> FixMessage:
+    fields: list[tuple[int, bytes]] = []
+    pos = 0
+    while True:
+        soh = frame.find(SOH, pos)
+        if soh < 0:
+            break
+        tag, _, value = frame[pos:soh].partition(b"=")
+        if not tag.isdigit() or int(tag) not in _HEADER_TAGS:
+            break
+        fields.append((int(tag), value))
+        pos = soh + 1
+    return FixMessage(fields)
+
+
+def _md_req_id(frame: bytes) -> int | None:
+    at = frame.find(b"\x01262=")
+    if at < 0:
+        return None
+    end = frame.find(SOH, at + 5)
+    value = frame[at + 5 : end]
+    return int(value) if value.isdigit() else None
+
+
+class LpFeed(Application):
+    """Market data from one LP into the engine's update batch."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        lp: LpConfig,
+        batch: UpdateBatch,
+        clock: Clock | None = None,
+        on_rows: Callable[[], None] | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.lp = lp
+        self.batch = batch
+        self.clock = clock or SystemClock()
+        self._on_rows = on_rows or (lambda: None)
+        self.decoder = MdDecoder.from_config(cfg, lp.name, keyed_by=KEYED_BY_ID)
+        index = {inst.symbol: i for i, inst in enumerate(cfg.instruments)}
+        self.instruments = [index[s] for s in lp.instruments if cfg.instruments[index[s]].enabled]
+        self._symbols = {index[s]: lp.symbol_map.get(s, s) for s in lp.instruments}
+        self.awaiting: set[int] = set()
+        self.up = False
+        self.gaps = 0
+        self.rejected: set[int] = set()
+        self.handle: SessionHandle | None = None
+
+    # --- the initiator -------------------------------------------------------------------------
+
+    def initiator(self, environ: dict[str, str] | None = None, **kwargs: object) -> Initiator:
+        """A reconnecting initiator for this LP (password from ``lp.password_env``)."""
+        env = os.environ if environ is None else environ
+        password = env.get(self.lp.password_env) if self.lp.password_env else None
+        config = SessionConfig(
+            SessionID("FIX.4.4", self.lp.sender_comp_id, self.lp.target_comp_id), Role.INITIATOR,
+            heartbeat_s=kwargs.pop("heartbeat_s", 30),  # type: ignore[arg-type]
+            reset_on_logon=True,  # market data is not recoverable by resend: start clean each time
+            credentials=Credentials(None, password) if password else None,
+        )  # fmt: skip
+        return Initiator(
+            self, config, MemoryStoreFactory(), self.lp.host, self.lp.port,
+            clock=self.clock, decoder_factory=self._decoder, **kwargs,  # type: ignore[arg-type]
+        )  # fmt: skip
+
+    def _decoder(self) -> object:
+        feed = self
+
+        class Decoder:
+            def feed(self, data: bytes) -> list[FixMessage]:
+                return feed._on_read(data)
+
+        return Decoder()
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def _on_read(self, data: bytes) -> list[FixMessage]:
+        now = self.clock.now_ns()
+        before = self.batch.n
+        result = self.decoder.feed(data, now, self.batch)
+        rows = result.messages
+        messages: list[FixMessage] = []
+        buf = result.buffer
+        expected = self.handle.session.next_target_seq if self.handle is not None else None
+        gap = False
+        for r in range(len(rows)):
+            start, end, kind = int(rows[r, M_START]), int(rows[r, M_END]), int(rows[r, M_KIND])
+            frame = buf[start:end]
+            seq = int(rows[r, M_SEQ])
+            if expected is not None and seq >= expected:
+                # Any message missing before this one may have been market data.
+                gap = gap or (seq > expected and self.up)
+                expected = seq + 1
+            if kind == KIND_OTHER:
+                messages.append(FixMessage(decode_fields(frame)))
+                continue
+            messages.append(_header_only(frame))
+            if kind == KIND_W:
+                instr = _md_req_id(frame)
+                if instr is not None:
+                    self.awaiting.discard(instr)
+        if gap:
+            self._resubscribe_after_gap(now)
+        else:
+            self._maybe_up(now)
+        if self.batch.n != before:
+            self._on_rows()
+        return messages
+
+    def _maybe_up(self, now: int) -> None:
+        """LP_UP once every subscribed instrument has a fresh snapshot (or was rejected)."""
+        if not self.up and self.handle is not None and self.handle.is_logged_on and not self.awaiting:
+            self.batch.lp_up(self.decoder.lp, now)
+            self.up = True
+            log.info("%s: up (fresh snapshots for %d instruments)", self.lp.name, len(self.instruments))
+
+    def _resubscribe_after_gap(self, now: int) -> None:
+        self.gaps += 1
+        log.warning("%s: market-data sequence gap, clearing books and resubscribing", self.lp.name)
+        self.decoder.clear_book(self.batch, now)
+        if self.handle is not None:
+            for instr in self.instruments:
+                self.handle.send(b"V", self._request(instr, unsubscribe=True), resendable=False)
+            self._subscribe(self.handle)
+
+    # --- session callbacks -----------------------------------------------------------------------
+
+    def on_create(self, session: SessionHandle) -> None:
+        self.handle = session
+
+    def on_logon(self, session: SessionHandle) -> None:
+        self.handle = session
+        self.up = False
+        self._subscribe(session)
+
+    def _subscribe(self, session: SessionHandle) -> None:
+        self.awaiting = set(self.instruments) - self.rejected
+        for instr in self.instruments:
+            if instr not in self.rejected:
+                session.send(b"V", self._request(instr), resendable=False)
+
+    def _request(self, instr: int, unsubscribe: bool = False) -> list[tuple[int, bytes]]:
+        body = [(262, b"%d" % instr), (263, b"2" if unsubscribe else b"1")]
+        body += [(264, b"%d" % self.lp.depth), (265, b"1" if self.lp.incremental else b"0")]
+        body += [(267, b"2"), (269, b"0"), (269, b"1"), (146, b"1"), (55, self._symbols[instr].encode())]
+        return body
+
+    def on_logout(self, session: SessionHandle, reason: str) -> None:
+        now = self.clock.now_ns()
+        self.decoder.lp_down(self.batch, now)
+        self.up = False
+        log.warning("%s: down (%s)", self.lp.name, reason)
+        self._on_rows()
+
+    def from_app(self, message: FixMessage, session: SessionHandle) -> None:
+        if message.msg_type == b"Y":
+            req = message.get(262) or b""
+            if req.isdigit():
+                instr = int(req)
+                self.rejected.add(instr)
+                self.awaiting.discard(instr)
+                now = self.clock.now_ns()
+                self.decoder.clear_book(self.batch, now, instr)
+                self._maybe_up(now)
+                log.warning("%s: market data for %s rejected: %s", self.lp.name, self._symbols.get(instr),
+                            message.get_str(58))  # fmt: skip
+                self._on_rows()
+        # W and X arrive here as headers only: their entries are already in the batch.
+
