@@ -312,7 +312,8 @@ HeartBtInt=1
         # Our TestRequest, answered by QuickFIX with a Heartbeat carrying our 112.
         loop.call(handle.test_request, b"LAGG-PROBE-1")
         peer.wait(lambda: ours.seen(b"0", t112=b"LAGG-PROBE-1"), 10, "QuickFIX answering our TestRequest")
-        assert peer.admin("1", t112="LAGG-PROBE-1")
+        # QuickFIX's own record of receiving it comes over a separate pipe: wait for it too.
+        peer.wait(lambda: peer.admin("1", t112="LAGG-PROBE-1"), 5, "QuickFIX logging our TestRequest")
 
         # QuickFIX's TestRequest, answered by us.
         peer.command("testrequest QF-PROBE-1")
@@ -336,7 +337,7 @@ HeartBtInt=1
         peer.command("skip 3")
         peer.wait(lambda: ours.seen(b"4", t123=b"Y", t34=str(their_next).encode()), 10,
                   "QuickFIX's gap fill answering our ResendRequest")
-        assert peer.admin("2", t7=str(their_next))
+        peer.wait(lambda: peer.admin("2", t7=str(their_next)), 5, "QuickFIX logging our ResendRequest")
         peer.wait(lambda: handle.session.next_target_seq == peer.state()["next_sender"], 10,
                   "we caught up with QuickFIX's sequence")
         assert handle.is_logged_on and not handle.session.resend_outstanding
@@ -388,7 +389,7 @@ TargetCompID=LAGG
         peer.wait(lambda: peer.seen("logout"), 10, "QuickFIX to see the Logout")
         assert ours.logouts == ["logout complete"]  # QuickFIX answered our Logout
         assert ours.logons == 1 and initiator.connect_attempts == 1
-        assert peer.admin("5")  # it received our Logout
+        peer.wait(lambda: peer.admin("5"), 5, "QuickFIX logging our Logout")  # it received it
     finally:
         loop.run(initiator.stop(logout_timeout_s=1))
         loop.close()
