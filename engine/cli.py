@@ -64,6 +64,17 @@ def _journal_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _lp_ports(pairs: list[str] | None) -> dict[str, int]:
+    """``["LP1=9201", ...]`` -> ``{"LP1": 9201}`` (ports overriding the config's)."""
+    ports = {}
+    for pair in pairs or []:
+        name, _, port = pair.partition("=")
+        if not port.isdigit():
+            raise SystemExit(f"--lp-port expects NAME=PORT, got {pair!r}")
+        ports[name] = int(port)
+    return ports
+
+
 def _serve(args: argparse.Namespace) -> int:
     import asyncio
     import logging
@@ -89,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
         options = GatewayOptions(
             port=args.port, metrics_port=args.metrics_port,
             state_dir=Path(args.state_dir) if args.state_dir else None, run_seconds=args.seconds,
+            market=args.market, lp_ports=_lp_ports(args.lp_port),
         )  # fmt: skip
         await serve(cfg, sim, options, stop)
 
@@ -134,7 +146,7 @@ def _lp_sim(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        fleet = LpSimulatorFleet(cfg, sim)
+        fleet = LpSimulatorFleet(cfg, sim, ports=_lp_ports(args.lp_port) or None)
         task = asyncio.create_task(fleet.run(stop, args.seconds))
         await asyncio.sleep(0.2)
         print("simulated LPs: " + ", ".join(f"{n} on 127.0.0.1:{p}" for n, p in fleet.ports.items()), flush=True)
@@ -172,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics-port", type=int, help="metrics port (default: metrics.port; -1 = off)")
     p.add_argument("--state-dir", help="directory for the FIX store and the journal (default: config paths)")
     p.add_argument("--seconds", type=float, help="stop by itself after this long")
+    p.add_argument("--market", choices=["sim", "fix"], default="sim",
+                   help="sim: simulated LPs in process; fix: the configured LPs over FIX 4.4 (e.g. lagg lp-sim)")
+    p.add_argument("--lp-port", action="append", metavar="NAME=PORT", help="override an LP's port (repeatable)")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("client", help="a FIX client: log on, stream quotes, send orders")
@@ -190,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default="configs/example.toml")
     p.add_argument("--sim", default="configs/simulator.toml")
     p.add_argument("--seconds", type=float, help="stop by itself after this long")
+    p.add_argument("--lp-port", action="append", metavar="NAME=PORT", help="override an LP's port (repeatable)")
     p.set_defaults(func=_lp_sim)
 
     p = sub.add_parser("demo", help="the whole system on its embedded default, with a demo client")

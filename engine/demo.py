@@ -1,6 +1,7 @@
 """``make demo``: the whole system on its embedded default, then a client that shows it working.
 
-Starts the gateway (simulated LPs, engine, FIX acceptor, metrics endpoint) as its own process on
+Starts three simulated LPs as FIX 4.4 acceptors (``lagg lp-sim``) and the gateway (LP feeds,
+engine, FIX acceptor, metrics endpoint; ``lagg serve --market fix``), each its own process on
 free loopback ports with a throw-away state directory, then runs the demo client in this
 process: it logs on as DEMO, streams live quotes for the example instruments, sends a market
 order and two limit orders, and prints the fills. Bounded in time; Ctrl-C stops everything.
@@ -43,13 +44,22 @@ def run_demo(config: str, sim: str, seconds: float) -> int:
     from fixserver.transport import run
 
     fix_port, metrics_port = _free_port(), _free_port()
+    lp_ports = [f"{name}={_free_port()}" for name in ("LP1", "LP2", "LP3")]
+    lp_args = [arg for pair in lp_ports for arg in ("--lp-port", pair)]
     state = tempfile.mkdtemp(prefix="lagg-demo-")
+    # The LPs are their own process speaking FIX 4.4, as real LPs would be.
+    lps = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "lp-sim", "--config", config, "--sim", sim,
+         "--seconds", str(seconds + 90), *lp_args],
+    )  # fmt: skip
     server = subprocess.Popen(
         [sys.executable, "-m", "engine.cli", "serve", "--config", config, "--sim", sim, "--port", str(fix_port),
-         "--metrics-port", str(metrics_port), "--state-dir", state, "--seconds", str(seconds + 60)],
+         "--metrics-port", str(metrics_port), "--state-dir", state, "--seconds", str(seconds + 60),
+         "--market", "fix", *lp_args],
     )  # fmt: skip
     try:
-        print(f"demo: gateway starting (FIX 127.0.0.1:{fix_port}, metrics http://127.0.0.1:{metrics_port}/metrics)")
+        print(f"demo: LPs starting ({', '.join(lp_ports)}); gateway starting "
+              f"(FIX 127.0.0.1:{fix_port}, metrics http://127.0.0.1:{metrics_port}/metrics)")
         if not _wait_for_port(fix_port, server, timeout_s=120):
             print("demo: the gateway did not start", file=sys.stderr)
             return 1
@@ -72,9 +82,10 @@ def run_demo(config: str, sim: str, seconds: float) -> int:
         print("demo: interrupted")
         return 130
     finally:
-        if server.poll() is None:
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                server.kill()
+        for proc in (server, lps):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT)
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()

@@ -17,11 +17,14 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
+
 from engine.batch import UpdateBatch
 from engine.book import Engine
 from engine.config import ClientConfig, Config
 from engine.journal import Journal
 from engine.metrics import Metrics
+from feeds.lp_feed import LpFeed
 from feeds.sim_feed import SimFeed
 from feeds.sim_market import SimConfig
 from fixserver.clock import Clock, SystemClock
@@ -30,7 +33,7 @@ from fixserver.message import FixMessage
 from fixserver.orders import OrderDesk
 from fixserver.session import SharedBody
 from fixserver.store import SqliteStoreFactory
-from fixserver.transport import Acceptor, Application, SessionHandle
+from fixserver.transport import Acceptor, Application, Initiator, SessionHandle
 from risk import KillSwitches, PositionBook, PreTradeChecker
 
 __all__ = ["Gateway", "GatewayOptions", "serve"]
@@ -213,6 +216,8 @@ class GatewayOptions:
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     bound: dict[str, int] = field(default_factory=dict)  # filled: {"fix": port, "metrics": port}
     gateway: Gateway | None = None  # set once running: for in-process tests and tools
+    market: str = "sim"  # "sim": in-process simulated LPs; "fix": the configured LPs over FIX 4.4
+    lp_ports: dict[str, int] = field(default_factory=dict)  # override LP ports by name ("fix")
 
 
 async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyncio.Event) -> None:
@@ -241,36 +246,67 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     )  # fmt: skip
     options.ready.set()
 
-    feed = SimFeed(cfg, sim)
     batch = UpdateBatch(4096)
-    step_s = feed.step_ms / 1000
     loop = asyncio.get_running_loop()
     deadline = loop.time() + options.run_seconds if options.run_seconds else None
-    for lp in cfg.lps:
-        metrics.lp_up.labels(lp=lp.name).set(1)
+    wake = asyncio.Event()
+    feeds: list[LpFeed] = []
+    initiators: list[Initiator] = []
+    sim_feed: SimFeed | None = None
+    if options.market == "fix":
+        # Each read of an LP socket appends rows and wakes the loop; the loop applies everything
+        # that arrived since its last turn in one kernel call (the batch design).
+        for lp in cfg.lps:
+            if not lp.enabled:
+                continue
+            if lp.name in options.lp_ports:
+                lp = msgspec.structs.replace(lp, port=options.lp_ports[lp.name])
+            feed = LpFeed(cfg, lp, batch, clock, on_rows=wake.set)
+            feeds.append(feed)
+            initiators.append(feed.initiator(backoff_initial_s=0.2, backoff_max_s=5.0))
+        for initiator in initiators:
+            await initiator.start()
+        idle_s = 0.05  # also the staleness check's resolution
+    else:
+        sim_feed = SimFeed(cfg, sim)
+        idle_s = sim_feed.step_ms / 1000
     try:
         next_wake = loop.time()
         while not stop.is_set() and (deadline is None or loop.time() < deadline):
             now = clock.now_ns()
-            batch.clear()
-            feed.step(batch, now)
+            if sim_feed is not None:
+                sim_feed.step(batch, now)
             started = time.perf_counter_ns()
             engine.apply(batch, now)
+            batch.clear()
             engine.expire(now)
             metrics.stage_latency.labels(stage="engine").observe((time.perf_counter_ns() - started) / 1e9)
             gateway.on_batch(now)
-            next_wake += step_s
+            for feed in feeds:
+                metrics.lp_up.labels(lp=feed.lp.name).set(1 if feed.up else 0)
+            if sim_feed is not None:
+                for lp in cfg.lps:
+                    metrics.lp_up.labels(lp=lp.name).set(1)
+            next_wake += idle_s
             delay = next_wake - loop.time()
             if delay < 0:  # we fell behind: do not try to catch up with a burst
                 next_wake = loop.time()
                 delay = 0
             woke_at = loop.time() + delay
-            try:
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
-            metrics.loop_lag.observe(max(0.0, loop.time() - woke_at))
+            wake.clear()
+            waiters = [asyncio.ensure_future(stop.wait())]
+            if feeds:
+                waiters.append(asyncio.ensure_future(wake.wait()))
+            done, pending = await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+            for fut in pending:
+                fut.cancel()
+            if not done:
+                metrics.loop_lag.observe(max(0.0, loop.time() - woke_at))
+            else:
+                next_wake = loop.time()
     finally:
+        for initiator in initiators:
+            await initiator.stop(logout_timeout_s=0.5)
         await acceptor.stop()
         journal.close()
         if metrics_server is not None:
