@@ -101,6 +101,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port, metrics_port=args.metrics_port,
             state_dir=Path(args.state_dir) if args.state_dir else None, run_seconds=args.seconds,
             market=args.market, lp_ports=_lp_ports(args.lp_port),
+            record_path=Path(args.record) if args.record else None,
         )  # fmt: skip
         await serve(cfg, sim, options, stop)
 
@@ -156,6 +157,21 @@ def _lp_sim(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from feeds.recording import RecordingError
+    from feeds.replay import replay
+
+    try:
+        result = replay(args.file, args.speed, "reference" if args.reference else "numba")
+    except (OSError, RecordingError, ValueError) as exc:
+        print(f"cannot replay {args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"replayed {result.batches} batches, {result.rows} rows in {result.seconds:.2f}s: "
+          f"{result.quote_changes} quote changes")  # fmt: skip
+    print(f"quote hash {result.quote_hash}")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     from engine.demo import run_demo
 
@@ -187,7 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--market", choices=["sim", "fix"], default="sim",
                    help="sim: simulated LPs in process; fix: the configured LPs over FIX 4.4 (e.g. lagg lp-sim)")
     p.add_argument("--lp-port", action="append", metavar="NAME=PORT", help="override an LP's port (repeatable)")
+    p.add_argument("--record", metavar="FILE", help="record every LP update batch for `lagg replay`")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("replay", help="replay a recording through the engine and print its quote hash")
+    p.add_argument("file")
+    p.add_argument("--speed", choices=["max", "recorded"], default="max")
+    p.add_argument("--reference", action="store_true", help="use the plain-Python reference engine")
+    p.set_defaults(func=_replay)
 
     p = sub.add_parser("client", help="a FIX client: log on, stream quotes, send orders")
     p.add_argument("--host", default="127.0.0.1")

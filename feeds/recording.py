@@ -58,6 +58,7 @@ class RecordingHeader(msgspec.Struct, frozen=True):
     tiers: list[str]
     config_toml: str = ""
     started_ns: int = 0
+    config_json: str = ""  # the validated Config as msgspec JSON: a recording replays on its own
 
 
 class RecordedBatch(msgspec.Struct, frozen=True):

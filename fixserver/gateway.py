@@ -25,6 +25,7 @@ from engine.config import ClientConfig, Config
 from engine.journal import Journal
 from engine.metrics import Metrics
 from feeds.lp_feed import LpFeed
+from feeds.replay import QuoteHasher, recorder_for
 from feeds.sim_feed import SimFeed
 from feeds.sim_market import SimConfig
 from fixserver.clock import Clock, SystemClock
@@ -218,6 +219,8 @@ class GatewayOptions:
     gateway: Gateway | None = None  # set once running: for in-process tests and tools
     market: str = "sim"  # "sim": in-process simulated LPs; "fix": the configured LPs over FIX 4.4
     lp_ports: dict[str, int] = field(default_factory=dict)  # override LP ports by name ("fix")
+    record_path: Path | None = None  # record every applied batch (feeds/recording.py format)
+    quote_hash: str | None = None  # set when stopped: digest of every published tier quote
 
 
 async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyncio.Event) -> None:
@@ -270,16 +273,21 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     else:
         sim_feed = SimFeed(cfg, sim)
         idle_s = sim_feed.step_ms / 1000
+    recorder = recorder_for(options.record_path, cfg, clock.now_ns()) if options.record_path else None
+    hasher = QuoteHasher(len(cfg.tiers), len(cfg.instruments))
     try:
         next_wake = loop.time()
         while not stop.is_set() and (deadline is None or loop.time() < deadline):
             now = clock.now_ns()
             if sim_feed is not None:
                 sim_feed.step(batch, now)
+            if recorder is not None:
+                recorder.record(batch, now)  # empty batches too: each turn also expires
             started = time.perf_counter_ns()
             engine.apply(batch, now)
             batch.clear()
             engine.expire(now)
+            hasher.update(engine)
             metrics.stage_latency.labels(stage="engine").observe((time.perf_counter_ns() - started) / 1e9)
             gateway.on_batch(now)
             for feed in feeds:
@@ -305,6 +313,11 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             else:
                 next_wake = loop.time()
     finally:
+        options.quote_hash = hasher.hexdigest()
+        if recorder is not None:
+            recorder.close()
+            log.info("recorded %d batches (%d rows) to %s", recorder.batches, recorder.rows, options.record_path)
+        log.info("quote hash %s (%d quote changes)", options.quote_hash, hasher.changes)
         for initiator in initiators:
             await initiator.stop(logout_timeout_s=0.5)
         await acceptor.stop()

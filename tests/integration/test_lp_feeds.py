@@ -152,3 +152,20 @@ async def test_stale_lp_is_excluded_by_its_limit_and_wti_goes_negative():
         assert loop.feeds[2].up  # still connected: stale, not down
 
     await _with_system(sim, body)
+
+
+async def test_a_spiking_lp_is_filtered_and_counted_then_trusted_again():
+    # EUR/USD's spike filter is 200 ticks in the example config; LP2 jumps 400 for a second.
+    sim = _sim(Scenario(ScenarioKind.SPIKE, at_ms=1000, duration_ms=1000, lp="LP2", instrument="EUR/USD", ticks=400))
+
+    async def body(cfg, fleet, loop):
+        await _until(lambda: fleet.market.now_ms >= 1100)
+        without_lp2 = ("LP1", "LP3")
+        await _until(lambda: _raw(loop, "EUR/USD") == expected_book(cfg, fleet.market, "EUR/USD", without_lp2), 2)
+        assert loop.engine.counters("EUR/USD")["spikes_filtered"] > 0
+        assert loop.feeds[1].up  # filtered, not disconnected
+        await _until(lambda: fleet.market.now_ms >= 2100)
+        all3 = ("LP1", "LP2", "LP3")
+        await _until(lambda: _raw(loop, "EUR/USD") == expected_book(cfg, fleet.market, "EUR/USD", all3), 2)
+
+    await _with_system(sim, body)
