@@ -153,7 +153,7 @@ async def run_client(
     await initiator.start()
     loop = asyncio.get_running_loop()
     try:
-        await asyncio.wait_for(app.logged_on.wait(), timeout=min(seconds, 20))
+        await asyncio.wait_for(app.logged_on.wait(), timeout=30)
     except TimeoutError:
         console.print(f"[red]could not log on to {host}:{port} as {sender}[/red]")
         await initiator.stop()

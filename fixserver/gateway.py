@@ -24,6 +24,7 @@ from engine.book import Engine
 from engine.config import ClientConfig, Config
 from engine.journal import Journal
 from engine.metrics import Metrics
+from feeds import md_decode
 from feeds.lp_feed import LpFeed
 from feeds.replay import QuoteHasher, recorder_for
 from feeds.sim_feed import SimFeed
@@ -232,6 +233,10 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     store_path.parent.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
     engine = Engine(cfg)
+    if options.market == "fix":
+        # Compile the LP decode kernel before the clock starts, not on the first LP read.
+        decoder_compile_s = md_decode.warm_up()
+        log.info("LP market-data decoder ready in %.2fs", decoder_compile_s)
     journal = Journal(journal_path)
     gateway = options.gateway = Gateway(cfg, engine, journal, metrics, clock)
     restored = gateway.desk.recover(gateway.clients)
