@@ -134,10 +134,11 @@ async def test_aggregated_book_is_the_lps_books_and_a_dropped_lp_is_excluded_unt
     await _with_system(sim, body)
 
 
-async def test_stale_lp_is_excluded_by_its_limit_and_wti_goes_negative():
+async def test_stale_lp_is_excluded_by_its_limit_and_wti_goes_negative_and_back():
     sim = _sim(
         Scenario(ScenarioKind.STALE, at_ms=1200, duration_ms=1500, lp="LP3"),  # LP3 limit: 500 ms here
         Scenario(ScenarioKind.DRIFT, at_ms=0, duration_ms=1000, instrument="WTI", target="-0.40"),
+        Scenario(ScenarioKind.DRIFT, at_ms=2000, duration_ms=500, instrument="WTI", target="0.25"),
     )
 
     async def body(cfg, fleet, loop):
@@ -150,6 +151,11 @@ async def test_stale_lp_is_excluded_by_its_limit_and_wti_goes_negative():
         await _until(lambda: fleet.market.now_ms >= 1800)
         await _until(lambda: _raw(loop, "EUR/USD") == expected_book(cfg, fleet.market, "EUR/USD", ("LP1", "LP2")), 2)
         assert loop.feeds[2].up  # still connected: stale, not down
+        # ... and WTI climbs back through zero; the books follow it there too.
+        await _until(lambda: fleet.market.now_ms >= 2600)
+        await _until(lambda: _raw(loop, "WTI") == expected_book(cfg, fleet.market, "WTI", ("LP1", "LP2")), 2)
+        bids, asks = _raw(loop, "WTI")
+        assert bids[0][0] > 0 and asks[0][0] > 0
 
     await _with_system(sim, body)
 

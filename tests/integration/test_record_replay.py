@@ -42,3 +42,26 @@ async def test_replay_cli_prints_the_hash_and_refuses_bad_files(tmp_path):
     refused = subprocess.run([sys.executable, "-m", "engine.cli", "replay", str(bad)], capture_output=True,
                              text=True, timeout=60, cwd=ROOT)  # fmt: skip
     assert refused.returncode == 1 and "bad magic" in refused.stderr
+
+
+async def test_recording_a_run_with_lps_over_fix_replays_to_the_same_quotes(tmp_path):
+    from feeds.lp_simulator import LpSimulatorFleet
+
+    cfg = load_config(EXAMPLE_CONFIG)
+    sim = decode_sim_config((ROOT / "configs" / "simulator.toml").read_text())
+    fleet = LpSimulatorFleet(cfg, sim, ports={"LP1": 0, "LP2": 0, "LP3": 0})
+    stop = asyncio.Event()
+    fleet_task = asyncio.create_task(fleet.run(stop, seconds=30))
+    while not all(fleet.ports.values()):
+        await asyncio.sleep(0.01)
+    path = tmp_path / "fix.lagg"
+    options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path, run_seconds=2.5, record_path=path,
+                             market="fix", lp_ports=fleet.ports)  # fmt: skip
+    try:
+        await asyncio.wait_for(serve(cfg, sim, options, asyncio.Event()), 60)
+    finally:
+        stop.set()
+        await asyncio.wait_for(fleet_task, 10)
+    result = replay(path)
+    assert result.quote_changes > 10, "the LPs' prices should have reached the engine over FIX"
+    assert result.quote_hash == options.quote_hash
