@@ -8,10 +8,16 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from feeds.sim_market import SimConfig
 
 
 def _summary(cfg: Config) -> str:
@@ -75,28 +81,45 @@ def _lp_ports(pairs: list[str] | None) -> dict[str, int]:
     return ports
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _run_service(args: argparse.Namespace, body: Callable[..., Awaitable[None]]) -> int:
+    """Load ``--config`` and ``--sim``, log to stderr, and run ``body(cfg, sim, stop)`` on uvloop
+    until it returns or SIGINT/SIGTERM sets ``stop``. Bad files are reported, not raised."""
     import asyncio
     import logging
     import signal
 
+    import msgspec
+
     from feeds.sim_market import decode_sim_config
-    from fixserver.gateway import GatewayOptions, serve
     from fixserver.transport import run
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         cfg = load_config(args.config)
+        sim = decode_sim_config(Path(args.sim).read_text())
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
-    sim = decode_sim_config(Path(args.sim).read_text())
+    except (OSError, msgspec.ValidationError, msgspec.DecodeError) as exc:
+        print(f"{args.sim}: {exc}", file=sys.stderr)
+        return 1
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        await body(cfg, sim, stop)
+
+    run(main)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+
+    from fixserver.gateway import GatewayOptions, serve
+
+    async def body(cfg: Config, sim: SimConfig, stop: asyncio.Event) -> None:
         options = GatewayOptions(
             port=args.port, metrics_port=args.metrics_port,
             state_dir=Path(args.state_dir) if args.state_dir else None, run_seconds=args.seconds,
@@ -105,8 +128,7 @@ def _serve(args: argparse.Namespace) -> int:
         )  # fmt: skip
         await serve(cfg, sim, options, stop)
 
-    run(main)
-    return 0
+    return _run_service(args, body)
 
 
 def _client(args: argparse.Namespace) -> int:
@@ -127,34 +149,17 @@ def _client(args: argparse.Namespace) -> int:
 
 def _lp_sim(args: argparse.Namespace) -> int:
     import asyncio
-    import logging
-    import signal
 
     from feeds.lp_simulator import LpSimulatorFleet
-    from feeds.sim_market import decode_sim_config
-    from fixserver.transport import run
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    try:
-        cfg = load_config(args.config)
-    except ConfigError as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    sim = decode_sim_config(Path(args.sim).read_text())
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+    async def body(cfg: Config, sim: SimConfig, stop: asyncio.Event) -> None:
         fleet = LpSimulatorFleet(cfg, sim, ports=_lp_ports(args.lp_port) or None)
         task = asyncio.create_task(fleet.run(stop, args.seconds))
         await asyncio.sleep(0.2)
         print("simulated LPs: " + ", ".join(f"{n} on 127.0.0.1:{p}" for n, p in fleet.ports.items()), flush=True)
         await task
 
-    run(main)
-    return 0
+    return _run_service(args, body)
 
 
 def _replay(args: argparse.Namespace) -> int:
