@@ -20,7 +20,6 @@ from __future__ import annotations
 import gc
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.machine import machine
 from engine.batch import UpdateBatch
 from engine.book import Engine
 from engine.config import AggregationMode, Config, EngineConfig, InstrumentConfig, LpConfig, TierConfig
@@ -196,29 +196,6 @@ def cold_compile_seconds() -> float:
         env = dict(os.environ, NUMBA_CACHE_DIR=cache)
         out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return float(out.stdout.strip().splitlines()[-1])
-
-
-def machine() -> dict[str, Any]:
-    import numba
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "platform": platform.platform(),
-        # Other jobs share this machine; a load above the core count inflates every number here.
-        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
-    }
 
 
 def main() -> int:

@@ -40,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.engine import machine
+from benchmarks.machine import machine
 from engine.batch import UpdateBatch
 from engine.book import Engine
 from engine.config import AggregationMode, Config, EngineConfig, InstrumentConfig, LpConfig, TierConfig

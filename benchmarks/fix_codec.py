@@ -43,8 +43,6 @@ from __future__ import annotations
 import gc
 import importlib.metadata
 import json
-import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -53,6 +51,7 @@ from typing import Any
 import numpy as np
 import simplefix
 
+from benchmarks.machine import machine as _machine
 from fixserver.batchdecode import E_FLAGS, E_ID_END, E_ID_START, E_PRICE, E_SIZE, E_TYPE, BatchDecoder
 from fixserver.codec import MessageTemplate, encode, encode_prepared, md_snapshot_body, snapshot_encoder
 
@@ -307,30 +306,8 @@ class Case:
 
 
 def machine() -> dict[str, Any]:
-    import numba
-
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        load = os.getloadavg()[0]
-    except OSError:
-        load = None
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "load_avg_1m_at_start": load,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "numba": numba.__version__,
-        "simplefix": importlib.metadata.version("simplefix"),
-        "platform": platform.platform(),
-    }
+    """The shared machine description plus the reference codec's version."""
+    return {**_machine(), "simplefix": importlib.metadata.version("simplefix")}
 
 
 def _full_encoder(
@@ -519,7 +496,7 @@ def print_table(report: dict[str, Any]) -> None:
         f"{res['fast']['decode_W2']['per_s']:,} msgs/s at the mean"
     )
     console.print(
-        f"  {m['cpu']}, {m['cores']} cores, 1-min load {m['load_avg_1m_at_start']:.2f} at start, "
+        f"  {m['cpu']}, {m['cores']} cores, load {m['load_average_at_start']} at start, "
         f"Python {m['python']}; {report['runtime_s']} s; {report['workload']['decode']}"
     )
 
