@@ -25,6 +25,7 @@ from engine.fixedpoint import DecimalFormatError, Grid
 
 __all__ = [
     "AggregationMode",
+    "BookKeys",
     "ClientConfig",
     "ClientLimits",
     "Config",
@@ -71,6 +72,11 @@ class MaxSpreadRule(enum.Enum):
     CAP = "cap"  # narrow symmetrically about the mid to the maximum (we take the risk)
 
 
+class BookKeys(enum.Enum):
+    ENTRY_ID = "entry_id"  # 278 MDEntryID: new/change/delete refer to an entry by id
+    POSITION = "position"  # 290 MDEntryPositionNo: insert/delete shift the levels below
+
+
 class Routing(enum.Enum):
     INTERNALISE = "internalise"  # B-book
     A_BOOK = "a_book"
@@ -114,6 +120,7 @@ class LpConfig(Struct, frozen=True, forbid_unknown_fields=True):
     staleness_ms: PosInt = 1000  # no update for this long → excluded from pricing
     depth: NonNegInt = 10  # 264 MarketDepth to request (0 = full)
     incremental: bool = True  # 265=1 (W then X) or 265=0 (W snapshots only)
+    book_keys: BookKeys = BookKeys.ENTRY_ID  # how the LP's X entries name their level
     enabled: bool = True
 
 

@@ -28,8 +28,8 @@ import os
 from collections.abc import Callable
 
 from engine.batch import UpdateBatch
-from engine.config import Config, LpConfig
-from feeds.md_decode import KEYED_BY_ID, KIND_OTHER, KIND_W, M_END, M_KIND, M_SEQ, M_START, MdDecoder
+from engine.config import BookKeys, Config, LpConfig
+from feeds.md_decode import KEYED_BY_ID, KEYED_BY_POSITION, KIND_OTHER, KIND_W, M_END, M_KIND, M_SEQ, M_START, MdDecoder
 from fixserver.clock import Clock, SystemClock
 from fixserver.codec import decode_fields
 from fixserver.message import SOH, FixMessage
@@ -85,7 +85,8 @@ class LpFeed(Application):
         self.batch = batch
         self.clock = clock or SystemClock()
         self._on_rows = on_rows or (lambda: None)
-        self.decoder = MdDecoder.from_config(cfg, lp.name, keyed_by=KEYED_BY_ID)
+        keyed_by = KEYED_BY_ID if lp.book_keys is BookKeys.ENTRY_ID else KEYED_BY_POSITION
+        self.decoder = MdDecoder.from_config(cfg, lp.name, keyed_by=keyed_by)
         index = {inst.symbol: i for i, inst in enumerate(cfg.instruments)}
         self.instruments = [index[s] for s in lp.instruments if cfg.instruments[index[s]].enabled]
         self._symbols = {index[s]: lp.symbol_map.get(s, s) for s in lp.instruments}

@@ -1,0 +1,87 @@
+"""An LP feed's lifecycle rules, driven read by read: LP_UP only after a fresh snapshot of every
+instrument, and a sequence gap clears the books and resubscribes."""
+
+from engine.batch import CLEAR_BOOK, LP_UP, SET_LEVEL, UpdateBatch
+from engine.config import parse_config
+from feeds.lp_feed import LpFeed
+from fixserver.codec import encode
+from tests.conftest import EXAMPLE_CONFIG
+
+
+class FakeSession:
+    def __init__(self):
+        self.next_target_seq = 2
+
+
+class FakeHandle:
+    """The session handle as the feed sees it; the test plays the session's part."""
+
+    def __init__(self):
+        self.session = FakeSession()
+        self.is_logged_on = True
+        self.sent = []
+
+    def send(self, msg_type, body, resendable=None):
+        self.sent.append((msg_type, dict(body)))
+
+
+def _md(kind: bytes, seq: int, instr: int, symbol: bytes, price: bytes) -> bytes:
+    header = [(49, b"LP1"), (56, b"LAGG"), (34, seq), (52, b"20261123-10:00:00.000")]
+    if kind == b"W":
+        body = [(262, b"%d" % instr), (55, symbol), (268, b"2"), (269, b"0"), (270, price), (271, b"1000000"),
+                (278, b"b0"), (269, b"1"), (270, price), (271, b"1000000"), (278, b"a0")]  # fmt: skip
+    else:
+        body = [(262, b"%d" % instr), (268, b"1"), (279, b"1"), (269, b"0"), (278, b"b0"), (55, symbol),
+                (270, price), (271, b"2000000")]  # fmt: skip
+    return encode(kind, header, body)
+
+
+SYMBOLS = [b"EUR/USD", b"GBP/USD", b"USD/JPY", b"XAU/USD", b"WTI"]
+PRICES = [b"1.08500", b"1.27000", b"150.000", b"2400.00", b"-1.00"]
+
+
+def _feed():
+    cfg = parse_config(EXAMPLE_CONFIG.read_text())
+    batch = UpdateBatch()
+    feed = LpFeed(cfg, cfg.lps[0], batch)  # LP1 quotes all five instruments
+    handle = FakeHandle()
+    feed.on_create(handle)
+    feed.on_logon(handle)
+    return feed, handle, batch
+
+
+def _kinds(batch):
+    return [int(batch.kind[i]) for i in range(batch.n)]
+
+
+def test_subscribes_per_instrument_and_comes_up_only_after_every_snapshot():
+    feed, handle, batch = _feed()
+    assert [body[262] for _, body in handle.sent] == [b"0", b"1", b"2", b"3", b"4"]
+    assert all(body[263] == b"1" and body[146] == b"1" for _, body in handle.sent)
+    for n in range(4):
+        messages = feed._on_read(_md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n]))
+        handle.session.next_target_seq += 1
+        assert [m.msg_type for m in messages] == [b"W"] and len(messages[0].fields) < 10  # header only
+        assert not feed.up and LP_UP not in _kinds(batch)
+    feed._on_read(_md(b"W", 6, 4, b"WTI", b"-1.00"))  # the last one, a negative price
+    assert feed.up and _kinds(batch)[-1] == LP_UP
+    assert _kinds(batch).count(SET_LEVEL) == 10
+
+
+def test_a_sequence_gap_clears_the_books_and_resubscribes():
+    feed, handle, batch = _feed()
+    for n in range(5):
+        feed._on_read(_md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n]))
+        handle.session.next_target_seq += 1
+    handle.sent.clear()
+    batch.clear()
+    feed._on_read(_md(b"X", 7, 0, b"EUR/USD", b"1.08501"))  # in sequence: applied
+    handle.session.next_target_seq += 1
+    assert _kinds(batch) == [SET_LEVEL] and feed.gaps == 0
+    batch.clear()
+    feed._on_read(_md(b"X", 10, 0, b"EUR/USD", b"1.08502"))  # 8 and 9 are missing
+    assert feed.gaps == 1
+    assert _kinds(batch).count(CLEAR_BOOK) == 5
+    requests = [body[263] for kind, body in handle.sent if kind == b"V"]
+    assert requests == [b"2"] * 5 + [b"1"] * 5  # unsubscribe, then a fresh subscription
+    assert feed.awaiting == {0, 1, 2, 3, 4}
