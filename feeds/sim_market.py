@@ -156,15 +156,9 @@ class SimMarket:
         self.step_index += 1
         t = self.now_ms
         for k, inst in enumerate(self._instruments):
-            # A drift's window is (at, at + duration]: the step that ends at at + duration lands
-            # exactly on the target.
-            drift = [
-                s
-                for s in self.cfg.scenarios
-                if s.kind is ScenarioKind.DRIFT
-                and s.at_ms < t <= s.at_ms + s.duration_ms
-                and s.instrument in (None, inst.symbol)
-            ]
+            # A drift's window is (at, at + duration] so that the step ending at at + duration
+            # lands exactly on the target: for whole milliseconds that is [at, at + duration) at t-1.
+            drift = self._active(ScenarioKind.DRIFT, None, inst.symbol, t - 1)
             if drift:
                 s = drift[0]
                 target = self._grids[inst.symbol].to_steps(s.target or inst.start_mid)
