@@ -32,6 +32,7 @@ from engine.config import BookKeys, Config, LpConfig
 from feeds.md_decode import KEYED_BY_ID, KEYED_BY_POSITION, KIND_OTHER, KIND_W, M_END, M_KIND, M_SEQ, M_START, MdDecoder
 from fixserver.clock import Clock, SystemClock
 from fixserver.codec import decode_fields
+from fixserver.md_book import md_request
 from fixserver.message import SOH, FixMessage
 from fixserver.session import Credentials, Role, SessionConfig, SessionID
 from fixserver.store import MemoryStoreFactory
@@ -190,10 +191,10 @@ class LpFeed(Application):
                 session.send(b"V", self._request(instr), resendable=False)
 
     def _request(self, instr: int, unsubscribe: bool = False) -> list[tuple[int, bytes]]:
-        body = [(262, b"%d" % instr), (263, b"2" if unsubscribe else b"1")]
-        body += [(264, b"%d" % self.lp.depth), (265, b"1" if self.lp.incremental else b"0")]
-        body += [(267, b"2"), (269, b"0"), (269, b"1"), (146, b"1"), (55, self._symbols[instr].encode())]
-        return body
+        return md_request(
+            b"%d" % instr, [self._symbols[instr].encode()], depth=self.lp.depth,
+            incremental=self.lp.incremental, request=b"2" if unsubscribe else b"1",
+        )  # fmt: skip
 
     def on_logout(self, session: SessionHandle, reason: str) -> None:
         now = self.clock.now_ns()

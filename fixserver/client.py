@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from fixserver.clock import SystemClock
-from fixserver.md_book import MdBook
+from fixserver.md_book import MdBook, md_request
 from fixserver.message import FixMessage
 from fixserver.session import Credentials, Role, SessionConfig, SessionID
 from fixserver.store import MemoryStoreFactory
@@ -51,13 +51,8 @@ class ClientApp(Application):
 
     def on_logon(self, session: SessionHandle) -> None:
         session.send(b"x", [(320, b"sl-1"), (559, b"4")])
-        group = [(55, s.encode()) for s in self.symbols]
-        session.send(
-            b"V",
-            [(262, b"md-1"), (263, b"1"), (264, b"%d" % self.depth), (265, b"1"), (267, b"2"), (269, b"0"),
-             (269, b"1"), (146, b"%d" % len(group)), *group],
-            resendable=False,
-        )  # fmt: skip
+        body = md_request(b"md-1", [s.encode() for s in self.symbols], depth=self.depth)
+        session.send(b"V", body, resendable=False)
         self.logged_on.set()
 
     def from_app(self, message: FixMessage, session: SessionHandle) -> None:

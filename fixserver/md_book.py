@@ -7,11 +7,28 @@ position (290); prices and sizes stay as the decimal strings received.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from fixserver.message import FixMessage
 
-__all__ = ["MdBook"]
+__all__ = ["MdBook", "md_request"]
 
 Level = tuple[bytes, bytes, bytes]  # (price, size, MDEntryID)
+
+
+def md_request(
+    md_req_id: bytes,
+    symbols: Sequence[bytes],
+    depth: int = 0,
+    incremental: bool = True,
+    request: bytes = b"1",
+    entry_types: Sequence[bytes] = (b"0", b"1"),
+) -> list[tuple[int, bytes]]:
+    """A MarketDataRequest (35=V) body: 263 ``request`` (0 snapshot, 1 subscribe, 2 unsubscribe),
+    264 ``depth`` (0 = full), 265 from ``incremental``, bids and offers by default."""
+    body = [(262, md_req_id), (263, request), (264, b"%d" % depth), (265, b"1" if incremental else b"0")]
+    body += [(267, b"%d" % len(entry_types)), *((269, t) for t in entry_types)]
+    return body + [(146, b"%d" % len(symbols)), *((55, sym) for sym in symbols)]
 
 
 class MdBook:

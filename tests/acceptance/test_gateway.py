@@ -11,6 +11,7 @@ from engine.config import parse_config
 from feeds.sim_market import Scenario, ScenarioKind, SimConfig, SimInstrument, SimLp
 from fixserver.client import ClientApp, OrderSpec, order_fields
 from fixserver.gateway import GatewayOptions, serve
+from fixserver.md_book import md_request
 from fixserver.session import Credentials, Role, SessionConfig, SessionID
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Initiator
@@ -64,9 +65,8 @@ class _Client:
             self.app.on_logon = self._logon_full  # type: ignore[method-assign]
 
     def _logon_full(self, session):
-        group = [(55, s.encode()) for s in SYMBOLS]
-        session.send(b"V", [(262, b"full"), (263, b"1"), (264, b"0"), (265, b"0"), (267, b"2"), (269, b"0"),
-                            (269, b"1"), (146, b"%d" % len(group)), *group], resendable=False)  # fmt: skip
+        body = md_request(b"full", [s.encode() for s in SYMBOLS], incremental=False)
+        session.send(b"V", body, resendable=False)
         self.app.logged_on.set()
 
 
@@ -159,8 +159,7 @@ async def test_orders_fill_at_the_quote_or_better_and_rejects_carry_reasons(tmp_
             "price must be a multiple of the tick size 0.00001",
         ]
         # An unknown symbol in a market-data request comes back as Y with 281=0.
-        handle.send(b"V", [(262, b"bad"), (263, b"1"), (264, b"1"), (265, b"1"), (267, b"1"), (269, b"0"),
-                           (146, b"1"), (55, b"XBT/USD")], resendable=False)  # fmt: skip
+        handle.send(b"V", md_request(b"bad", [b"XBT/USD"], depth=1, entry_types=[b"0"]), resendable=False)
         for _ in range(100):
             if any(m.msg_type == b"Y" for m in app.rejects):
                 break

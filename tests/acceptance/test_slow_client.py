@@ -10,6 +10,7 @@ from feeds.sim_market import decode_sim_config
 from fixserver.client import ClientApp
 from fixserver.codec import encode
 from fixserver.gateway import GatewayOptions, serve
+from fixserver.md_book import md_request
 from fixserver.session import Credentials, Role, SessionConfig, SessionID, format_utc_timestamp
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Initiator
@@ -37,8 +38,7 @@ def _slow_client(port: int) -> socket.socket:
         return [(49, b"RETAIL1"), (56, b"LAGG"), (34, seq), (52, format_utc_timestamp(time.time_ns()))]
 
     s.sendall(encode(b"A", header(1), [(98, b"0"), (108, b"30"), (141, b"Y"), (554, b"slow-pw")]))
-    body = [(262, b"all"), (263, b"1"), (264, b"0"), (265, b"1"), (267, b"2"), (269, b"0"), (269, b"1"), (146, b"5")]
-    s.sendall(encode(b"V", header(2), body + [(55, sym) for sym in SYMBOLS]))
+    s.sendall(encode(b"V", header(2), md_request(b"all", SYMBOLS)))
     return s
 
 

@@ -6,7 +6,7 @@ import asyncio
 from engine.config import parse_config
 from feeds.lp_simulator import LpSimulatorFleet
 from feeds.sim_market import Scenario, ScenarioKind, SimConfig, SimInstrument, SimLp
-from fixserver.md_book import MdBook
+from fixserver.md_book import MdBook, md_request
 from fixserver.message import FixMessage
 from fixserver.session import Role, SessionConfig, SessionID
 from fixserver.store import MemoryStoreFactory
@@ -24,9 +24,7 @@ class Feed(Application):
         self.logged_on = asyncio.Event()
 
     def on_logon(self, session: SessionHandle) -> None:
-        group = [(55, s) for s in self.symbols]
-        session.send(b"V", [(262, b"1"), (263, b"1"), (264, b"5"), (265, b"1"), (267, b"2"), (269, b"0"),
-                            (269, b"1"), (146, b"%d" % len(group)), *group], resendable=False)  # fmt: skip
+        session.send(b"V", md_request(b"1", self.symbols, depth=5), resendable=False)
         self.logged_on.set()
 
     def from_app(self, message: FixMessage, session: SessionHandle) -> None:
@@ -96,8 +94,8 @@ async def test_snapshot_only_lp_sends_only_w_and_unknown_symbol_gets_y():
         await asyncio.wait_for(feed.logged_on.wait(), 10)
         await asyncio.sleep(0.3)
         assert {m.msg_type for m in feed.messages} == {b"W"}
-        initiator.handle.send(b"V", [(262, b"2"), (263, b"1"), (264, b"1"), (265, b"0"), (267, b"1"), (269, b"0"),
-                                     (146, b"1"), (55, b"XAU/USD")], resendable=False)  # fmt: skip
+        body = md_request(b"2", [b"XAU/USD"], depth=1, incremental=False, entry_types=[b"0"])
+        initiator.handle.send(b"V", body, resendable=False)
         await asyncio.sleep(0.2)
         (y,) = [m for m in feed.messages if m.msg_type == b"Y"]
         assert (y.get(262), y.get(281)) == (b"2", b"0")
