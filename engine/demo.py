@@ -17,16 +17,18 @@ import sys
 import tempfile
 import time
 
-__all__ = ["run_demo"]
+__all__ = ["free_port", "run_demo", "wait_for_port"]
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for demos and tests)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+def wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
+    """True once ``port`` accepts connections; False if ``proc`` exits first or time runs out."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -43,8 +45,8 @@ def run_demo(config: str, sim: str, seconds: float) -> int:
     from fixserver.client import OrderSpec, run_client
     from fixserver.transport import run
 
-    fix_port, metrics_port = _free_port(), _free_port()
-    lp_ports = [f"{name}={_free_port()}" for name in ("LP1", "LP2", "LP3")]
+    fix_port, metrics_port = free_port(), free_port()
+    lp_ports = [f"{name}={free_port()}" for name in ("LP1", "LP2", "LP3")]
     lp_args = [arg for pair in lp_ports for arg in ("--lp-port", pair)]
     state = tempfile.mkdtemp(prefix="lagg-demo-")
     # The LPs are their own process speaking FIX 4.4, as real LPs would be.
@@ -60,7 +62,7 @@ def run_demo(config: str, sim: str, seconds: float) -> int:
     try:
         print(f"demo: LPs starting ({', '.join(lp_ports)}); gateway starting "
               f"(FIX 127.0.0.1:{fix_port}, metrics http://127.0.0.1:{metrics_port}/metrics)")
-        if not _wait_for_port(fix_port, server, timeout_s=120):
+        if not wait_for_port(fix_port, server, timeout_s=120):
             print("demo: the gateway did not start", file=sys.stderr)
             return 1
         orders = [

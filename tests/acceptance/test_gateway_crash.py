@@ -4,23 +4,16 @@ lost, every journaled fill is still there, and the FIX sequence continues."""
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 
+from engine.demo import free_port, wait_for_port
 from engine.journal import Journal
 from fixserver.client import ClientApp, OrderSpec, order_fields
 from fixserver.session import Credentials, Role, SessionConfig, SessionID
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Initiator
 from tests.conftest import EXAMPLE_CONFIG, ROOT
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _start_gateway(port: int, state) -> subprocess.Popen:
@@ -32,15 +25,8 @@ def _start_gateway(port: int, state) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait_port(port: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise AssertionError("gateway did not come up")
+def _wait_port(port: int, gateway: subprocess.Popen) -> None:
+    assert wait_for_port(port, gateway, timeout_s=60), "gateway did not come up"
 
 
 async def _client(port: int, app: ClientApp) -> Initiator:
@@ -54,10 +40,10 @@ async def _client(port: int, app: ClientApp) -> Initiator:
 
 
 async def test_kill_9_mid_order_flow_loses_no_reported_or_journaled_fill(tmp_path):
-    port = _free_port()
+    port = free_port()
     gateway = _start_gateway(port, tmp_path)
     try:
-        _wait_port(port)
+        _wait_port(port, gateway)
         app = ClientApp(["EUR/USD"])
         initiator = await _client(port, app)
         await asyncio.sleep(1.0)  # quotes arrive
@@ -83,7 +69,7 @@ async def test_kill_9_mid_order_flow_loses_no_reported_or_journaled_fill(tmp_pat
         # Restart on the same state: the journal keeps every fill, and the FIX sequence
         # continues where the killed process left it (no reset).
         gateway = _start_gateway(port, tmp_path)
-        _wait_port(port)
+        _wait_port(port, gateway)
         app2 = ClientApp(["EUR/USD"])
         config = SessionConfig(
             SessionID("FIX.4.4", "DEMO", "LAGG"), Role.INITIATOR, heartbeat_s=5,
