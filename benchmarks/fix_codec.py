@@ -44,7 +44,7 @@ import gc
 import importlib.metadata
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -179,9 +179,11 @@ def naive_messages(buf: bytes) -> list[list[tuple[bytes, bytes]]]:
     return out
 
 
-def naive_decode_w(buf: bytes) -> list[tuple[bytes, bytes, bytes, bytes]]:
+def _w_entries(messages: Iterable[Iterable[tuple[bytes, bytes]]]) -> list[tuple[bytes, bytes, bytes, bytes]]:
+    """(type, price, size, id) of every W entry, from each message's (tag, value) byte pairs:
+    the same walk for the naive and simplefix baselines, so they differ only in parsing."""
     entries = []
-    for fields in naive_messages(buf):
+    for fields in messages:
         entry: list[bytes] | None = None
         for tag, value in fields:
             if tag == b"269":
@@ -195,6 +197,10 @@ def naive_decode_w(buf: bytes) -> list[tuple[bytes, bytes, bytes, bytes]]:
                 elif tag == b"278":
                     entry[3] = value
     return [tuple(e) for e in entries]  # type: ignore[misc]
+
+
+def naive_decode_w(buf: bytes) -> list[tuple[bytes, bytes, bytes, bytes]]:
+    return _w_entries(naive_messages(buf))
 
 
 def _naive_decode_fields(read: tuple[int, ...]) -> Callable[[bytes], list[list[bytes | None]]]:
@@ -231,21 +237,7 @@ def _simplefix_messages(buf: bytes) -> list[simplefix.FixMessage]:
 
 
 def simplefix_decode_w(buf: bytes) -> list[tuple[bytes, bytes, bytes, bytes]]:
-    entries = []
-    for msg in _simplefix_messages(buf):
-        entry: list[bytes] | None = None
-        for tag, value in msg.pairs:
-            if tag == b"269":
-                entry = [value, b"", b"", b""]
-                entries.append(entry)
-            elif entry is not None:
-                if tag == b"270":
-                    entry[1] = value
-                elif tag == b"271":
-                    entry[2] = value
-                elif tag == b"278":
-                    entry[3] = value
-    return [tuple(e) for e in entries]  # type: ignore[misc]
+    return _w_entries(msg.pairs for msg in _simplefix_messages(buf))
 
 
 def _simplefix_decode_fields(read: tuple[int, ...]) -> Callable[[bytes], list[list[bytes | None]]]:
