@@ -116,7 +116,7 @@ def _raw(loop, symbol):
 
 
 async def test_aggregated_book_is_the_lps_books_and_a_dropped_lp_is_excluded_until_its_fresh_snapshot():
-    sim = _sim(Scenario(ScenarioKind.DISCONNECT, at_ms=1500, duration_ms=800, lp="LP2"))
+    sim = _sim(Scenario(ScenarioKind.DISCONNECT, at_ms=1500, duration_ms=2500, lp="LP2"))
 
     async def body(cfg, fleet, loop):
         all3 = ("LP1", "LP2", "LP3")
@@ -136,9 +136,11 @@ async def test_aggregated_book_is_the_lps_books_and_a_dropped_lp_is_excluded_unt
 
 async def test_stale_lp_is_excluded_by_its_limit_and_wti_goes_negative_and_back():
     sim = _sim(
-        Scenario(ScenarioKind.STALE, at_ms=1200, duration_ms=1500, lp="LP3"),  # LP3 limit: 500 ms here
+        # Each state a check waits for lasts over a second before the next scenario changes it,
+        # so a slow machine cannot miss its window. LP3's staleness limit is 500 ms here.
         Scenario(ScenarioKind.DRIFT, at_ms=0, duration_ms=1000, instrument="WTI", target="-0.40"),
-        Scenario(ScenarioKind.DRIFT, at_ms=2000, duration_ms=500, instrument="WTI", target="0.25"),
+        Scenario(ScenarioKind.STALE, at_ms=2500, duration_ms=3000, lp="LP3"),
+        Scenario(ScenarioKind.DRIFT, at_ms=3500, duration_ms=500, instrument="WTI", target="0.25"),
     )
 
     async def body(cfg, fleet, loop):
@@ -147,12 +149,12 @@ async def test_stale_lp_is_excluded_by_its_limit_and_wti_goes_negative_and_back(
         await _until(lambda: _raw(loop, "WTI") == expected_book(cfg, fleet.market, "WTI", all3))
         bids, asks = _raw(loop, "WTI")
         assert bids[0][0] < 0 and asks[0][0] < 0  # -0.40 +- a few ticks
-        # LP3 goes silent at 1.2 s; its 500 ms staleness limit removes it by ~1.7 s.
-        await _until(lambda: fleet.market.now_ms >= 1800)
+        # LP3 goes silent at 2.5 s; its 500 ms staleness limit removes it by ~3.0 s.
+        await _until(lambda: fleet.market.now_ms >= 3100)
         await _until(lambda: _raw(loop, "EUR/USD") == expected_book(cfg, fleet.market, "EUR/USD", ("LP1", "LP2")), 2)
         assert loop.feeds[2].up  # still connected: stale, not down
         # ... and WTI climbs back through zero; the books follow it there too.
-        await _until(lambda: fleet.market.now_ms >= 2600)
+        await _until(lambda: fleet.market.now_ms >= 4100)
         await _until(lambda: _raw(loop, "WTI") == expected_book(cfg, fleet.market, "WTI", ("LP1", "LP2")), 2)
         bids, asks = _raw(loop, "WTI")
         assert bids[0][0] > 0 and asks[0][0] > 0
@@ -162,7 +164,7 @@ async def test_stale_lp_is_excluded_by_its_limit_and_wti_goes_negative_and_back(
 
 async def test_a_spiking_lp_is_filtered_and_counted_then_trusted_again():
     # EUR/USD's spike filter is 200 ticks in the example config; LP2 jumps 400 for a second.
-    sim = _sim(Scenario(ScenarioKind.SPIKE, at_ms=1000, duration_ms=1000, lp="LP2", instrument="EUR/USD", ticks=400))
+    sim = _sim(Scenario(ScenarioKind.SPIKE, at_ms=1000, duration_ms=2500, lp="LP2", instrument="EUR/USD", ticks=400))
 
     async def body(cfg, fleet, loop):
         await _until(lambda: fleet.market.now_ms >= 1100)
@@ -170,7 +172,7 @@ async def test_a_spiking_lp_is_filtered_and_counted_then_trusted_again():
         await _until(lambda: _raw(loop, "EUR/USD") == expected_book(cfg, fleet.market, "EUR/USD", without_lp2), 2)
         assert loop.engine.counters("EUR/USD")["spikes_filtered"] > 0
         assert loop.feeds[1].up  # filtered, not disconnected
-        await _until(lambda: fleet.market.now_ms >= 2100)
+        await _until(lambda: fleet.market.now_ms >= 3600)
         all3 = ("LP1", "LP2", "LP3")
         await _until(lambda: _raw(loop, "EUR/USD") == expected_book(cfg, fleet.market, "EUR/USD", all3), 2)
 
