@@ -182,6 +182,29 @@ class Engine:
         asks = tuple((int(q[1, 0, n]), int(q[1, 1, n])) for n in range(na))
         return TierQuote(tier, symbol, bids, asks, version)
 
+    def lp_tops(self, instr_index: int, side: int, now_ns: int) -> list[tuple[int, int, int]]:
+        """``(lp, price, qty)``: the best level on ``side`` (0 bid, 1 ask) of every LP that is
+        priced from now (configured, up, not stale), as the LP sent it (no haircut or weight).
+
+        For routing an order (per order, not per tick), so plain numpy is fine here.
+        """
+        i = instr_index
+        out: list[tuple[int, int, int]] = []
+        for lp in range(len(self.lp_names)):
+            state = self.lp_state[i, lp]
+            if state[k.LPS_ALLOWED] != 1 or state[k.LPS_UP] != 1:
+                continue
+            if now_ns - state[k.LPS_LAST_NS] > state[k.LPS_STALE_NS]:
+                continue
+            qty = self.book[i, lp, side, k.B_QTY]
+            live = np.flatnonzero(qty > 0)  # a price of 0 or below is a price; size says "empty"
+            if live.size == 0:
+                continue
+            px = self.book[i, lp, side, k.B_PX][live]
+            best = int(px.max()) if side == 0 else int(px.min())
+            out.append((lp, best, int(qty[live][px == best].sum())))
+        return out
+
     def counters(self, symbol: str | None = None) -> dict[str, int]:
         """Counters of one instrument, or the engine-wide ones (rejected rows of unknown
         instruments/LPs) with ``symbol=None``."""

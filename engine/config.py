@@ -121,6 +121,7 @@ class LpConfig(Struct, frozen=True, forbid_unknown_fields=True):
     depth: NonNegInt = 10  # 264 MarketDepth to request (0 = full)
     incremental: bool = True  # 265=1 (W then X) or 265=0 (W snapshots only)
     book_keys: BookKeys = BookKeys.ENTRY_ID  # how the LP's X entries name their level
+    orders: bool = True  # A-book routes and hedges may go to this LP (over the same FIX session)
     enabled: bool = True
 
 
@@ -157,7 +158,7 @@ class ClientConfig(Struct, frozen=True, forbid_unknown_fields=True):
     password_sha256: str | None = None  # hex digest; the plain password is never stored
     password_env: str | None = None  # or: the environment variable holding it
     routing: Routing = Routing.INTERNALISE
-    hybrid_threshold: NonNegInt = 0  # hybrid: internalise up to this many steps per order
+    hybrid_threshold: NonNegInt = 0  # hybrid: internalise up to this many steps per order, route the rest
     limits: ClientLimits = ClientLimits()
     market_data: bool = True
     trading: bool = True
@@ -181,6 +182,12 @@ class MetricsConfig(Struct, frozen=True, forbid_unknown_fields=True):
     enabled: bool = True
 
 
+class RoutingConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    # An A-book order (or hedge) tries LPs best price first until it is filled or this much time
+    # has passed since the client's order arrived; what is left then is cancelled.
+    budget_ms: PosInt = 250
+
+
 class EngineConfig(Struct, frozen=True, forbid_unknown_fields=True):
     max_levels: Annotated[int, Meta(ge=1, le=64)] = 10  # per LP ladder side
 
@@ -192,6 +199,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     clients: list[ClientConfig] = []
     server: ServerConfig = ServerConfig()
     metrics: MetricsConfig = MetricsConfig()
+    routing: RoutingConfig = RoutingConfig()
     engine: EngineConfig = EngineConfig()
 
     def instrument(self, symbol: str) -> InstrumentConfig:

@@ -75,6 +75,9 @@ class Metrics:
         # Orders and risk
         self.orders = Counter("lagg_orders_total", "orders received", ["client"], registry=r)
         self.fills = Counter("lagg_fills_total", "fills sent to clients", ["client", "route"], registry=r)
+        self.lp_orders = Counter(
+            "lagg_lp_orders_total", "orders sent to an LP (A-book routes and hedges)", ["lp"], registry=r
+        )
         self.rejects = Counter("lagg_order_rejects_total", "orders rejected", ["client", "reason"], registry=r)
         self.exposure = Gauge("lagg_exposure_steps", "house position per instrument", ["instrument"], registry=r)
         self.config_reloads = Counter(

@@ -16,6 +16,10 @@ Lifecycle, as the engine's contract asks (engine/batch.py):
   after a gap would apply to a book we no longer have;
 * MarketDataRequestReject (Y): that instrument's book is cleared and not waited for.
 
+Orders (A-book routes and hedges) go over the same session: :meth:`LpFeed.send_order` sends an
+IOC NewOrderSingle, and the LP's ExecutionReports go to ``on_execution``; ``on_down`` tells the
+router that whatever it had at this LP will not be answered on this session.
+
 Reconnects with backoff and jitter are the initiator's (:class:`fixserver.transport.Initiator`).
 Staleness (connected but silent) is decided by the engine from row timestamps and each LP's
 ``staleness_ms``; the feed does not need a timer for it.
@@ -34,7 +38,7 @@ from fixserver.clock import Clock, SystemClock
 from fixserver.codec import decode_fields
 from fixserver.md_book import md_request
 from fixserver.message import SOH, FixMessage
-from fixserver.session import Credentials, Role, SessionConfig, SessionID
+from fixserver.session import Credentials, Role, SessionConfig, SessionID, format_utc_timestamp
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Application, Initiator, SessionHandle
 
@@ -80,12 +84,16 @@ class LpFeed(Application):
         batch: UpdateBatch,
         clock: Clock | None = None,
         on_rows: Callable[[], None] | None = None,
+        on_execution: Callable[[LpFeed, FixMessage], None] | None = None,
+        on_down: Callable[[LpFeed], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.lp = lp
         self.batch = batch
         self.clock = clock or SystemClock()
         self._on_rows = on_rows or (lambda: None)
+        self._on_execution = on_execution or (lambda feed, msg: None)
+        self._on_down = on_down or (lambda feed: None)
         keyed_by = KEYED_BY_ID if lp.book_keys is BookKeys.ENTRY_ID else KEYED_BY_POSITION
         self.decoder = MdDecoder.from_config(cfg, lp.name, keyed_by=keyed_by)
         index = {inst.symbol: i for i, inst in enumerate(cfg.instruments)}
@@ -202,9 +210,34 @@ class LpFeed(Application):
         self.up = False
         log.warning("%s: down (%s)", self.lp.name, reason)
         self._on_rows()
+        self._on_down(self)
+
+    # --- orders ------------------------------------------------------------------------------------
+
+    def send_order(
+        self, cl_ord_id: str, instr: int, side: int, qty: bytes, limit: bytes | None, now_ns: int
+    ) -> bool:
+        """Send an IOC NewOrderSingle; False when this LP cannot take it now (down, not for orders,
+        or not quoting the instrument). ``qty``/``limit`` are the decimal strings to send."""
+        symbol = self._symbols.get(instr)
+        if not self.lp.orders or not self.up or symbol is None:
+            return False
+        if self.handle is None or not self.handle.is_logged_on:
+            return False
+        body: list[tuple[int, bytes]] = [
+            (11, cl_ord_id.encode()), (55, symbol.encode()), (54, b"1" if side > 0 else b"2"),
+            (60, format_utc_timestamp(now_ns)), (38, qty), (40, b"1" if limit is None else b"2"),
+        ]  # fmt: skip
+        if limit is not None:
+            body.append((44, limit))
+        body.append((59, b"3"))  # IOC: nothing of ours is ever left resting at an LP
+        self.handle.send(b"D", body)
+        return True
 
     def from_app(self, message: FixMessage, session: SessionHandle) -> None:
-        if message.msg_type == b"Y":
+        if message.msg_type == b"8":
+            self._on_execution(self, message)
+        elif message.msg_type == b"Y":
             req = message.get(262) or b""
             if req.isdigit():
                 instr = int(req)

@@ -5,8 +5,10 @@ kernel call, reprice, retry resting orders, flush the order desk (journal commit
 and publish market data once, shared across sessions. Per-message Python work stays in the FIX
 session layer; everything per price level is in the engine's kernels.
 
-The market source here is the in-process LP simulator (:class:`feeds.sim_feed.SimFeed`); the
-FIX LP feeds plug into the same :class:`~engine.batch.UpdateBatch`.
+The market source is either the in-process LP simulator (:class:`feeds.sim_feed.SimFeed`) or the
+configured LPs over FIX (:class:`feeds.lp_feed.LpFeed`, one initiator each), both writing the same
+:class:`~engine.batch.UpdateBatch`. Over FIX, the LP sessions also carry A-book routes and hedges
+(:class:`risk.routing.Router`); with the in-process simulator every order is internalised.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from fixserver.session import SharedBody
 from fixserver.store import SqliteStoreFactory
 from fixserver.transport import Acceptor, Application, Initiator, SessionHandle
 from risk import KillSwitches, PositionBook, PreTradeChecker
+from risk.routing import LpPrice, Router
 
 __all__ = ["Gateway", "GatewayOptions", "serve"]
 
@@ -48,7 +51,11 @@ _UNSUPPORTED_MSG_TYPE = 3  # 380 BusinessRejectReason
 class Gateway(Application):
     """The acceptor application: routes V/x to market data and D/F/H to the order desk."""
 
-    def __init__(self, cfg: Config, engine: Engine, journal: Journal, metrics: Metrics, clock: Clock) -> None:
+    def __init__(
+        self, cfg: Config, engine: Engine, journal: Journal, metrics: Metrics, clock: Clock, lp_orders: bool = False
+    ) -> None:
+        """``lp_orders``: LP order sessions exist (``--market fix``), so A-book routing and hedging
+        are on; their feeds are registered with :meth:`add_lp_feed`."""
         self.cfg = cfg
         self.engine = engine
         self.metrics = metrics
@@ -75,7 +82,9 @@ class Gateway(Application):
             checker=PreTradeChecker(self.positions, self.kill),
             resolve_quote=self.hub.resolve_quote,
             on_exposure=self._on_exposure,
+            router=Router(self._send_lp_order, self._lp_prices, engine.lp_names) if lp_orders else None,
         )
+        self.lp_feeds: dict[int, LpFeed] = {}  # by engine LP index
         # A session whose backlog passes this share of the hard limit gets conflated data.
         self.conflate_bytes = max(cfg.server.max_send_buffer_bytes // 4, 16 * 1024)
         self._conflated_since: dict[str, int] = {}
@@ -92,6 +101,36 @@ class Gateway(Application):
     def _on_exposure(self, instr: int, skew_ticks: int) -> None:
         self.engine.set_skew(instr, skew_ticks)
         self.metrics.exposure.labels(instrument=self._symbols[instr]).set(self.positions.exposure(instr))
+
+    # --- LP order sessions -----------------------------------------------------------------------
+
+    def add_lp_feed(self, feed: LpFeed) -> None:
+        self.lp_feeds[self.engine.lp_index(feed.lp.name)] = feed
+
+    def _lp_prices(self, instr: int, side: int) -> list[LpPrice]:
+        book_side = 1 if side > 0 else 0  # a buy takes the LPs' asks
+        tops = self.engine.lp_tops(instr, book_side, self.clock.now_ns())
+        return [LpPrice(lp, price, qty) for lp, price, qty in tops if lp in self.lp_feeds]
+
+    def _send_lp_order(self, lp: int, cl_ord_id: str, instr: int, side: int, qty: int, limit: int | None) -> bool:
+        feed = self.lp_feeds.get(lp)
+        if feed is None:
+            return False
+        inst = self.cfg.instruments[instr]
+        qty_text = inst.qty_grid().to_text(qty).encode()
+        limit_text = inst.price_grid().to_text(limit).encode() if limit is not None else None
+        sent = feed.send_order(cl_ord_id, instr, side, qty_text, limit_text, self.clock.now_ns())
+        if sent:
+            self.metrics.lp_orders.labels(lp=feed.lp.name).inc()
+        return sent
+
+    def on_lp_execution(self, feed: LpFeed, msg: FixMessage) -> None:
+        self.desk.on_lp_execution(self.engine.lp_index(feed.lp.name), msg, self.clock.now_ns())
+        self.flush_orders()
+
+    def on_lp_down(self, feed: LpFeed) -> None:
+        self.desk.on_lp_down(self.engine.lp_index(feed.lp.name), self.clock.now_ns())
+        self.flush_orders()
 
     # --- session callbacks -----------------------------------------------------------------------
 
@@ -163,7 +202,7 @@ class Gateway(Application):
             if out.msg_type == b"8":
                 body = dict(out.body)
                 if body.get(150) == b"F":
-                    self.metrics.fills.labels(client=out.client, route="internal").inc()
+                    self.metrics.fills.labels(client=out.client, route=out.route).inc()
                 elif body.get(150) == b"8":
                     self.metrics.rejects.labels(client=out.client, reason=body.get(103, b"?").decode()).inc()
             # Stored by the session before it is written, so a client that was away gets it
@@ -171,7 +210,8 @@ class Gateway(Application):
             handle.send(out.msg_type, out.body)
 
     def on_batch(self, now_ns: int) -> None:
-        """After the engine repriced: resting orders, then market data."""
+        """After the engine repriced: routes past their budget, resting orders, then market data."""
+        self.desk.poll(now_ns)
         self.desk.on_quotes(now_ns)
         self.flush_orders()
         started = time.perf_counter_ns()
@@ -238,7 +278,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
         decoder_compile_s = md_decode.warm_up()
         log.info("LP market-data decoder ready in %.2fs", decoder_compile_s)
     journal = Journal(journal_path)
-    gateway = options.gateway = Gateway(cfg, engine, journal, metrics, clock)
+    gateway = options.gateway = Gateway(cfg, engine, journal, metrics, clock, lp_orders=options.market == "fix")
     restored = gateway.desk.recover(gateway.clients)
     acceptor = Acceptor.from_config(cfg, gateway, store_factory=SqliteStoreFactory(store_path), port=options.port)
     await acceptor.start()
@@ -269,7 +309,9 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
                 continue
             if lp.name in options.lp_ports:
                 lp = msgspec.structs.replace(lp, port=options.lp_ports[lp.name])
-            feed = LpFeed(cfg, lp, batch, clock, on_rows=wake.set)
+            feed = LpFeed(cfg, lp, batch, clock, on_rows=wake.set,
+                          on_execution=gateway.on_lp_execution, on_down=gateway.on_lp_down)  # fmt: skip
+            gateway.add_lp_feed(feed)
             feeds.append(feed)
             initiators.append(feed.initiator(backoff_initial_s=0.2, backoff_max_s=5.0))
         for initiator in initiators:

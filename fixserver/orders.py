@@ -5,12 +5,27 @@ Durability by construction: the handlers only *queue* reports. :meth:`OrderDesk.
 the journal (one group commit for everything queued since the last flush) and only then returns
 the reports for sending, so no client ever holds an execution report for a fill we could lose.
 
-Routing: orders are internalised (B-book) against the client's tier prices. A-book and hybrid
-routing need LP order sessions and are refused with a clear reason until those exist.
+Routing, per client (``routing`` in its config):
+
+* ``internalise`` (B-book): filled against the client's tier prices; the house takes the other side.
+* ``a_book``: passed on to the LPs by :class:`risk.routing.Router` (best LP first, the remainder
+  to the next LP after a last-look reject or a partial fill, within ``routing.budget_ms``). The
+  client is charged the LP's price worsened by the tier's markup, never worse than its limit.
+  A DAY/GTC limit order is routed at once, then rests here and is routed again whenever the tier
+  price reaches it. A FOK order is reported only if the LPs filled all of it; if they filled part,
+  the house keeps that part and the client gets a reject.
+* ``hybrid``: an order up to ``hybrid_threshold`` steps is internalised; a larger IOC/market order
+  internalises that many steps and routes the rest; a larger FOK or resting order is routed whole.
+
+Auto-hedge: when the house position in an instrument passes its ``hedge_threshold``, the desk
+routes an order for the whole position to the LPs (one hedge in flight per instrument). Hedges
+and any LP fill nobody waits for any more (a late answer after the budget) are journaled as
+orders of the house (client ``__house__``), so a restart recovers the house position too.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -23,8 +38,11 @@ from fixserver.marketdata import QuoteLookup
 from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
 from risk import PositionBook, PreTradeChecker
+from risk.routing import LateFill, RouteDone, RouteEvent, RouteFill, Router, client_price, lp_limit
 
-__all__ = ["Outbound", "OrderDesk"]
+__all__ = ["HOUSE", "Outbound", "OrderDesk"]
+
+log = logging.getLogger("lagg.orders")
 
 Ladder = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]
 Body = list[tuple[int, bytes]]
@@ -35,6 +53,8 @@ _DUPLICATE = b"6"
 _INCORRECT_QTY = b"13"
 _OTHER = b"99"
 
+HOUSE = "__house__"  # the journal's client for the house's own orders (hedges, late LP fills)
+
 
 @dataclass(frozen=True, slots=True)
 class Outbound:
@@ -43,6 +63,7 @@ class Outbound:
     client: str
     msg_type: bytes
     body: Body
+    route: str = ""  # a fill's route ("internal" or the LP's name), for metrics; never sent
 
 
 @dataclass
@@ -54,6 +75,22 @@ class _Resting:
     tier: int
     cl_ord_id: str
     leaves: int
+    retry_after_ns: int = 0  # a routed resting order waits this long after a failed route
+
+
+@dataclass
+class _Routed:
+    """A client order (or part of one) out at the LPs."""
+
+    order_id: str
+    client: ClientConfig
+    echo: _Echo
+    order: Order
+    instr: int
+    tier: int
+    cum: int  # filled so far (all routes, internal part included), steps
+    cost: int
+    held: list[tuple[int, int, int, int]] | None = None  # FOK: (qty, client px, lp px, lp) until all filled
 
 
 class OrderDesk:
@@ -68,10 +105,12 @@ class OrderDesk:
         checker: PreTradeChecker,
         resolve_quote: Callable[[bytes, int, int, int], QuoteLookup | str] | None = None,
         on_exposure: Callable[[int, int], None] | None = None,
+        router: Router | None = None,
     ) -> None:
         """``quote_of(tier, instr)`` gives the tier's ladder; ``resolve_quote(id, tier, now, ttl)``
         resolves a QuoteID (the market-data hub's); ``on_exposure(instr, skew_ticks)`` feeds the
-        inventory skew back to pricing after fills."""
+        inventory skew back to pricing after fills; ``router`` reaches the LPs (None: no LP order
+        sessions, so A-book routing and hedging are off)."""
         self.cfg = cfg
         self._quote_of = quote_of
         self._resolve_quote = resolve_quote
@@ -85,6 +124,11 @@ class OrderDesk:
         self._tiers = {t.name: n for n, t in enumerate(cfg.tiers)}
         self._resting: dict[str, _Resting] = {}
         self._pending: list[Outbound] = []
+        self.router = router
+        self._lp_names = [lp.name for lp in cfg.lps]
+        self._routed: dict[str, _Routed] = {}
+        self._hedges: dict[str, int] = {}  # house order id -> instrument
+        self._budget_ns = cfg.routing.budget_ms * 1_000_000
 
     # --- the durable hand-off ------------------------------------------------------------------
 
@@ -152,9 +196,10 @@ class OrderDesk:
             except (OffGridError, DecimalFormatError):
                 tick = self._price_grids[instr].step_text
                 return reject(_OTHER, f"price must be a multiple of the tick size {tick}", instr, qty)
-        if client.routing is not Routing.INTERNALISE:
-            return reject(_OTHER, f"routing {client.routing.value!r} is not available yet", instr, qty, price)
         tier = self._tiers[client.tier]
+        to_route = self._to_route(client, ord_type, tif, qty)
+        if to_route and self.router is None:
+            return reject(_OTHER, "orders for LPs cannot be routed: no LP order sessions", instr, qty, price)
         order = Order(side, qty, ord_type, tif, price)
         bids, asks = self._quote_of(tier, instr)
         market = (asks if side == 1 else bids)[:1]
@@ -168,6 +213,14 @@ class OrderDesk:
 
         if ord_type is OrdType.PREVIOUSLY_QUOTED:
             execution = self._previously_quoted(msg, order, tier, instr, now_ns)
+        elif to_route == qty:
+            execution = Execution()  # all of it goes to the LPs
+        elif to_route:
+            # Hybrid: the internal part fills what it can now; the LPs get the rest.
+            part = Order(side, qty - to_route, ord_type, TimeInForce.IOC, price)
+            execution = execute(part, bids, asks, self.cfg.tiers[tier].mode)
+            if execution.reject is not None:
+                execution = Execution()
         else:
             execution = execute(order, bids, asks, self.cfg.tiers[tier].mode)
         if execution.reject is not None:
@@ -176,6 +229,19 @@ class OrderDesk:
         order_id = self.journal.new_order(
             client.sender_comp_id, cl_ord_id, symbol.decode(), side, ord_type.value, tif.value, qty, price, now_ns
         )
+        if to_route:
+            limit = price
+            if ord_type is OrdType.PREVIOUSLY_QUOTED:
+                limit = execution.fills[0].price  # the quoted price is the most the client pays
+                execution = Execution()
+            cum, cost = self._apply(
+                client, echo, order_id, order, instr, execution, now_ns, cum_before=0, cost_before=0, final=False
+            )
+            routed = _Routed(order_id, client, echo, order, instr, tier, cum, cost)
+            if tif is TimeInForce.FOK:
+                routed.held = []
+            self._route(routed, qty - cum, limit, now_ns)
+            return None
         self._apply(client, echo, order_id, order, instr, execution, now_ns, cum_before=0, cost_before=0)
         if execution.resting:
             self._resting[order_id] = _Resting(order_id, client, order, instr, tier, cl_ord_id, execution.resting)
@@ -205,38 +271,209 @@ class OrderDesk:
         now_ns: int,
         cum_before: int,
         cost_before: int,
-    ) -> None:
-        """Journal fills and queue their reports; update positions and skew."""
+        final: bool = True,
+    ) -> tuple[int, int]:
+        """Journal internal fills and queue their reports; update positions and skew. Returns the
+        order's cumulative quantity and cost. ``final=False``: more may come from the LPs."""
         cum, cost = cum_before, cost_before
         total = order.qty
         if not execution.fills and execution.resting and cum_before == 0:
             self._report(client, echo, order_id, b"0", b"0", 0, total, 0, now_ns, instr=instr)
         for fill in execution.fills:
-            cum += fill.qty
-            cost += fill.qty * fill.price
-            # CumQty + LeavesQty = OrderQty while working; an IOC remainder is zeroed by the
-            # cancel report that follows.
-            leaves = total - cum
-            status = b"2" if cum == total else b"1"
-            exec_id = self.journal.fill(order_id, fill.qty, fill.price, "internal", now_ns, status.decode())
-            self.positions.on_client_fill(client.sender_comp_id, instr, order.side, fill.qty, fill.price, True)
-            self._report(
-                client, echo, order_id, b"F", status, cum, leaves, cost, now_ns,
-                last=(fill.qty, fill.price), exec_id=exec_id, instr=instr,
-            )  # fmt: skip
+            cum, cost = self._fill(client, echo, order_id, order, instr, fill.qty, fill.price, None, cum, cost, now_ns)
         if execution.fills:
-            self._on_exposure(instr, self.positions.skew_ticks(instr))
+            self._exposure_changed(instr, now_ns)
         unfilled = total - cum
-        if unfilled and not execution.resting:
+        if final and unfilled and not execution.resting:
             # IOC/market remainder: cancelled, and the client is told so explicitly.
-            self.journal.set_status(order_id, "4", now_ns, "unfilled remainder cancelled")
-            self._report(client, echo, order_id, b"4", b"4", cum, 0, cost, now_ns, instr=instr)
+            self._cancel_remainder(client, echo, order_id, instr, cum, cost, now_ns, "unfilled remainder cancelled")
+        return cum, cost
+
+    def _fill(
+        self, client: ClientConfig, echo: _Echo, order_id: str, order: Order, instr: int, qty: int, price: int,
+        lp: int | None, cum: int, cost: int, now_ns: int,
+    ) -> tuple[int, int]:  # fmt: skip
+        """One fill of a client order: journal, position, report. ``lp`` None = internalised."""
+        cum += qty
+        cost += qty * price
+        # CumQty + LeavesQty = OrderQty while working; an IOC remainder is zeroed by the cancel
+        # report that follows.
+        status = b"2" if cum == order.qty else b"1"
+        route = "internal" if lp is None else self._lp_names[lp]
+        exec_id = self.journal.fill(order_id, qty, price, route, now_ns, status.decode())
+        self.positions.on_client_fill(client.sender_comp_id, instr, order.side, qty, price, lp is None)
+        self._report(
+            client, echo, order_id, b"F", status, cum, order.qty - cum, cost, now_ns,
+            last=(qty, price), exec_id=exec_id, instr=instr, route=route,
+        )  # fmt: skip
+        return cum, cost
+
+    def _cancel_remainder(
+        self, client: ClientConfig, echo: _Echo, order_id: str, instr: int, cum: int, cost: int, now_ns: int, why: str
+    ) -> None:
+        """The unfilled rest of an immediate order is over: cancelled, or rejected if nothing filled."""
+        if cum == 0:
+            self.journal.set_status(order_id, "8", now_ns, why)
+            self._report(client, echo, order_id, b"8", b"8", 0, 0, 0, now_ns, reject=(_OTHER, why), instr=instr)
+            return
+        self.journal.set_status(order_id, "4", now_ns, why)
+        self._report(client, echo, order_id, b"4", b"4", cum, 0, cost, now_ns, instr=instr, text=why)
+
+    # --- routing to LPs ----------------------------------------------------------------------------
+
+    def _to_route(self, client: ClientConfig, ord_type: OrdType, tif: TimeInForce, qty: int) -> int:
+        """How many of the order's steps go to the LPs (0: internalise it all)."""
+        if client.routing is Routing.INTERNALISE:
+            return 0
+        if client.routing is Routing.A_BOOK:
+            return qty
+        if qty <= client.hybrid_threshold:
+            return 0
+        resting = ord_type is OrdType.LIMIT and tif in (TimeInForce.DAY, TimeInForce.GTC)
+        whole = resting or tif is TimeInForce.FOK or ord_type is OrdType.PREVIOUSLY_QUOTED
+        return qty if whole else qty - client.hybrid_threshold
+
+    def _route(self, routed: _Routed, qty: int, client_limit: int | None, now_ns: int) -> None:
+        assert self.router is not None
+        self._routed[routed.order_id] = routed
+        limit = lp_limit(self.cfg.tiers[routed.tier], routed.order.side, client_limit)
+        events = self.router.start(routed.order_id, routed.instr, routed.order.side, qty, limit, now_ns,
+                                   self._budget_ns)  # fmt: skip
+        self._on_route_events(events, now_ns)
+
+    def on_lp_execution(self, lp: int, msg: FixMessage, now_ns: int) -> None:
+        """An LP's ExecutionReport for one of our orders at it."""
+        if self.router is None:
+            return
+        cl_ord_id = msg.get_str(11) or ""
+        instr = self.router.instrument_of(cl_ord_id)
+        if instr is None:
+            return
+        last_qty, last_px = 0, None
+        try:
+            if msg.get(150) in (b"F", b"1", b"2") and msg.get(32) is not None and msg.get(31) is not None:
+                last_qty = self._qty_grids[instr].to_steps(msg.get(32) or b"")
+                last_px = self._price_grids[instr].to_steps(msg.get(31) or b"")
+        except (OffGridError, DecimalFormatError):
+            # A fill we cannot read exactly is still a fill: the route ends for that LP, and the
+            # mismatch is for the operator (the LP's own report is the record).
+            last_qty, last_px = 0, None
+        status = msg.get(39) or b""
+        events = self.router.on_execution(lp, cl_ord_id, status, last_qty, last_px, msg.get_str(58) or "", now_ns)
+        self._on_route_events(events, now_ns)
+
+    def on_lp_down(self, lp: int, now_ns: int) -> None:
+        if self.router is not None:
+            self._on_route_events(self.router.on_lp_down(lp, now_ns), now_ns)
+
+    def poll(self, now_ns: int) -> None:
+        """Per loop turn: end routes whose time budget is spent."""
+        if self.router is not None and len(self.router):
+            self._on_route_events(self.router.poll(now_ns), now_ns)
+
+    def _on_route_events(self, events: list[RouteEvent], now_ns: int) -> None:
+        for event in events:
+            if isinstance(event, LateFill):
+                why = "late LP fill"
+                self._house_fill(event.instr, event.side, event.qty, event.price, event.lp, now_ns, why)
+            elif isinstance(event, RouteFill):
+                self._on_route_fill(event, now_ns)
+            elif event.key in self._hedges:
+                instr = self._hedges.pop(event.key)
+                status = "2" if event.unfilled == 0 else ("4" if event.filled else "8")
+                text = f"auto-hedge: {event.reason}" if event.reason else "auto-hedge"
+                self.journal.set_status(event.key, status, now_ns, text)
+                self._exposure_changed(instr, now_ns, hedge=False)
+            else:
+                self._on_route_done(event, now_ns)
+
+    def _on_route_fill(self, event: RouteFill, now_ns: int) -> None:
+        if event.key in self._hedges:
+            instr = self._hedges[event.key]
+            row = self.journal.order(event.key)
+            assert row is not None
+            status = "2" if row.cum_qty + event.qty == row.qty else "1"
+            self.journal.fill(event.key, event.qty, event.price, self._lp_names[event.lp], now_ns, status)
+            self.positions.on_hedge_fill(instr, row.side, event.qty, event.price)
+            return
+        r = self._routed[event.key]
+        price = client_price(self.cfg.tiers[r.tier], r.order.side, event.price, r.order.price)
+        if r.held is not None:
+            r.held.append((event.qty, price, event.price, event.lp))
+            return
+        r.cum, r.cost = self._fill(
+            r.client, r.echo, r.order_id, r.order, r.instr, event.qty, price, event.lp, r.cum, r.cost, now_ns
+        )
+
+    def _on_route_done(self, event: RouteDone, now_ns: int) -> None:
+        r = self._routed.pop(event.key)
+        if r.held is not None:  # FOK
+            if event.unfilled == 0:
+                for qty, price, _, lp in r.held:
+                    r.cum, r.cost = self._fill(
+                        r.client, r.echo, r.order_id, r.order, r.instr, qty, price, lp, r.cum, r.cost, now_ns
+                    )
+                return
+            for qty, _, lp_price, lp in r.held:  # filled at LPs for nobody: the house holds it
+                self._house_fill(r.instr, r.order.side, qty, lp_price, lp, now_ns, "FOK not completed")
+            why = f"fill-or-kill: the LPs could not fill all of it ({event.reason})"
+            self._cancel_remainder(r.client, r.echo, r.order_id, r.instr, 0, 0, now_ns, why)
+            return
+        resting = r.order.ord_type is OrdType.LIMIT and r.order.tif in (TimeInForce.DAY, TimeInForce.GTC)
+        if not resting:
+            if event.unfilled:
+                why = f"unfilled remainder cancelled: {event.reason}"
+                self._cancel_remainder(r.client, r.echo, r.order_id, r.instr, r.cum, r.cost, now_ns, why)
+            return
+        leaves = r.order.qty - r.cum
+        rest = self._resting.get(r.order_id)
+        if leaves == 0:
+            self._resting.pop(r.order_id, None)
+        elif rest is None:
+            # First attempt over: the rest works here, routed again when the tier price reaches it.
+            if r.cum == 0:
+                self._report(r.client, r.echo, r.order_id, b"0", b"0", 0, leaves, 0, now_ns, instr=r.instr)
+            self._resting[r.order_id] = _Resting(
+                r.order_id, r.client, r.order, r.instr, r.tier, r.echo.cl_ord_id, leaves, now_ns + self._budget_ns
+            )
+        else:
+            rest.leaves = leaves
+            rest.retry_after_ns = now_ns + self._budget_ns
+
+    def _house_fill(self, instr: int, side: int, qty: int, price: int, lp: int, now_ns: int, why: str) -> None:
+        """An LP fill that belongs to no client: journal it as the house's and take the position."""
+        symbol = self.cfg.instruments[instr].symbol
+        cl_ord_id = self.journal.next_id("L")
+        order_id = self.journal.new_order(HOUSE, cl_ord_id, symbol, side, "1", "3", qty, None, now_ns, text=why)
+        self.journal.fill(order_id, qty, price, self._lp_names[lp], now_ns, "2")
+        self.positions.on_hedge_fill(instr, side, qty, price)
+        self._exposure_changed(instr, now_ns)
+
+    def _exposure_changed(self, instr: int, now_ns: int, hedge: bool = True) -> None:
+        """Feed the skew back to pricing, and hedge past the instrument's threshold."""
+        self._on_exposure(instr, self.positions.skew_ticks(instr))
+        if not hedge or self.router is None or instr in self._hedges.values():
+            return
+        need = self.positions.hedge_needed(instr, self.cfg.instruments[instr].hedge_threshold)
+        if need == 0:
+            return
+        side = 1 if need > 0 else -1
+        symbol = self.cfg.instruments[instr].symbol
+        order_id = self.journal.new_order(
+            HOUSE, self.journal.next_id("H"), symbol, side, "1", "3", abs(need), None, now_ns, text="auto-hedge"
+        )
+        self._hedges[order_id] = instr
+        events = self.router.start(order_id, instr, side, abs(need), None, now_ns, self._budget_ns)
+        self._on_route_events(events, now_ns)
 
     # --- resting orders ------------------------------------------------------------------------
 
     def on_quotes(self, now_ns: int) -> None:
         """Retry resting limit orders against the latest tier prices."""
         for rest in list(self._resting.values()):
+            routed = rest.client.routing is not Routing.INTERNALISE
+            if routed and (rest.order_id in self._routed or now_ns < rest.retry_after_ns or self.router is None):
+                continue
             bids, asks = self._quote_of(rest.tier, rest.instr)
             execution = match_resting(rest.order, rest.leaves, bids, asks, self.cfg.tiers[rest.tier].mode)
             if not execution.fills:
@@ -244,6 +481,11 @@ class OrderDesk:
             row = self.journal.order(rest.order_id)
             assert row is not None
             echo = _Echo.of(row, self._qty_grids[rest.instr], self._price_grids[rest.instr])
+            if routed:
+                # The tier price reached the limit: the LPs get what would have filled here.
+                r = _Routed(rest.order_id, rest.client, echo, rest.order, rest.instr, rest.tier, row.cum_qty, row.cost)
+                self._route(r, execution.filled, rest.order.price, now_ns)
+                continue
             self._apply(
                 rest.client, echo, rest.order_id, rest.order, rest.instr, execution, now_ns, row.cum_qty, row.cost
             )
@@ -256,13 +498,26 @@ class OrderDesk:
         symbols = {i.symbol: n for n, i in enumerate(self.cfg.instruments)}
         for f in self.journal.fills():
             instr = symbols.get(f.symbol)
-            if instr is not None:
+            if instr is None:
+                continue
+            if f.client == HOUSE:
+                self.positions.on_hedge_fill(instr, f.side, f.qty, f.price)
+            else:
                 self.positions.on_client_fill(f.client, instr, f.side, f.qty, f.price, f.route == "internal")
         restored = 0
         for row in self.journal.open_orders():
             client = clients.get(row.client)
             instr = symbols.get(row.symbol)
-            if client is None or instr is None or row.ord_type != OrdType.LIMIT.value:
+            resting = row.ord_type == OrdType.LIMIT.value and row.tif in (TimeInForce.DAY.value, TimeInForce.GTC.value)
+            if not resting:
+                # Only a route or a hedge is open across a restart: it was at an LP when we stopped,
+                # and the LP session starts afresh, so its answer will not come. The LP's trade
+                # report is where such an order is reconciled.
+                log.warning("order %s (%s %s) was at an LP when the gateway stopped; closed as cancelled",
+                            row.order_id, row.client, row.cl_ord_id)  # fmt: skip
+                self.journal.set_status(row.order_id, "4", row.updated_ns, "gateway restarted while at an LP")
+                continue
+            if client is None or instr is None:
                 continue
             order = Order(row.side, row.qty, OrdType.LIMIT, TimeInForce(row.tif), row.price)
             tier = self._tiers[client.tier]
@@ -270,6 +525,7 @@ class OrderDesk:
                 row.order_id, client, order, instr, tier, row.cl_ord_id, row.qty - row.cum_qty
             )
             restored += 1
+        self.journal.commit()
         return restored
 
     # --- OrderCancelRequest / OrderStatusRequest -------------------------------------------------
@@ -285,6 +541,13 @@ class OrderDesk:
             body: Body = [
                 (37, (row.order_id if row else "NONE").encode()), (11, cl_ord_id.encode()), (41, orig.encode()),
                 (39, (row.status if row else "8").encode()), (434, b"1"), (102, reason), (58, text.encode()),
+            ]  # fmt: skip
+            self._pending.append(Outbound(client.sender_comp_id, b"9", body))
+            return
+        if row.order_id in self._routed:
+            body = [
+                (37, row.order_id.encode()), (11, cl_ord_id.encode()), (41, orig.encode()), (39, row.status.encode()),
+                (434, b"1"), (102, b"0"), (58, b"part of the order is being filled at an LP; cancel again shortly"),
             ]  # fmt: skip
             self._pending.append(Outbound(client.sender_comp_id, b"9", body))
             return
@@ -328,6 +591,8 @@ class OrderDesk:
         reject: tuple[bytes, str] | None = None,
         orig_cl_ord_id: str | None = None,
         instr: int | None = None,
+        text: str | None = None,
+        route: str = "",
     ) -> None:
         qty_grid = self._qty_grids[instr] if instr is not None else None
         price_grid = self._price_grids[instr] if instr is not None else None
@@ -352,7 +617,9 @@ class OrderDesk:
         body.append((60, format_utc_timestamp(now_ns)))
         if reject is not None:
             body += [(103, reject[0]), (58, reject[1].encode())]
-        self._pending.append(Outbound(client.sender_comp_id, b"8", body))
+        elif text:
+            body.append((58, text.encode()))
+        self._pending.append(Outbound(client.sender_comp_id, b"8", body, route))
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,8 @@
-"""Risk: pre-trade limits, positions and exposure, inventory skew, kill switches."""
+"""Risk: pre-trade limits, positions and exposure, inventory skew, kill switches, A-book routing."""
 
 from risk.limits import ACCEPT, Decision, KillSwitches, PreTradeChecker, RateLimiter, RejectReason
 from risk.positions import BUY, SELL, Position, PositionBook
+from risk.routing import LpPrice, Router
 
 __all__ = [
     "ACCEPT",
@@ -9,9 +10,11 @@ __all__ = [
     "SELL",
     "Decision",
     "KillSwitches",
+    "LpPrice",
     "Position",
     "PositionBook",
     "PreTradeChecker",
     "RateLimiter",
     "RejectReason",
+    "Router",
 ]

@@ -179,3 +179,20 @@ def test_full_amount_takes_the_best_single_lp_that_can_fill_the_whole_band(engin
     # Ask 2: LP0 sweeps to (101 + 103) / 2 = 102, LP1 is 102 too; ask 4: only LP1.
     # Both ask bands land on 102: one level, the larger band kept (band sizes are cumulative).
     assert d.sides() == ([(100, 2), (99, 4)], [(102, 4)])
+
+
+def test_lp_tops_gives_each_priced_lps_best_level_as_sent_for_routing():
+    from engine.book import Engine
+
+    lps = [LpConfig(name="A", instruments=["X"], haircut_ticks=3), LpConfig(name="B", instruments=["X"]),
+           LpConfig(name="C", instruments=["X"], staleness_ms=50)]  # fmt: skip
+    d = desk(Engine, config(FULL, lps=lps), up=3)
+    d.book(0, bids=[(-5, 2), (-3, 4), (-3, 1)], asks=[(0, 7)])  # negative and zero are prices
+    d.book(1, bids=[(-4, 1)], asks=[])
+    d.advance(40)
+    d.book(2, bids=[(-2, 9)], asks=[(1, 1)])
+    assert d.engine.lp_tops(0, 0, d.now) == [(0, -3, 5), (1, -4, 1), (2, -2, 9)]  # no haircut: the LP's price
+    assert d.engine.lp_tops(0, 1, d.now) == [(0, 0, 7), (2, 1, 1)]  # B shows no asks
+    d.down(1)
+    d.advance(60)  # C is now past its 50 ms staleness limit; A (1000 ms) is not
+    assert d.engine.lp_tops(0, 0, d.now) == [(0, -3, 5)]

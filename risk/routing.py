@@ -1,0 +1,272 @@
+"""A-book routing: pass an order's quantity on to the LPs, best price first, within a time budget.
+
+Sans-I/O. :class:`Router` is told the LPs' current best prices (a callable), sends child orders
+through a callable, and is fed the LPs' execution reports and the time; it answers with events:
+
+* :class:`RouteFill`: an LP filled part of a route; the owner fills its client (or its hedge).
+* :class:`RouteDone`: the route is over; ``unfilled`` steps were not placed, with the reasons.
+* :class:`LateFill`: an LP filled a child order *after* its route was over (the budget ran out
+  while the LP was deciding). Nobody is waiting for it: the house holds that position.
+
+A route sends its whole remaining quantity to the best LP that can still be tried (each LP once
+per route). On a last-look reject, a partial fill, or the LP's session going away, the remainder
+goes to the next-best LP, until it is all filled, no LP is left, or ``budget_ns`` has passed since
+the route started. Prices are the LPs' own (no haircut): an order is what the LP fills at.
+
+What the *client* is charged for an LP fill is :func:`client_price`: the LP's price worsened by
+the tier's markup, and never worse than the client's limit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from engine.config import MarkupUnit, TierConfig
+
+__all__ = [
+    "LateFill", "LpPrice", "RouteDone", "RouteEvent", "RouteFill", "Router", "client_price", "lp_limit", "markup_ticks",
+]
+
+BUY = 1
+# OrdStatus (39) values after which an LP sends nothing more for that order.
+_TERMINAL = frozenset({b"2", b"3", b"4", b"8", b"C"})
+# A child order whose route is over is remembered this long for fills that may still come.
+_ORPHAN_KEEP_NS = 60 * 1_000_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class LpPrice:
+    """An LP's best price on the side an order would take (asks for a buy), and its size there."""
+
+    lp: int
+    price: int
+    qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class RouteFill:
+    key: str
+    lp: int
+    qty: int
+    price: int  # the LP's price, in ticks
+
+
+@dataclass(frozen=True, slots=True)
+class RouteDone:
+    key: str
+    filled: int
+    unfilled: int
+    reason: str  # why something is unfilled ("" when all of it filled)
+
+
+@dataclass(frozen=True, slots=True)
+class LateFill:
+    lp: int
+    instr: int
+    side: int
+    qty: int
+    price: int
+
+
+RouteEvent = RouteFill | RouteDone | LateFill
+# send(lp, cl_ord_id, instr, side, qty, limit) -> False when that LP cannot take orders now.
+SendOrder = Callable[[int, str, int, int, int, "int | None"], bool]
+
+
+@dataclass
+class _Route:
+    key: str
+    instr: int
+    side: int
+    qty: int
+    limit: int | None
+    deadline_ns: int
+    filled: int = 0
+    tried: set[int] = field(default_factory=set)
+    child: str | None = None
+    attempts: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Child:
+    cl_ord_id: str
+    lp: int
+    route: _Route
+    qty: int
+    sent_ns: int
+    filled: int = 0
+    orphan: bool = False  # its route ended before the LP answered
+
+
+class Router:
+    """Routes in flight, keyed by their owner's key (an OrderID, or a hedge's id)."""
+
+    def __init__(
+        self,
+        send: SendOrder,
+        lp_prices: Callable[[int, int], Sequence[LpPrice]],
+        lp_names: Sequence[str],
+    ) -> None:
+        """``lp_prices(instr, side)``: every LP that could take an order on ``side`` now."""
+        self._send = send
+        self._lp_prices = lp_prices
+        self._lp_names = list(lp_names)
+        self._routes: dict[str, _Route] = {}
+        self._children: dict[str, _Child] = {}
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._routes
+
+    def __len__(self) -> int:
+        return len(self._routes)
+
+    def instrument_of(self, cl_ord_id: str) -> int | None:
+        """The instrument of one of our child orders (to read its report's decimals)."""
+        child = self._children.get(cl_ord_id)
+        return child.route.instr if child is not None else None
+
+    def start(
+        self, key: str, instr: int, side: int, qty: int, limit: int | None, now_ns: int, budget_ns: int
+    ) -> list[RouteEvent]:
+        """Route ``qty`` steps; ``limit`` is the worst LP price acceptable (None: any)."""
+        if key in self._routes:
+            raise ValueError(f"route {key} is already in flight")
+        route = _Route(key, instr, side, qty, limit, now_ns + budget_ns)
+        self._routes[key] = route
+        return self._next(route, now_ns)
+
+    def on_execution(
+        self,
+        lp: int,
+        cl_ord_id: str,
+        status: bytes,
+        last_qty: int,
+        last_px: int | None,
+        text: str,
+        now_ns: int,
+    ) -> list[RouteEvent]:
+        """An LP's ExecutionReport for one of our child orders (unknown ids are ignored)."""
+        child = self._children.get(cl_ord_id)
+        if child is None or child.lp != lp:
+            return []
+        events: list[RouteEvent] = []
+        route = child.route
+        if last_qty > 0 and last_px is not None:
+            child.filled += last_qty
+            if child.orphan:
+                events.append(LateFill(lp, route.instr, route.side, last_qty, last_px))
+            else:
+                route.filled += last_qty
+                events.append(RouteFill(route.key, lp, last_qty, last_px))
+        if status in _TERMINAL:
+            del self._children[cl_ord_id]
+            if not child.orphan:
+                route.child = None
+                if child.filled < child.qty:
+                    self._note(route, lp, text or "not filled")
+                events += self._next(route, now_ns)
+        return events
+
+    def on_lp_down(self, lp: int, now_ns: int) -> list[RouteEvent]:
+        """The LP's session is gone: what it had of ours will not be answered on that session.
+
+        The remainder moves on to the next LP. If the LP did fill before it went away we will not
+        hear of it here; the LP's own trade report is the place to reconcile that.
+        """
+        events: list[RouteEvent] = []
+        for cl_ord_id, child in list(self._children.items()):
+            if child.lp != lp:
+                continue
+            del self._children[cl_ord_id]
+            if not child.orphan:
+                child.route.child = None
+                self._note(child.route, lp, "session lost")
+                events += self._next(child.route, now_ns)
+        return events
+
+    def poll(self, now_ns: int) -> list[RouteEvent]:
+        """End routes whose budget is spent; forget long-unanswered orphans."""
+        events: list[RouteEvent] = []
+        for route in list(self._routes.values()):
+            if now_ns < route.deadline_ns:
+                continue
+            if route.child is not None:
+                child = self._children[route.child]
+                child.orphan = True
+                self._note(route, child.lp, "no answer within the time budget")
+                route.child = None
+            events += self._finish(route, "time budget spent")
+        for cl_ord_id, child in list(self._children.items()):
+            if child.orphan and now_ns - child.sent_ns > _ORPHAN_KEEP_NS:
+                del self._children[cl_ord_id]
+        return events
+
+    # --- internals -----------------------------------------------------------------------------
+
+    def _next(self, route: _Route, now_ns: int) -> list[RouteEvent]:
+        """Send the remainder to the best untried LP, or end the route."""
+        while route.filled < route.qty:
+            if now_ns >= route.deadline_ns:
+                return self._finish(route, "time budget spent")
+            candidates = [
+                p for p in self._lp_prices(route.instr, route.side)
+                if p.lp not in route.tried and _within(p.price, route.limit, route.side)
+            ]  # fmt: skip
+            if not candidates:
+                return self._finish(route, "no LP left that can fill within the limit")
+            # Best price first; at equal prices the LP showing more size.
+            best = min(candidates, key=lambda p: (p.price if route.side == BUY else -p.price, -p.qty))
+            route.tried.add(best.lp)
+            route.attempts += 1
+            cl_ord_id = f"{route.key}.{route.attempts}"
+            remainder = route.qty - route.filled
+            if self._send(best.lp, cl_ord_id, route.instr, route.side, remainder, route.limit):
+                self._children[cl_ord_id] = _Child(cl_ord_id, best.lp, route, remainder, now_ns)
+                route.child = cl_ord_id
+                return []
+            self._note(route, best.lp, "cannot take orders now")
+        return self._finish(route, "")
+
+    def _finish(self, route: _Route, why: str) -> list[RouteEvent]:
+        del self._routes[route.key]
+        unfilled = route.qty - route.filled
+        reason = ""
+        if unfilled:
+            reason = "; ".join([why, *route.notes]) if why else "; ".join(route.notes)
+        return [RouteDone(route.key, route.filled, unfilled, reason)]
+
+    def _note(self, route: _Route, lp: int, what: str) -> None:
+        route.notes.append(f"{self._lp_names[lp]}: {what}")
+
+
+def _within(price: int, limit: int | None, side: int) -> bool:
+    if limit is None:
+        return True
+    return price <= limit if side == BUY else price >= limit
+
+
+def markup_ticks(tier: TierConfig, side: int, price: int) -> int:
+    """The tier's markup on one side at ``price``: ticks, or ceil(|price| x bps / 10000)."""
+    markup = tier.ask_markup if side == BUY else tier.bid_markup
+    if tier.markup_unit is MarkupUnit.TICKS:
+        return markup
+    return -((-abs(price) * markup) // 10_000)
+
+
+def client_price(tier: TierConfig, side: int, lp_price: int, limit: int | None) -> int:
+    """What the client pays for an LP fill: the LP's price plus the markup, capped at the limit."""
+    if side == BUY:
+        price = lp_price + markup_ticks(tier, side, lp_price)
+        return min(price, limit) if limit is not None else price
+    price = lp_price - markup_ticks(tier, side, lp_price)
+    return max(price, limit) if limit is not None else price
+
+
+def lp_limit(tier: TierConfig, side: int, client_limit: int | None) -> int | None:
+    """The worst LP price at which the client's limit still holds after the markup."""
+    if client_limit is None:
+        return None
+    markup = markup_ticks(tier, side, client_limit)
+    return client_limit - markup if side == BUY else client_limit + markup

@@ -1,0 +1,281 @@
+"""A-book, hybrid and auto-hedge at the order desk, as a client and the risk desk see them: who
+fills, at what price, what is journaled, and what the house ends up holding."""
+
+import pytest
+
+from engine.config import parse_config
+from engine.journal import Journal
+from fixserver.message import FixMessage
+from fixserver.orders import HOUSE, OrderDesk
+from risk import KillSwitches, PositionBook, PreTradeChecker
+from risk.routing import LpPrice, Router
+from tests.conftest import EXAMPLE_CONFIG
+
+EURUSD = 0
+MS = 1_000_000
+BUDGET = 250 * MS  # the example config's routing.budget_ms default
+
+
+class FakeLps:
+    """The LPs' best prices and the orders sent to them (lp, cl_ord_id, side, qty, limit)."""
+
+    def __init__(self) -> None:
+        self.asks = {0: (108510, 10_000), 1: (108511, 10_000), 2: (108512, 10_000)}
+        self.bids = {0: (108490, 10_000), 1: (108489, 10_000), 2: (108488, 10_000)}
+        self.sent: list[tuple[int, str, int, int, int | None]] = []
+
+    def send(self, lp, cl_ord_id, instr, side, qty, limit):
+        self.sent.append((lp, cl_ord_id, side, qty, limit))
+        return True
+
+    def prices(self, instr, side):
+        book = self.asks if side == 1 else self.bids
+        return [LpPrice(lp, px, qty) for lp, (px, qty) in book.items()]
+
+
+def _make_desk(path, lps, with_router=True):
+    cfg = parse_config(EXAMPLE_CONFIG.read_text())
+    quotes = {
+        (0, EURUSD): (((108500, 20_000),), ((108502, 20_000),)),  # institutional (DEMO)
+        (1, EURUSD): (((108480, 1000),), ((108520, 1000),)),  # retail (RETAIL1)
+    }
+    positions = PositionBook(len(cfg.instruments), skew_step_qty=[i.skew_step_qty for i in cfg.instruments])
+    router = Router(lps.send, lps.prices, [lp.name for lp in cfg.lps]) if with_router else None
+    d = OrderDesk(
+        cfg,
+        quote_of=lambda t, i: quotes.get((t, i), ((), ())),
+        journal=Journal(path),
+        positions=positions,
+        checker=PreTradeChecker(positions, KillSwitches()),
+        router=router,
+    )
+    d.quotes = quotes
+    d.clients = {c.sender_comp_id: c for c in cfg.clients}
+    return d
+
+
+@pytest.fixture
+def lps():
+    return FakeLps()
+
+
+@pytest.fixture
+def desk(tmp_path, lps):
+    return _make_desk(tmp_path / "journal.sqlite", lps)
+
+
+def _d(cl="c1", side=b"1", qty=b"1000000", ord_type=b"1", tif=b"3", price=None):
+    fields = [(35, b"D"), (11, cl.encode()), (55, b"EUR/USD"), (54, side), (38, qty), (40, ord_type), (59, tif)]
+    if price is not None:
+        fields.append((44, price))
+    return FixMessage(fields)
+
+
+def _lp_report(cl_ord_id, status, qty=None, px=None, text=None):
+    fields = [(35, b"8"), (11, cl_ord_id.encode()), (150, b"F" if qty else status), (39, status)]
+    if qty:
+        fields += [(32, qty), (31, px)]
+    if text:
+        fields.append((58, text))
+    return FixMessage(fields)
+
+
+def _reports(desk):
+    return [dict(o.body) | {35: o.msg_type, "route": o.route} for o in desk.flush()]
+
+
+def test_a_book_order_fills_at_the_best_lp_plus_the_tier_markup(desk, lps):
+    funda = desk.clients["FUNDA"]  # tier "bands": 2 ticks of markup each side
+    desk.on_new_order(funda, _d(), now_ns=0)
+    assert _reports(desk) == []  # nothing to tell the client until the LP answers
+    ((lp, child, side, qty, limit),) = lps.sent
+    assert (lp, side, qty, limit) == (0, 1, 1000, None)  # LP1 has the lowest ask
+    desk.on_lp_execution(0, _lp_report(child, b"2", b"1000000", b"1.08510"), 5 * MS)
+    (fill,) = _reports(desk)
+    assert (fill[150], fill[39], fill[31], fill[32], fill[14], fill[151]) == (
+        b"F", b"2", b"1.08512", b"1000000", b"1000000", b"0",
+    )
+    assert fill["route"] == "LP1"
+    (journaled,) = list(desk.journal.fills())
+    assert (journaled.route, journaled.price, journaled.client) == ("LP1", 108512, "FUNDA")
+    assert desk.positions.client("FUNDA", EURUSD).qty == 1000
+    assert desk.positions.exposure(EURUSD) == 0  # the LP took the other side, not the house
+
+
+def test_a_last_look_reject_is_retried_at_the_next_lp(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d(), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"8", text=b"last look: rejected"), 3 * MS)
+    assert _reports(desk) == []
+    assert lps.sent[1][0] == 1
+    desk.on_lp_execution(1, _lp_report(lps.sent[1][1], b"2", b"1000000", b"1.08511"), 6 * MS)
+    (fill,) = _reports(desk)
+    assert (fill[150], fill[31], fill["route"]) == (b"F", b"1.08513", "LP2")
+
+
+def test_a_partial_fill_sends_the_remainder_on_and_the_client_sees_both_fills(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d(qty=b"3000000"), now_ns=0)
+    first = lps.sent[0][1]
+    desk.on_lp_execution(0, _lp_report(first, b"1", b"1000000", b"1.08510"), 1 * MS)
+    desk.on_lp_execution(0, _lp_report(first, b"4", text=b"partial fill: remainder cancelled"), 1 * MS)
+    assert lps.sent[1][3] == 2000
+    desk.on_lp_execution(1, _lp_report(lps.sent[1][1], b"2", b"2000000", b"1.08511"), 2 * MS)
+    a, b = _reports(desk)
+    assert (a[39], a[14], a[151], b[39], b[14], b[151]) == (b"1", b"1000000", b"2000000", b"2", b"3000000", b"0")
+    assert b[6] == b"1.085126667"  # VWAP of 1M at 1.08512 and 2M at 1.08513
+
+
+def test_when_every_lp_refuses_the_client_gets_a_reject_naming_the_reasons(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d(), now_ns=0)
+    for n in range(3):
+        desk.on_lp_execution(n, _lp_report(lps.sent[n][1], b"8", text=b"last look: rejected"), (n + 1) * MS)
+    (rej,) = _reports(desk)
+    assert (rej[150], rej[39], rej[103]) == (b"8", b"8", b"99")
+    assert rej[58].startswith(b"unfilled remainder cancelled: no LP left that can fill within the limit; LP1: last")
+    assert desk.journal.order(rej[37].decode()).status == "8"
+
+
+def test_the_budget_cancels_the_rest_and_a_late_lp_fill_becomes_the_houses(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d(qty=b"2000000"), now_ns=0)
+    child = lps.sent[0][1]
+    desk.on_lp_execution(0, _lp_report(child, b"1", b"1000000", b"1.08510"), 1 * MS)
+    desk.poll(BUDGET)
+    fill, cxl = _reports(desk)
+    assert (cxl[150], cxl[39], cxl[14], cxl[151]) == (b"4", b"4", b"1000000", b"0")
+    assert b"time budget spent" in cxl[58]
+    desk.on_lp_execution(0, _lp_report(child, b"2", b"1000000", b"1.08510"), BUDGET + MS)
+    assert _reports(desk) == []  # nobody is waiting for it
+    assert desk.positions.exposure(EURUSD) == 1000  # we bought it from the LP: the house is long
+    house = [f for f in desk.journal.fills() if f.client == HOUSE]
+    assert [(f.qty, f.price, f.route) for f in house] == [(1000, 108510, "LP1")]
+
+
+def test_fok_partly_filled_at_the_lps_is_rejected_and_the_house_keeps_the_part(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d(qty=b"2000000", tif=b"4"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"1000000", b"1.08510"), 1 * MS)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"4"), 1 * MS)
+    for n in (1, 2):
+        desk.on_lp_execution(n, _lp_report(lps.sent[n][1], b"8", text=b"no"), 2 * MS)
+    (rej,) = _reports(desk)
+    assert (rej[150], rej[39], rej[14]) == (b"8", b"8", b"0")
+    assert rej[58].startswith(b"fill-or-kill: the LPs could not fill all of it")
+    assert desk.positions.client("FUNDA", EURUSD).qty == 0
+    assert desk.positions.exposure(EURUSD) == 1000
+
+
+def test_fok_filled_in_full_across_lps_is_reported(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d(qty=b"2000000", tif=b"4"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"1000000", b"1.08510"), 1 * MS)
+    assert _reports(desk) == []
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"4"), 1 * MS)
+    desk.on_lp_execution(1, _lp_report(lps.sent[1][1], b"2", b"1000000", b"1.08511"), 2 * MS)
+    a, b = _reports(desk)
+    assert (a[39], b[39], b[14]) == (b"1", b"2", b"2000000")
+
+
+def test_hybrid_internalises_up_to_its_threshold_and_routes_the_rest(desk, lps):
+    retail = desk.clients["RETAIL1"]  # hybrid_threshold = 1000 steps, retail tier: 1 bps markup
+    desk.on_new_order(retail, _d(qty=b"3000000"), now_ns=0)
+    (internal,) = _reports(desk)
+    assert (internal[150], internal[39], internal[32], internal[31], internal["route"]) == (
+        b"F", b"1", b"1000000", b"1.08520", "internal",
+    )
+    ((lp, child, _, qty, _),) = lps.sent
+    assert (lp, qty) == (0, 2000)
+    desk.on_lp_execution(0, _lp_report(child, b"2", b"2000000", b"1.08510"), 1 * MS)
+    (routed,) = _reports(desk)
+    # 1 bps of 1.08510 is 10.851 ticks, rounded up (in the client's disfavour) to 11.
+    assert (routed[39], routed[31], routed[14], routed["route"]) == (b"2", b"1.08521", b"3000000", "LP1")
+    assert desk.positions.exposure(EURUSD) == -1000  # only the internalised part is the house's
+
+
+def test_hybrid_small_orders_stay_internal(desk, lps):
+    desk.on_new_order(desk.clients["RETAIL1"], _d(qty=b"1000000"), now_ns=0)
+    (fill,) = _reports(desk)
+    assert (fill[39], fill["route"]) == (b"2", "internal") and lps.sent == []
+
+
+def test_house_position_past_the_threshold_is_hedged_at_an_lp(desk, lps):
+    demo = desk.clients["DEMO"]  # internalised; EUR/USD hedge_threshold = 10000 steps
+    desk.on_new_order(demo, _d("a", qty=b"6000000"), now_ns=0)
+    assert lps.sent == []  # house short 6000: inside the threshold
+    desk.on_new_order(demo, _d("b", qty=b"6000000"), now_ns=1)
+    ((lp, hedge_id, side, qty, limit),) = lps.sent
+    assert (lp, side, qty, limit) == (0, 1, 12000, None)  # buy it all back at the best ask
+    desk.on_lp_execution(0, _lp_report(hedge_id, b"2", b"12000000", b"1.08510"), 2 * MS)
+    assert desk.positions.exposure(EURUSD) == 0
+    assert [r["route"] for r in _reports(desk)] == ["internal", "internal"]  # the client sees only its fills
+    hedge = desk.journal.order(hedge_id.split(".")[0])
+    assert (hedge.client, hedge.status, hedge.cum_qty, hedge.text) == (HOUSE, "2", 12000, "auto-hedge")
+
+
+def test_one_hedge_at_a_time_per_instrument(desk, lps):
+    demo = desk.clients["DEMO"]
+    for n in range(3):
+        desk.on_new_order(demo, _d(f"o{n}", qty=b"6000000"), now_ns=n)
+    assert len(lps.sent) == 1
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"8", text=b"rejected"), MS)
+    desk.on_lp_execution(1, _lp_report(lps.sent[1][1], b"8", text=b"rejected"), MS)
+    desk.on_lp_execution(2, _lp_report(lps.sent[2][1], b"8", text=b"rejected"), MS)
+    assert desk.journal.order(lps.sent[0][1].split(".")[0]).status == "8"
+    desk.on_new_order(demo, _d("o9", side=b"2", qty=b"1000000"), now_ns=2 * MS)
+    assert lps.sent[-1][3] == 17000  # the next fill retries the hedge for the whole position
+
+
+def test_an_a_book_limit_order_rests_and_is_routed_again_when_the_tier_price_reaches_it(desk, lps):
+    funda = desk.clients["FUNDA"]
+    desk.quotes[(2, EURUSD)] = (((108490, 1000),), ((108520, 1000),))
+    lps.asks[0] = (108502, 10_000)  # only LP1 is inside the limit
+    desk.on_new_order(funda, _d("L1", qty=b"1000000", ord_type=b"2", tif=b"1", price=b"1.08505"), now_ns=0)
+    assert [(lp, limit) for lp, *_, limit in lps.sent] == [(0, 108503)]  # the limit less the 2-tick markup
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"8", text=b"off market"), MS)
+    (new,) = _reports(desk)
+    assert (new[150], new[39], new[151]) == (b"0", b"0", b"1000000")
+    desk.on_quotes(2 * MS)  # not crossed yet
+    desk.quotes[(2, EURUSD)] = (((108490, 1000),), ((108504, 1000),))
+    desk.on_quotes(BUDGET)  # crossed, but the last attempt is too recent
+    assert len(lps.sent) == 1
+    desk.on_quotes(BUDGET + 2 * MS)
+    assert len(lps.sent) == 2
+    desk.on_lp_execution(0, _lp_report(lps.sent[1][1], b"2", b"1000000", b"1.08502"), BUDGET + 3 * MS)
+    (fill,) = _reports(desk)
+    assert (fill[150], fill[39], fill[31]) == (b"F", b"2", b"1.08504")
+    desk.on_quotes(BUDGET + 4 * MS)
+    assert len(lps.sent) == 2  # filled: no longer working
+
+
+def test_a_cancel_while_the_order_is_at_an_lp_is_refused_for_now(desk, lps):
+    funda = desk.clients["FUNDA"]
+    lps.asks = {0: (108510, 10_000)}
+    desk.on_new_order(funda, _d("L1", ord_type=b"2", tif=b"1", price=b"1.08515"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"8"), MS)
+    desk.flush()
+    desk.quotes[(2, EURUSD)] = (((108490, 1000),), ((108510, 1000),))
+    desk.on_quotes(BUDGET + 2 * MS)  # routed again: in flight
+    desk.on_cancel(funda, FixMessage([(35, b"F"), (11, b"X1"), (41, b"L1")]), BUDGET + 3 * MS)
+    (refused,) = _reports(desk)
+    assert (refused[35], refused[102]) == (b"9", b"0")
+
+
+def test_without_lp_order_sessions_a_book_orders_are_refused_with_the_reason(tmp_path, lps):
+    desk = _make_desk(tmp_path / "j.sqlite", lps, with_router=False)
+    desk.on_new_order(desk.clients["FUNDA"], _d(), now_ns=0)
+    (rej,) = _reports(desk)
+    assert (rej[150], rej[58]) == (b"8", b"orders for LPs cannot be routed: no LP order sessions")
+
+
+def test_restart_recovers_the_house_position_and_closes_routes_that_were_in_flight(tmp_path, lps):
+    path = tmp_path / "journal.sqlite"
+    desk = _make_desk(path, lps)
+    demo, funda = desk.clients["DEMO"], desk.clients["FUNDA"]
+    desk.on_new_order(demo, _d("a", qty=b"6000000"), now_ns=0)
+    desk.on_new_order(demo, _d("b", qty=b"6000000"), now_ns=1)  # hedge out
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"5000000", b"1.08510"), MS)  # partly hedged
+    desk.on_new_order(funda, _d("f1"), now_ns=2 * MS)  # at an LP when we "crash"
+    desk.flush()
+    desk.journal.close()
+
+    again = _make_desk(path, lps)
+    again.recover(again.clients)
+    assert again.positions.exposure(EURUSD) == -12000 + 5000
+    assert again.journal.order_by_cl_ord_id("FUNDA", "f1").status == "4"
+    assert again.journal.open_orders() == []
