@@ -143,6 +143,9 @@ class TierConfig(Struct, frozen=True, forbid_unknown_fields=True):
     max_vol_widen_ticks: NonNegInt = 0
     round_ticks: PosInt = 1  # publish on a coarser grid: bids round down, asks up, to N ticks
     quote_ttl_ms: PosInt = 1000  # how long a published quote may be hit by its QuoteID
+    # How this tier's clients' orders are filled, unless a client sets its own.
+    routing: Routing = Routing.INTERNALISE
+    hybrid_threshold: NonNegInt = 0  # hybrid: internalise up to this many steps per order, route the rest
 
 
 class ClientLimits(Struct, frozen=True, forbid_unknown_fields=True):
@@ -157,8 +160,8 @@ class ClientConfig(Struct, frozen=True, forbid_unknown_fields=True):
     tier: str
     password_sha256: str | None = None  # hex digest; the plain password is never stored
     password_env: str | None = None  # or: the environment variable holding it
-    routing: Routing = Routing.INTERNALISE
-    hybrid_threshold: NonNegInt = 0  # hybrid: internalise up to this many steps per order, route the rest
+    routing: Routing | None = None  # None: the tier's routing
+    hybrid_threshold: NonNegInt | None = None  # None: the tier's
     limits: ClientLimits = ClientLimits()
     market_data: bool = True
     trading: bool = True
@@ -207,6 +210,13 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
             if inst.symbol == symbol:
                 return inst
         raise KeyError(symbol)
+
+    def routing_of(self, client: ClientConfig) -> tuple[Routing, int]:
+        """The client's routing and hybrid threshold: its own where set, else its tier's."""
+        tier = self.tier(client.tier)
+        routing = client.routing if client.routing is not None else tier.routing
+        threshold = client.hybrid_threshold if client.hybrid_threshold is not None else tier.hybrid_threshold
+        return routing, threshold
 
     def tier(self, name: str) -> TierConfig:
         for tier in self.tiers:
@@ -397,6 +407,8 @@ def _semantic_errors(cfg: Config) -> list[str]:
             errors.append(f"tiers[{i}].size_bands: must be strictly increasing")
         if needs_bands and len(tier.size_bands) > tier.depth:
             errors.append(f"tiers[{i}].size_bands: {len(tier.size_bands)} bands exceed depth {tier.depth}")
+        if tier.routing is Routing.HYBRID and tier.hybrid_threshold == 0:
+            errors.append(f"tiers[{i}].hybrid_threshold: must be > 0 for hybrid routing")
 
     tiers = {t.name for _, t in _present(cfg.tiers)}
     for i, client in _present(cfg.clients):
@@ -406,7 +418,8 @@ def _semantic_errors(cfg: Config) -> list[str]:
             errors.append(f"clients[{i}]: set exactly one of password_sha256 or password_env")
         if client.password_sha256 is not None and not _SHA256.match(client.password_sha256):
             errors.append(f"clients[{i}].password_sha256: must be 64 lowercase hex digits")
-        if client.routing is Routing.HYBRID and client.hybrid_threshold == 0:
+        own = client.routing is not None or client.hybrid_threshold is not None  # else the tier's, checked there
+        if own and client.tier in tiers and cfg.routing_of(client) == (Routing.HYBRID, 0):
             errors.append(f"clients[{i}].hybrid_threshold: must be > 0 for hybrid routing")
     return errors
 

@@ -5,7 +5,7 @@ Durability by construction: the handlers only *queue* reports. :meth:`OrderDesk.
 the journal (one group commit for everything queued since the last flush) and only then returns
 the reports for sending, so no client ever holds an execution report for a fill we could lose.
 
-Routing, per client (``routing`` in its config):
+Routing, per tier (``routing`` in ``[[tiers]]``) unless a client sets its own:
 
 * ``internalise`` (B-book): filled against the client's tier prices; the house takes the other side.
 * ``a_book``: passed on to the LPs by :class:`risk.routing.Router` (best LP first, the remainder
@@ -323,15 +323,16 @@ class OrderDesk:
 
     def _to_route(self, client: ClientConfig, ord_type: OrdType, tif: TimeInForce, qty: int) -> int:
         """How many of the order's steps go to the LPs (0: internalise it all)."""
-        if client.routing is Routing.INTERNALISE:
+        routing, threshold = self.cfg.routing_of(client)
+        if routing is Routing.INTERNALISE:
             return 0
-        if client.routing is Routing.A_BOOK:
+        if routing is Routing.A_BOOK:
             return qty
-        if qty <= client.hybrid_threshold:
+        if qty <= threshold:
             return 0
         resting = ord_type is OrdType.LIMIT and tif in (TimeInForce.DAY, TimeInForce.GTC)
         whole = resting or tif is TimeInForce.FOK or ord_type is OrdType.PREVIOUSLY_QUOTED
-        return qty if whole else qty - client.hybrid_threshold
+        return qty if whole else qty - threshold
 
     def _route(self, routed: _Routed, qty: int, client_limit: int | None, now_ns: int) -> None:
         assert self.router is not None
@@ -471,7 +472,7 @@ class OrderDesk:
     def on_quotes(self, now_ns: int) -> None:
         """Retry resting limit orders against the latest tier prices."""
         for rest in list(self._resting.values()):
-            routed = rest.client.routing is not Routing.INTERNALISE
+            routed = self.cfg.routing_of(rest.client)[0] is not Routing.INTERNALISE
             if routed and (rest.order_id in self._routed or now_ns < rest.retry_after_ns or self.router is None):
                 continue
             bids, asks = self._quote_of(rest.tier, rest.instr)

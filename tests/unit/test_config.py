@@ -132,3 +132,30 @@ def test_check_config_cli_lists_all_errors_and_fails(tmp_path, example_config_te
     assert "3 error(s)" in result.stderr
     for path in ("lps[2].staleness_ms", "tiers[2].depth", "instruments[3].qty_step"):
         assert path in result.stderr
+
+
+def test_routing_comes_from_the_tier_unless_the_client_sets_its_own(example_config_text):
+    from engine.config import Routing
+
+    text = example_config_text.replace(
+        'name = "institutional"        # tight, deep, merged book',
+        'name = "institutional"        # tight, deep, merged book\nrouting = "hybrid"\nhybrid_threshold = 500',
+    )
+    text = text.replace('routing = "internalise"\n', "")  # DEMO now inherits its tier's routing
+    cfg = parse_config(text)
+    by_id = {c.sender_comp_id: c for c in cfg.clients}
+    assert cfg.routing_of(by_id["DEMO"]) == (Routing.HYBRID, 500)
+    assert cfg.routing_of(by_id["FUNDA"]) == (Routing.A_BOOK, 0)  # its own
+    assert cfg.routing.budget_ms == 250
+
+
+def test_hybrid_routing_without_a_threshold_is_refused_where_it_is_set(example_config_text):
+    text = example_config_text.replace(
+        'name = "bands"', 'name = "bands"\nrouting = "hybrid"'
+    ).replace("hybrid_threshold = 1000", "hybrid_threshold = 0")
+    with pytest.raises(ConfigError) as err:
+        parse_config(text)
+    assert err.value.errors == [
+        "tiers[2].hybrid_threshold: must be > 0 for hybrid routing",
+        "clients[1].hybrid_threshold: must be > 0 for hybrid routing",
+    ]
