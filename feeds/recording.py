@@ -9,10 +9,10 @@ Format (version 1), designed to be appended while the engine runs and read back 
 The first frame is a :class:`RecordingHeader` (format version, the instrument table with tick
 sizes and quantity steps, the LP table, the tier table, and the config text it was recorded
 with). Each following frame is a :class:`RecordedBatch`: the engine's ``now_ns`` when the batch
-was applied, the row count, and the :class:`~engine.batch.UpdateBatch` columns as raw
-little-endian array bytes. Raw column bytes keep recording cheap on the hot path (one
-``tobytes`` per column, no per-row Python objects) and make the reader a zero-copy
-``np.frombuffer``.
+was applied, the row count, the :class:`~engine.batch.UpdateBatch` columns as raw
+little-endian array bytes, and the inventory-skew inputs fills set since the previous batch.
+Raw column bytes keep recording cheap on the hot path (one ``tobytes`` per column, no per-row
+Python objects) and make the reader a zero-copy ``np.frombuffer``.
 
 A truncated last frame (the process was killed mid-write) is reported and ignored: everything
 before it replays.
@@ -65,6 +65,9 @@ class RecordedBatch(msgspec.Struct, frozen=True):
     now_ns: int
     n: int
     columns: list[bytes]  # in _COLUMNS order
+    # Inventory-skew inputs set since the previous batch, (instrument, ticks) in order: applied
+    # before the batch. Absent in older files (decoded as none), ignored by older readers.
+    skews: list[tuple[int, int]] = []
 
     def to_batch(self, into: UpdateBatch | None = None) -> UpdateBatch:
         """Rebuild an :class:`UpdateBatch` (reusing ``into`` when given)."""
@@ -94,11 +97,11 @@ class Recorder:
         self._file.write(_LEN.pack(len(payload)))
         self._file.write(payload)
 
-    def record(self, batch: UpdateBatch, now_ns: int) -> None:
-        """Append the batch's valid rows as they will be applied at ``now_ns``."""
+    def record(self, batch: UpdateBatch, now_ns: int, skews: list[tuple[int, int]] | None = None) -> None:
+        """Append the batch's valid rows as they will be applied at ``now_ns``, after ``skews``."""
         n = batch.n
         columns = [getattr(batch, name)[:n].astype(dtype, copy=False).tobytes() for name, dtype in _COLUMNS]
-        self._write(self._encoder.encode(RecordedBatch(now_ns=now_ns, n=n, columns=columns)))
+        self._write(self._encoder.encode(RecordedBatch(now_ns=now_ns, n=n, columns=columns, skews=skews or [])))
         self.batches += 1
         self.rows += n
 

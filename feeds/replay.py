@@ -7,8 +7,8 @@ The gateway can record every batch it applies (``lagg serve --record FILE``): th
 every published change (tier, instrument, version and its levels) into one digest that the live
 run and any replay print, so two runs or two versions can be compared.
 
-Not recorded yet: inventory-skew changes made by fills (``set_skew``); a recording of a session
-with internalised fills replays the market but not that skew.
+Inventory-skew changes made by fills (``set_skew``) travel with the next batch and are set
+before it is applied, as they were live.
 """
 
 from __future__ import annotations
@@ -117,6 +117,8 @@ def replay(path: str | Path, speed: str = "max", engine_kind: str = "numba") -> 
             wait = (frame.now_ns - first_ns) / 1e9 - (time.perf_counter() - started)
             if wait > 0:
                 time.sleep(wait)
+        for instr, ticks in frame.skews:
+            engine.set_skew(instr, ticks)
         engine.apply(batch, frame.now_ns)
         engine.expire(frame.now_ns)
         hasher.update(engine)

@@ -87,6 +87,9 @@ class Gateway(Application):
         self.lp_feeds: dict[int, LpFeed] = {}  # by engine LP index
         # A session whose backlog passes this share of the hard limit gets conflated data.
         self.conflate_bytes = max(cfg.server.max_send_buffer_bytes // 4, 16 * 1024)
+        # Skew inputs set since the last recorded batch (a list only while recording).
+        self.skews_to_record: list[tuple[int, int]] | None = None
+        self.skews = [0] * len(cfg.instruments)  # the skew input last set per instrument
         self._conflated_since: dict[str, int] = {}
 
     # --- engine views ----------------------------------------------------------------------------
@@ -100,6 +103,9 @@ class Gateway(Application):
 
     def _on_exposure(self, instr: int, skew_ticks: int) -> None:
         self.engine.set_skew(instr, skew_ticks)
+        self.skews[instr] = skew_ticks
+        if self.skews_to_record is not None:
+            self.skews_to_record.append((instr, skew_ticks))
         self.metrics.exposure.labels(instrument=self._symbols[instr]).set(self.positions.exposure(instr))
 
     # --- LP order sessions -----------------------------------------------------------------------
@@ -321,6 +327,9 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
         sim_feed = SimFeed(cfg, sim)
         idle_s = sim_feed.step_ms / 1000
     recorder = recorder_for(options.record_path, cfg, clock.now_ns()) if options.record_path else None
+    if recorder is not None:
+        # A recording starts from the skews recovered from the journal, not from zero.
+        gateway.skews_to_record = [(i, skew) for i, skew in enumerate(gateway.skews) if skew]
     hasher = QuoteHasher(len(cfg.tiers), len(cfg.instruments))
     try:
         next_wake = loop.time()
@@ -329,7 +338,9 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             if sim_feed is not None:
                 sim_feed.step(batch, now)
             if recorder is not None:
-                recorder.record(batch, now)  # empty batches too: each turn also expires
+                # Empty batches too (each turn also expires), with the skews set since the last.
+                recorder.record(batch, now, gateway.skews_to_record)
+                gateway.skews_to_record = []
             started = time.perf_counter_ns()
             engine.apply(batch, now)
             batch.clear()

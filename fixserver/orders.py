@@ -527,6 +527,9 @@ class OrderDesk:
             )
             restored += 1
         self.journal.commit()
+        for instr in range(len(self.cfg.instruments)):
+            if self.positions.exposure(instr):
+                self._on_exposure(instr, self.positions.skew_ticks(instr))  # pricing resumes with its skew
         return restored
 
     # --- OrderCancelRequest / OrderStatusRequest -------------------------------------------------

@@ -65,3 +65,42 @@ async def test_recording_a_run_with_lps_over_fix_replays_to_the_same_quotes(tmp_
     result = replay(path)
     assert result.quote_changes > 10, "the LPs' prices should have reached the engine over FIX"
     assert result.quote_hash == options.quote_hash
+
+
+async def test_skew_from_fills_is_recorded_and_replayed_to_the_same_quotes(tmp_path):
+    from engine.journal import Journal
+    from feeds.recording import Recorder, read_recording
+    from fixserver.message import FixMessage
+
+    cfg = load_config(EXAMPLE_CONFIG)
+    sim = decode_sim_config((ROOT / "configs" / "simulator.toml").read_text())
+    # A restart with a house position already in the journal: the recording starts from its skew.
+    journal = Journal(tmp_path / "journal.sqlite")
+    order_id = journal.new_order("DEMO", "before", "EUR/USD", 1, "1", "3", 2000, None, 1)
+    journal.fill(order_id, 2000, 108500, "internal", 1, "2")
+    journal.close()
+    path = tmp_path / "skew.lagg"
+    options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path, run_seconds=2.5, record_path=path)
+    task = asyncio.create_task(serve(cfg, sim, options, asyncio.Event()))
+    await asyncio.wait_for(options.ready.wait(), 60)
+    gateway = options.gateway
+    demo = gateway.clients["DEMO"]
+    for n in range(4):  # the house sells 3M each time: EUR/USD skews 3 ticks further down each time
+        await asyncio.sleep(0.3)
+        order = [(35, b"D"), (11, b"s%d" % n), (55, b"EUR/USD"), (54, b"1"), (38, b"3000000"), (40, b"1"), (59, b"3")]
+        gateway.desk.on_new_order(demo, FixMessage(order), gateway.clock.now_ns())
+        gateway.flush_orders()
+    await asyncio.wait_for(task, 60)
+    assert gateway.skews[0] == -14  # house short 2M + 12M, one tick per 1M
+
+    header, frames = read_recording(path)
+    frames = list(frames)
+    assert [s for f in frames for s in f.skews] == [(0, -2), (0, -5), (0, -8), (0, -11), (0, -14)]
+    assert replay(path).quote_hash == options.quote_hash
+    assert replay(path, engine_kind="reference").quote_hash == options.quote_hash
+    # Without the skews the same market replays to other quotes: the skews are what made them.
+    stripped = tmp_path / "stripped.lagg"
+    with Recorder(stripped, header) as rec:
+        for f in frames:
+            rec.record(f.to_batch(), f.now_ns)
+    assert replay(stripped).quote_hash != options.quote_hash
