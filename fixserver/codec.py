@@ -95,15 +95,17 @@ def byte_sum(data: bytes | bytearray | memoryview) -> int:
 
     ``sum(data)`` walks Python ints (~6 ns a byte); Adler-32's first half is the byte sum modulo
     65521 computed in C, and is exact while the sum stays below 65521: any 256 bytes, or any 515
-    ASCII bytes (each < 128), which covers nearly every FIX message in one call.
+    ASCII bytes (each < 128), which covers nearly every FIX message in one call and a 10-level W in two.
     """
     n = len(data)
     if n <= 256:
         return zlib.adler32(data, 0) & 0xFFFF
     chunk = 256
-    if n <= 515 and isinstance(data, bytes) and data.isascii():
-        return zlib.adler32(data, 0) & 0xFFFF
     if isinstance(data, bytes) and data.isascii():
+        if n <= 515:
+            return zlib.adler32(data, 0) & 0xFFFF
+        if n <= 1030:  # two slices cost less than a memoryview and a loop
+            return (zlib.adler32(data[:515], 0) & 0xFFFF) + (zlib.adler32(data[515:], 0) & 0xFFFF)
         chunk = 515
     view = memoryview(data)
     total = 0
@@ -231,57 +233,139 @@ def encode_with_prepared(
 
 
 # --------------------------------------------------------------------------------------------
-# Fast encoders: one bytes % per message, checks that cost a C call each
+# Fast encoders: code generated per message shape, one join per message, checks that cost a C call each
+
+_FIX44 = b"FIX.4.4"
+_PREFIX_TABLE_SIZE = 4096
+_PREFIX_TABLES: dict[bytes, tuple[tuple[bytes, ...], tuple[int, ...]]] = {}
+_JOIN_ITEMS = 30
+"""Most pieces one generated ``b"".join((...))`` takes: CPython compiles a tuple display of more than 30 items
+into a list built item by item (its stack-use guideline), which costs more than a second join."""
+
+
+def _prefix_table(msg_type: bytes) -> tuple[tuple[bytes, ...], tuple[int, ...]]:
+    """``8=FIX.4.4<SOH>9=N<SOH>35=<msg_type><SOH>`` for every BodyLength N below 4096, and each one's byte sum.
+
+    Built once per message type, so framing a FIX 4.4 message is a tuple lookup for the prefix and for its share
+    of the CheckSum.
+    """
+    table = _PREFIX_TABLES.get(msg_type)
+    if table is None:
+        prefixes = tuple(b"8=FIX.4.4\x019=%d\x0135=%s\x01" % (n, msg_type) for n in range(_PREFIX_TABLE_SIZE))
+        table = _PREFIX_TABLES[msg_type] = prefixes, tuple(map(sum, prefixes))
+    return table
+
+
+def _frame_payload(begin_string: bytes, msg_type: bytes, payload: bytes) -> bytes:
+    """Frame ``payload`` (the message after ``35=<type><SOH>``): the generated encoders' path for a message over
+    256 bytes or another BeginString."""
+    n = len(msg_type) + 4 + len(payload)
+    if n < _PREFIX_TABLE_SIZE and begin_string == _FIX44:
+        prefixes, sums = _PREFIX_TABLES.get(msg_type) or _prefix_table(msg_type)
+        return b"".join((prefixes[n], payload, _CHECKSUM_FIELDS[(sums[n] + byte_sum(payload)) & 0xFF]))
+    encoded = b"".join((b"35=", msg_type, SOH, payload))
+    return _frame(begin_string, encoded, byte_sum(encoded))
 
 
 def _frame_prepared(msg_type: bytes, header: bytes, body: bytes, body_sum: int, begin_string: bytes) -> bytes:
     # BodyLength = len("35=" + type + SOH + header + body): known without building that prefix.
-    start = b"8=%s\x019=%d\x0135=%s\x01%s" % (
-        begin_string,
-        len(msg_type) + 4 + len(header) + len(body),
-        msg_type,
-        header,
-    )
+    n = len(msg_type) + 4 + len(header) + len(body)
+    if n < _PREFIX_TABLE_SIZE and begin_string == _FIX44:
+        prefixes, sums = _PREFIX_TABLES.get(msg_type) or _prefix_table(msg_type)
+        total = sums[n] + byte_sum(header) + body_sum
+        return b"".join((prefixes[n], header, body, _CHECKSUM_FIELDS[total & 0xFF]))
+    start = b"8=%s\x019=%d\x0135=%s\x01%s" % (begin_string, n, msg_type, header)
     return b"".join((start, body, _CHECKSUM_FIELDS[(byte_sum(start) + body_sum) & 0xFF]))
 
 
-_PREFIX_CACHE = 8192
-_PREFIX_44 = tuple(b"8=FIX.4.4\x019=%d\x01" % i for i in range(_PREFIX_CACHE))
-_PREFIX_44_SUM = tuple(sum(p) for p in _PREFIX_44)
+def _generate_encoder(
+    name: str, signature: str, unpack: Sequence[str], msg_type: bytes, pieces: Sequence[bytes | str], what: str
+) -> Callable[..., bytes]:
+    """Compile the encoder of one message shape (generated source, as namedtuple and dataclasses do).
 
+    ``pieces`` is the message after ``35=<type><SOH>`` in wire order: ``header`` (the pre-encoded header, fields
+    ending in SOH) first, then ``bytes`` for constant text (tags, ``=``, SOH) and ``str`` for the names of the
+    values that ``unpack`` binds. The generated function:
 
-def _frame_payload(payload: bytes, begin_string: bytes) -> bytes:
-    """Wrap ``35=...<SOH>`` through the last body SOH with 8, 9 and 10.
-
-    The ``8=FIX.4.4<SOH>9=N<SOH>`` prefixes and their byte sums are precomputed for every N
-    below 8192, so framing a message is a tuple lookup, one Adler-32 and one join.
+    * joins the pieces (at most :data:`_JOIN_ITEMS` to a join); a value that is not bytes-like, or levels of
+      the wrong shape, raise TypeError/ValueError there, reported as :class:`EncodeError` after ``what``;
+    * refuses a value containing SOH (the SOH count after the header must be exactly the constants' count, so a
+      value cannot smuggle a field in) or an empty one (one ``and`` chain over the values);
+    * frames with the precomputed ``8=FIX.4.4 9=N 35=type`` prefix for N and its byte sum, so the only sum
+      taken per message is one Adler-32 of the joined parts (its low half is their exact byte sum below 257
+      bytes; longer messages go through :func:`byte_sum`).
     """
-    n = len(payload)
-    if n < _PREFIX_CACHE and begin_string == b"FIX.4.4":
-        prefix = _PREFIX_44[n]
-        total = _PREFIX_44_SUM[n] + (zlib.adler32(payload, 0) & 0xFFFF if n <= 256 else byte_sum(payload))
-    else:
-        prefix = b"8=%s\x019=%d\x01" % (begin_string, n)
-        total = byte_sum(prefix) + byte_sum(payload)
-    return b"".join((prefix, payload, _CHECKSUM_FIELDS[total & 0xFF]))
+    merged: list[bytes | str] = []
+    for piece in pieces:
+        if isinstance(piece, bytes) and merged and isinstance(merged[-1], bytes):
+            merged[-1] += piece
+        else:
+            merged.append(piece)
+    values = [p for p in merged if isinstance(p, str) and p != "header"]
+    n_soh = sum(p.count(SOH) for p in merged if isinstance(p, bytes))
+    # A join takes at most _JOIN_ITEMS pieces; a longer message nests the rest as one piece of the join before.
+    step = _JOIN_ITEMS - 1
+    chunks = [merged[i : i + step] for i in range(0, len(merged), step)] if len(merged) > _JOIN_ITEMS else [merged]
+    joins = []
+    for k in reversed(range(len(chunks))):
+        items = [p if isinstance(p, str) else repr(p) for p in chunks[k]]
+        items += [f"p{k + 1}"] if k + 1 < len(chunks) else []
+        joins.append(f"p{k} = b''.join(({', '.join(items)},))")
+    src = [f"def {name}({signature}):", "    try:"]
+    src += [f"        {line}" for line in [*unpack, *joins]]
+    type_len = len(msg_type) + 4
+    src += [
+        "    except (TypeError, ValueError) as exc:",
+        "        raise EncodeError(f'{WHAT}: {exc}') from None",
+        f"    if p0.count(1, len(header)) != {n_soh}" + (f" or not ({' and '.join(values)}):" if values else ":"),
+        "        raise EncodeError(REFUSED)",
+        f"    n = len(p0) + {type_len}",
+        # below 257 bytes Adler-32's low half is the exact byte sum (its high half vanishes mod 256)
+        f"    if n <= {256 + type_len} and begin_string is FIX44:",
+        "        return b''.join((PREFIXES[n], p0, CHECKSUMS[(SUMS[n] + adler32(p0, 0)) & 0xFF]))",
+        "    return frame_payload(begin_string, MSG_TYPE, p0)",
+    ]
+    prefixes, sums = _prefix_table(msg_type)
+    namespace: dict[str, object] = {
+        "EncodeError": EncodeError, "WHAT": what, "REFUSED": f"{what}: a value is empty or contains SOH",
+        "FIX44": _FIX44, "PREFIXES": prefixes, "SUMS": sums, "CHECKSUMS": _CHECKSUM_FIELDS, "MSG_TYPE": msg_type,
+        "adler32": zlib.adler32, "frame_payload": _frame_payload,
+    }  # fmt: skip
+    exec(compile("\n".join(src) + "\n", f"<encoder of {what}>", "exec"), namespace)
+    return namespace[name]  # type: ignore[return-value]
 
 
 class MessageTemplate:
-    """A message shape with a fixed list of body tags, encoded by one ``bytes %`` operation.
+    """A message shape with a fixed list of body tags and a generated encoder.
 
-    For the hot messages whose fields are known in advance (an ExecutionReport for a fill, a
-    top-of-book W): values are ``bytes`` in tag order. Checks are C-speed: every value non-empty
-    (``all``) and no SOH inside a value (the SOH count of the result).
+    For the hot messages whose fields are known in advance (an ExecutionReport for a fill, a NewOrderSingle):
+    ``template.encode(header, values, begin_string=b"FIX.4.4")`` encodes a whole message, ``header`` being the
+    encoded header after 35 (fields ending in SOH) and ``values`` one bytes value per tag, in tag order. A
+    value that is empty, contains SOH or is not bytes raises :class:`EncodeError` (see
+    :func:`_generate_encoder` for how the checks stay cheap).
     """
 
-    __slots__ = ("msg_type", "tags", "_fmt", "_soh", "_whole")
+    __slots__ = ("msg_type", "tags", "_fmt", "_soh", "encode")
+
+    encode: Callable[..., bytes]
 
     def __init__(self, msg_type: bytes, tags: Sequence[int]) -> None:
         self.msg_type = msg_type
         self.tags = tuple(tags)
         self._fmt = b"".join(b"%d=%%s\x01" % t for t in self.tags)
         self._soh = len(self.tags)
-        self._whole = b"35=" + msg_type.replace(b"%", b"%%") + b"\x01%s" + self._fmt  # 35, header, body
+        names = [f"v{i}" for i in range(len(self.tags))]
+        pieces: list[bytes | str] = ["header"]
+        for tag, value in zip(self.tags, names, strict=True):
+            pieces += [b"%d=" % tag, value, SOH]
+        self.encode = _generate_encoder(
+            "encode",
+            "header, values, begin_string=FIX44",
+            [f"{', '.join(names)}, = values" if names else "[] = values"],
+            msg_type,
+            pieces,
+            f"{msg_type!r} template (values must be bytes, one per tag)",
+        )
 
     def body(self, values: tuple[bytes, ...]) -> bytes:
         """The encoded body fields (each ending in SOH)."""
@@ -297,17 +381,6 @@ class MessageTemplate:
         """The body as a :class:`PreparedBody`, to share across sessions."""
         body = self.body(values)
         return PreparedBody(self.msg_type, body, byte_sum(body))
-
-    def encode(self, header: bytes, values: tuple[bytes, ...], begin_string: bytes = b"FIX.4.4") -> bytes:
-        """A whole message: ``header`` is the encoded header after 35 (fields ending in SOH)."""
-        try:
-            payload = self._whole % (header, *values)
-        except TypeError as exc:
-            raise EncodeError(f"{self.msg_type!r} template: {exc} (values must be bytes, one per tag)") from None
-        # header SOHs + one per body field: a value carrying SOH would smuggle in a field
-        if payload.count(SOH) != 1 + header.count(SOH) + self._soh or not all(values):
-            raise EncodeError(f"{self.msg_type!r} template: a value is empty or contains SOH")
-        return _frame_payload(payload, begin_string)
 
 
 EXECUTION_REPORT_FILL = MessageTemplate(b"8", (37, 11, 17, 150, 39, 55, 54, 38, 40, 44, 59, 32, 31, 151, 14, 6, 60))
@@ -355,38 +428,33 @@ _SNAPSHOT_ENCODERS: dict[tuple[int, int, int, bool], Callable[..., bytes]] = {}
 
 
 def _snapshot_encoder(n_bids: int, n_asks: int, width: int, with_req: bool) -> Callable[..., bytes]:
-    """Build (once per book shape) a function that encodes a whole W with one ``bytes %``.
+    """Generate (once per book shape) the function that encodes a whole W with one join.
 
-    The function is generated, as namedtuple and dataclasses generate theirs: unpacking a known
-    number of levels by name is several times cheaper than flattening them with itertools.
+    Unpacking a known number of levels by name is several times cheaper than flattening them in a loop.
     """
-    bid_fmt, ask_fmt = (_BID_LEVEL_ID, _ASK_LEVEL_ID) if width == 3 else (_BID_LEVEL, _ASK_LEVEL)
-    fmt = b"35=W\x01%s" + (b"262=%s\x01" if with_req else b"")
-    fmt += b"55=%%s\x01268=%d\x01" % (n_bids + n_asks) + bid_fmt * n_bids + ask_fmt * n_asks
-    n_soh = 3 + with_req + (width + 1) * (n_bids + n_asks)
-    bids = [f"b{i}" for i in range(n_bids)]
-    asks = [f"a{i}" for i in range(n_asks)]
-    args = ["header", *(["md_req_id"] if with_req else []), "symbol", *(f"*{v}" for v in bids + asks)]
-    body = [f"{', '.join(names)}, = {seq}" for names, seq in ((bids, "bids"), (asks, "asks")) if names]
-    body.append(f"payload = FMT % ({', '.join(args)},)")
-    lines = [
-        "def encode_w(header, symbol, bids, asks, md_req_id=None, begin_string=b'FIX.4.4'):",
-        "    try:",
-        *(f"        {line}" for line in body),
-        "    except (TypeError, ValueError) as exc:",
-        "        raise EncodeError(f'W levels must be {SHAPE} bytes tuples: {exc}') from None",
-        "    if payload.count(SOH) != N_SOH + header.count(SOH) or EMPTY in payload:",
-        "        raise EncodeError('W: a value is empty or contains SOH')",
-        "    return frame(payload, begin_string)",
-    ]
-    src = "\n".join(lines) + "\n"
+    pieces: list[bytes | str] = ["header"]
+    if with_req:
+        pieces += [b"262=", "md_req_id", SOH]
+    pieces += [b"55=", "symbol", b"\x01268=%d\x01" % (n_bids + n_asks)]
+    unpack = []
+    for side, arg, etype, count in (("b", "bids", b"0", n_bids), ("a", "asks", b"1", n_asks)):
+        levels = []
+        for i in range(count):
+            px, size, eid = f"{side}{i}p", f"{side}{i}s", f"{side}{i}i"
+            pieces += [b"269=%s\x01270=" % etype, px, b"\x01271=", size, SOH]
+            if width == 3:
+                pieces += [b"278=", eid, SOH]
+            levels.append(f"({px}, {size}, {eid})" if width == 3 else f"({px}, {size})")
+        unpack.append(f"{', '.join(levels)}, = {arg}" if levels else f"[] = {arg}")
     shape = f"{n_bids} bid and {n_asks} ask ({'price, size, id' if width == 3 else 'price, size'})"
-    namespace: dict[str, object] = {
-        "FMT": fmt, "SOH": SOH, "N_SOH": n_soh, "EMPTY": b"=\x01", "EncodeError": EncodeError,
-        "frame": _frame_payload, "SHAPE": shape,
-    }  # fmt: skip
-    exec(compile(src, f"<W encoder {n_bids}x{n_asks}x{width}>", "exec"), namespace)
-    return namespace["encode_w"]  # type: ignore[return-value]
+    return _generate_encoder(
+        "encode_w",
+        "header, symbol, bids, asks, md_req_id=None, begin_string=FIX44",
+        unpack,
+        b"W",
+        pieces,
+        f"W of {shape} levels (bytes tuples)",
+    )
 
 
 def snapshot_encoder(n_bids: int, n_asks: int, with_ids: bool = True, with_req: bool = True) -> Callable[..., bytes]:

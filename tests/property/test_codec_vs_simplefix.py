@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import pytest
 import simplefix
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -23,7 +24,17 @@ from fixserver.batchdecode import (
     BatchDecoder,
     reference_entries,
 )
-from fixserver.codec import FrameDecoder, FrameTooLarge, encode
+from fixserver.codec import (
+    EncodeError,
+    FrameDecoder,
+    FrameTooLarge,
+    MessageTemplate,
+    encode,
+    encode_prepared,
+    encode_snapshot,
+    md_snapshot_body,
+    snapshot_encoder,
+)
 from fixserver.message import FixMessage
 
 SETTINGS = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -279,3 +290,89 @@ def test_a_huge_body_length_is_cut_off_without_buffering_it(length, chunk):
     assert too_large == [True, True]
     assert [m.seq_num for m in out_slow] == [m.seq_num for m in out_fast] == [1]
     assert slow.buffered < 4096 + 64 and fast.buffered < 4096 + 64
+
+
+# ---------------------------------------------------------------------------------------------
+# Fast encoders (generated per message shape) against simplefix, and their refusals
+
+header_bytes = st.builds(lambda pairs: b"".join(b"%d=%s\x01" % p for p in pairs), headers())
+levels = st.tuples(values, values, values)
+begin_strings = st.sampled_from([b"FIX.4.4", b"FIXT.1.1", b"FIX.4.2"])
+
+
+def simplefix_encode(begin: bytes, msg_type: bytes, header: bytes, body: list[tuple[int, bytes]]) -> bytes:
+    ref = simplefix.FixMessage()
+    ref.append_pair(8, begin)
+    ref.append_pair(35, msg_type)
+    for field in header[:-1].split(b"\x01"):
+        tag, _, value = field.partition(b"=")
+        ref.append_pair(int(tag), value)
+    for tag, value in body:
+        ref.append_pair(tag, value)
+    return ref.encode()
+
+
+@SETTINGS
+@given(
+    header_bytes,
+    values,
+    values,
+    st.lists(levels, max_size=4),
+    st.lists(levels, max_size=4),
+    st.booleans(),
+    st.booleans(),
+    begin_strings,
+)
+def test_generated_snapshot_encoder_gives_simplefix_bytes(header, symbol, req, bids, asks, with_ids, with_req, begin):
+    # values up to 20 bytes: 8 levels of 3 run well past 256 bytes, the one-Adler-32 limit of the fast framing
+    width = 3 if with_ids else 2
+    bids, asks = [lvl[:width] for lvl in bids], [lvl[:width] for lvl in asks]
+    body = [(262, req)] if with_req else []
+    body += [(55, symbol), (268, b"%d" % (len(bids) + len(asks)))]
+    for etype, side in ((b"0", bids), (b"1", asks)):
+        for level in side:
+            body += [(269, etype), *zip((270, 271, 278), level, strict=False)]  # 2 or 3 of them
+    encode_w = snapshot_encoder(len(bids), len(asks), with_ids=with_ids, with_req=with_req)
+    raw = encode_w(header, symbol, bids, asks, req if with_req else None, begin)
+    assert raw == simplefix_encode(begin, b"W", header, body)
+    assert encode_snapshot(header, symbol, bids, asks, req if with_req else None, begin) == raw
+    shared = [symbol, *([req] if with_req else []), *(v for lvl in bids + asks for v in lvl)]
+    if any(v.endswith(b"=") for v in shared):  # the shared body's cheap check refuses these (documented)
+        with pytest.raises(EncodeError):
+            md_snapshot_body(symbol, bids, asks, req if with_req else None)
+    else:
+        assert encode_prepared(header, md_snapshot_body(symbol, bids, asks, req if with_req else None), begin) == raw
+
+
+@SETTINGS
+@given(header_bytes, st.lists(st.tuples(tags, values), max_size=25), msg_types, begin_strings)
+def test_message_template_gives_simplefix_bytes(header, fields, msg_type, begin):
+    template = MessageTemplate(msg_type, [t for t, _ in fields])
+    raw = template.encode(header, tuple(v for _, v in fields), begin)
+    assert raw == simplefix_encode(begin, msg_type, header, fields)
+
+
+def _smuggle(value: bytes, at: int, evil: bytes) -> bytes:
+    at %= len(value) + 1
+    return value[:at] + evil + value[at:]
+
+
+@SETTINGS
+@given(
+    header_bytes,
+    st.lists(levels, min_size=1, max_size=3),
+    st.data(),
+    st.sampled_from([b"\x01", b"\x0149=EVIL\x01", b"\x0110=000\x01", b"\x01\x01"]),
+)
+def test_fast_encoders_refuse_a_value_with_soh_or_an_empty_value(header, bids, data, evil):
+    """Whichever value carries SOH (anywhere) or is empty, no bytes come out: no field can be smuggled in."""
+    flat = [b"EUR/USD", b"req", *(v for lvl in bids for v in lvl)]
+    k = data.draw(st.integers(0, len(flat) - 1))
+    for bad in (_smuggle(flat[k], data.draw(st.integers(0, 30)), evil), b""):
+        vals = [*flat[:k], bad, *flat[k + 1 :]]
+        symbol, req, rest = vals[0], vals[1], vals[2:]
+        bad_bids = [tuple(rest[i : i + 3]) for i in range(0, len(rest), 3)]
+        with pytest.raises(EncodeError):
+            snapshot_encoder(len(bad_bids), 0)(header, symbol, bad_bids, [], req)
+        with pytest.raises(EncodeError):
+            MessageTemplate(b"D", range(1, len(vals) + 1)).encode(header, tuple(vals))

@@ -87,6 +87,14 @@ def test_byte_sum_is_exact_for_long_and_high_bytes():
     assert checksum_field(sum(data)) == b"10=%03d\x01" % (sum(data) % 256)
 
 
+@pytest.mark.parametrize("n", [256, 257, 515, 516, 1030, 1031, 5000])
+@pytest.mark.parametrize("byte", [0x7F, 0xFF])
+def test_byte_sum_is_exact_at_every_adler32_chunk_boundary(n, byte):
+    # 0x7F: the largest ASCII byte, where the 515-byte chunks are at their limit; 0xFF: the 256-byte ones
+    data = bytes([byte]) * n
+    assert byte_sum(data) == byte_sum(bytearray(data)) == byte_sum(memoryview(data)) == byte * n
+
+
 # ---------------------------------------------------------------------------------------------
 # Decoding a stream
 
