@@ -65,6 +65,10 @@ bench-fix: $(STAMP) ## FIX codec benchmark (ours vs naive vs simplefix) -> bench
 bench-feeds: $(STAMP) ## LP feed ingest benchmark (raw W/X bytes -> engine; ours vs simplefix) -> benchmarks/results/feeds.json
 	$(BIN)/python -m benchmarks.feeds
 
+.PHONY: bench-e2e
+bench-e2e: $(STAMP) ## End-to-end FIX benchmark (tick-to-quote, order round trip vs a TCP echo floor, RSS) -> benchmarks/results/e2e.json
+	$(BIN)/python -m benchmarks.e2e
+
 .PHONY: clean
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .pytest_cache .hypothesis .mypy_cache .ruff_cache *.egg-info
