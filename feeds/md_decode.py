@@ -2,7 +2,8 @@
 
 One Numba kernel call per socket read does everything: framing and validation (8=, 9=
 BodyLength, 35=, 10= CheckSum, with the garbled-message rules of
-:class:`fixserver.codec.FrameDecoder`, which the tests hold it to), parsing of 35=W / 35=X,
+:class:`fixserver.codec.FrameDecoder`, which the tests hold it to; the framing is
+:func:`fixserver._framing.next_frame`, shared with :mod:`fixserver.batchdecode`), parsing of 35=W / 35=X,
 exact decimal → tick / quantity-step conversion, the LP book update (:mod:`feeds.lpbook`) and the
 emission of ``SET_LEVEL`` rows for the levels that changed. No Python object is made per message
 or per entry.
@@ -35,8 +36,8 @@ dropped, never rounded, negative prices legal, negative sizes refused — then t
 290). A 35=W / 35=X with 43=Y before its group is a resend of old state and is not applied.
 
 Development note: Numba's on-disk cache (``cache=True``) keys :func:`decode_kernel` on this file
-only. After editing :mod:`feeds.lpbook`, whose functions the kernel inlines, delete
-``feeds/__pycache__/*.nb[ic]`` or the cached kernel keeps the old book code.
+only. After editing :mod:`feeds.lpbook` or :mod:`fixserver._framing`, whose functions the kernel
+calls, delete ``feeds/__pycache__/*.nb[ic]`` or the cached kernel keeps the old code.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ from engine.config import Config
 from engine.fixedpoint import Grid
 from feeds import lpbook as lb
 from feeds.lpbook import KEYED_BY_ID, KEYED_BY_POSITION, LpBooks
+from fixserver._framing import FS_GARBLED, FS_IN_JUNK, N_FS, next_frame, parse_uint
 from fixserver.codec import DEFAULT_MAX_MESSAGE_SIZE
 
 __all__ = [
@@ -77,7 +79,6 @@ M_START, M_END, M_SEQ, M_KIND, M_POSSDUP = range(5)
 _SOH = 1
 _EQ = 61
 _MAXI = 9223372036854775807
-_SATURATE = 1 << 62  # BodyLength digits beyond any sane maximum saturate here
 _POW10 = np.array([10**i for i in range(19)], np.int64)
 
 # Number parse status.
@@ -174,20 +175,6 @@ def _to_steps(buf: np.ndarray, s: int, e: int, step_m: int, step_s: int) -> tupl
 
 
 @njit(cache=True, nogil=True)
-def _uint(buf: np.ndarray, s: int, e: int) -> int:
-    """Digits only, at most 18 of them → value; anything else → -1."""
-    if e <= s or e - s > 18:
-        return -1
-    v = 0
-    for i in range(s, e):
-        c = buf[i]
-        if c < 48 or c > 57:
-            return -1
-        v = v * 10 + (c - 48)
-    return v
-
-
-@njit(cache=True, nogil=True)
 def _symbol(buf: np.ndarray, s: int, e: int, sym_bytes: np.ndarray, sym_off: np.ndarray, sym_instr: np.ndarray) -> int:
     n = e - s
     for k in range(len(sym_instr)):
@@ -202,97 +189,6 @@ def _symbol(buf: np.ndarray, s: int, e: int, sym_bytes: np.ndarray, sym_off: np.
         if same:
             return sym_instr[k]
     return -1
-
-
-@njit(cache=True, nogil=True)
-def _find_start(buf: np.ndarray, pos: int, n: int) -> int:
-    """First "8=FIX" at or after pos, or -1."""
-    i = pos
-    while i + 5 <= n:
-        if buf[i] == 56 and buf[i + 1] == 61 and buf[i + 2] == 70 and buf[i + 3] == 73 and buf[i + 4] == 88:
-            return i
-        i += 1
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _find_soh(buf: np.ndarray, a: int, b: int) -> int:
-    for i in range(a, b):
-        if buf[i] == _SOH:
-            return i
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _frame_end(buf: np.ndarray, start: int, n: int, max_size: int) -> tuple[int, int, int]:
-    """FrameDecoder._frame_end, array edition: (code, body_start, body_length).
-
-    code: end offset of a valid frame; 0 incomplete; -1 garbled; -2 BodyLength above max_size.
-    """
-    soh1 = _find_soh(buf, start, min(n, start + 19))
-    if soh1 < 0:
-        return (-1 if n - start > 18 else 0), 0, 0
-    if n < soh1 + 3:
-        return 0, 0, 0
-    if buf[soh1 + 1] != 57 or buf[soh1 + 2] != 61:  # "9="
-        return -1, 0, 0
-    len_start = soh1 + 3
-    soh2 = _find_soh(buf, len_start, min(n, len_start + 21))
-    dend = min(n if soh2 < 0 else soh2, len_start + 21)
-    ndig = dend - len_start
-    length = 0
-    for i in range(len_start, dend):
-        c = buf[i]
-        if c < 48 or c > 57:
-            return -1, 0, 0
-        length = min(length * 10 + (c - 48), _SATURATE)
-    if ndig == 0:
-        return (0 if soh2 < 0 else -1), 0, 0
-    if soh2 < 0:
-        return (-1 if ndig > 20 else 0), 0, 0
-    # Judged at BodyLength's SOH, as FrameDecoder does: before it, "9=52" may still turn out to be
-    # junk followed by the next message's "8=".
-    if length > max_size:
-        return -2, 0, length
-    body_start = soh2 + 1
-    body_end = body_start + length
-    frame_end = body_end + 7
-    have = min(n, body_start + 3) - body_start
-    if length < 5:
-        return -1, 0, 0
-    for j in range(have):
-        if buf[body_start + j] != (51, 53, 61)[j]:  # "35="
-            return -1, 0, 0
-    if n < frame_end:
-        # A trailer before the announced end means BodyLength is wrong: garbled now.
-        i = body_start
-        while i + 4 <= n and i < body_end - 1:
-            if buf[i] == _SOH and buf[i + 1] == 49 and buf[i + 2] == 48 and buf[i + 3] == 61:
-                return -1, 0, 0
-            i += 1
-        return 0, 0, 0
-    if (
-        buf[body_end - 1] != _SOH
-        or buf[body_end] != 49
-        or buf[body_end + 1] != 48
-        or buf[body_end + 2] != 61
-        or buf[frame_end - 1] != _SOH
-    ):
-        return -1, 0, 0
-    if buf[body_start + 3] == _SOH:
-        return -1, 0, 0
-    check = 0
-    for i in range(body_end + 3, body_end + 6):
-        c = buf[i]
-        if c < 48 or c > 57:
-            return -1, 0, 0
-        check = check * 10 + (c - 48)
-    total = 0
-    for i in range(start, body_end):
-        total += buf[i]
-    if check != (total & 0xFF):
-        return -1, 0, 0
-    return frame_end, body_start, length
 
 
 @njit(cache=True, nogil=True)
@@ -367,7 +263,7 @@ def _apply_entry(
     if keyed_by == KEYED_BY_POSITION:
         s = ef[2 * _F290]
         if s >= 0:
-            p = _uint(buf, s, ef[2 * _F290 + 1])
+            p = parse_uint(buf, s, ef[2 * _F290 + 1])
             if p < 1:
                 counters[lb.C_BAD_NUMBER] += 1
                 return
@@ -438,12 +334,12 @@ def _md_message(
         p = ve + 1
         if not in_group:
             if tag == 34:
-                msgs[m, M_SEQ] = _uint(buf, vs, ve)
+                msgs[m, M_SEQ] = parse_uint(buf, vs, ve)
             elif tag == 43:
                 possdup = ve - vs == 1 and buf[vs] == 89  # 'Y'
                 msgs[m, M_POSSDUP] = 1 if possdup else 0
             elif tag == 262:
-                r = _uint(buf, vs, ve)
+                r = parse_uint(buf, vs, ve)
                 msg_instr = reqid_instr[r] if 0 <= r < len(reqid_instr) else -1
             elif tag == 55:
                 msg_sym_instr = _symbol(buf, vs, ve, sym_bytes, sym_off, sym_instr)
@@ -512,7 +408,7 @@ def _other_message(buf: np.ndarray, body_start: int, body_end: int, msgs: np.nda
         while buf[e] != _SOH:
             e += 1
         if ok and tag == 34:
-            msgs[m, M_SEQ] = _uint(buf, q + 1, e)
+            msgs[m, M_SEQ] = parse_uint(buf, q + 1, e)
         elif ok and tag == 43:
             msgs[m, M_POSSDUP] = 1 if (e - q - 1 == 1 and buf[q + 1] == 89) else 0
         p = e + 1
@@ -535,49 +431,23 @@ def decode_kernel(
     lp_levels = pos.shape[3]
     ef = np.empty(14, np.int64)
     snap_count = np.zeros(2, np.int64)
+    # Framing state (fixserver._framing): the garbled-run flag lives in the LP's counters between reads.
+    fs = np.zeros(N_FS, np.int64)
+    fs[FS_IN_JUNK] = counters[lb.C_IN_JUNK]
     p = 0
     m = 0
     too_large = 0
-    while p < n:
-        start = _find_start(buf, p, n)
-        if start < 0:
-            keep = n
-            for k in range(min(4, n - p), 0, -1):
-                same = True
-                for j in range(k):
-                    if buf[n - k + j] != (56, 61, 70, 73)[j]:  # "8=FI"
-                        same = False
-                        break
-                if same:
-                    keep = n - k
-                    break
-            if keep > p and counters[lb.C_IN_JUNK] == 0:
-                counters[lb.C_GARBLED] += 1
-                counters[lb.C_IN_JUNK] = 1
-            p = keep
+    # the stop offset is read after the loop (see next_frame on the loop's shape)
+    while True:
+        start, end, body_start, length = next_frame(buf, n, p, max_size, fs)
+        if end <= 0:
             break
-        if start > p and counters[lb.C_IN_JUNK] == 0:
-            counters[lb.C_GARBLED] += 1
-            counters[lb.C_IN_JUNK] = 1
-        p = start
-        end, body_start, length = _frame_end(buf, start, n, max_size)
-        if end == 0:
-            break
-        if end == -2:
-            too_large = length
-            break
-        if end < 0:
-            counters[lb.C_GARBLED] += 1
-            counters[lb.C_IN_JUNK] = 1
-            p = start + 1
-            continue
-        counters[lb.C_IN_JUNK] = 0
         body_end = body_start + length
         msgs[m, M_START] = start
         msgs[m, M_END] = end
         msgs[m, M_SEQ] = -1
         msgs[m, M_POSSDUP] = 0
-        # MsgType is the first body field (checked by _frame_end): "35=W\x01" / "35=X\x01".
+        # MsgType is the first body field (checked by the framing): "35=W\x01" / "35=X\x01".
         t = buf[body_start + 3]
         if buf[body_start + 4] == _SOH and (t == 87 or t == 88):
             msgs[m, M_KIND] = KIND_W if t == 87 else KIND_X
@@ -591,11 +461,15 @@ def decode_kernel(
             _other_message(buf, body_start, body_end, msgs, m)
         m += 1
         p = end
+    if end == -2:
+        too_large = length
+    counters[lb.C_GARBLED] += fs[FS_GARBLED]
+    counters[lb.C_IN_JUNK] = fs[FS_IN_JUNK]
     n_rows = lb.emit_dirty(
         lp, now_ns, keyed_by, ent, n_ent, pos, emitted, dirty, dirty_list, scratch,
         kind, r_lp, r_instr, r_side, r_level, r_px, r_qty, r_ts, n_rows,
     )
-    return p, m, n_rows, too_large
+    return start, m, n_rows, too_large  # start: where the bytes kept for the next read begin
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,8 @@ object per field or per entry:
   MDUpdateAction, price and size as exact integers at the caller's decimal scale, MDEntryPositionNo,
   MDEntryID and Symbol spans and hashes, presence/exactness flags).
 
-Framing follows exactly the rules of :class:`fixserver.codec.FrameDecoder` (same resynchronisation,
+Framing is :func:`fixserver._framing.next_frame`, shared with the LP market-data kernel
+(:mod:`feeds.md_decode`): the rules of :class:`fixserver.codec.FrameDecoder` (same resynchronisation,
 same garbled count, same :class:`~fixserver.codec.FrameTooLarge`); the tests drive both with the
 same streams. Frames other than W/X (heartbeats, logon, execution reports) are framed here and
 turned into :class:`~fixserver.message.FixMessage` on demand by :meth:`DecodedBatch.messages`.
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
+from fixserver._framing import FS_GARBLED, FS_REASON, N_FS, REASONS, next_frame, parse_uint
 from fixserver.codec import DEFAULT_MAX_MESSAGE_SIZE, FrameTooLarge
 from fixserver.message import FixMessage
 
@@ -71,25 +73,11 @@ _NF = 3
 HAS_PRICE, PRICE_EXACT, HAS_SIZE, SIZE_EXACT, HAS_ID, HAS_POSITION = 1, 2, 4, 8, 16, 32
 _TYPE_SET, _ACTION_SET, _SYM_SET = 64, 128, 256  # which fields the open entry already has
 
-# Kernel state slots (int64 array shared with the kernel)
-_S_CONSUMED, _S_NMSGS, _S_NENTRIES, _S_GARBLED, _S_IN_JUNK, _S_SCANNED, _S_STATUS = range(7)
-_S_TOO_LARGE, _S_REASON, _S_NFIELDS = 7, 8, 9
-_NS = 10
+# Kernel state slots (int64 array shared with the kernel): the framing state first (fixserver._framing's
+# FS_* slots, kept between reads), then this decoder's results of one call.
+_S_CONSUMED, _S_NMSGS, _S_NENTRIES, _S_STATUS, _S_TOO_LARGE, _S_NFIELDS = range(N_FS, N_FS + 6)
+_NS = N_FS + 6
 _STATUS_OK, _STATUS_TOO_LARGE = 0, 1
-
-# Same texts as FrameDecoder.last_garbled_reason, by code.
-_REASONS = (
-    None,
-    "bytes outside any frame",
-    "BeginString is not FIX.n.n or FIXT.n.n",
-    "second field is not BodyLength (9)",
-    "BodyLength is not a number",
-    "third field is not MsgType (35)",
-    "BodyLength does not end at CheckSum (10)",
-    "MsgType (35) is empty",
-    "CheckSum is not three digits",
-    "CheckSum mismatch",
-)
 
 _HASH_MASK = (1 << 62) - 1
 
@@ -117,64 +105,6 @@ _X = msg_type_code(b"X")
 
 # --------------------------------------------------------------------------------------------
 # Kernel helpers
-
-
-@njit(cache=True, nogil=True)
-def _find(buf, n, start, stop, c0):  # type: ignore[no-untyped-def]
-    end = min(stop, n)
-    for i in range(start, end):
-        if buf[i] == c0:
-            return i
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _find_start(buf, n, pos):  # type: ignore[no-untyped-def]
-    """Offset of the next b"8=FIX" at or after ``pos``, or -1."""
-    i = pos
-    last = n - 5
-    while i <= last:
-        if buf[i] == 56 and buf[i + 1] == 61 and buf[i + 2] == 70 and buf[i + 3] == 73 and buf[i + 4] == 88:
-            return i
-        i += 1
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _find_trailer(buf, n, start):  # type: ignore[no-untyped-def]
-    """Offset of the next b"\\x0110=" at or after ``start``, or -1."""
-    i = start
-    last = n - 4
-    while i <= last:
-        if buf[i] == 1 and buf[i + 1] == 49 and buf[i + 2] == 48 and buf[i + 3] == 61:
-            return i
-        i += 1
-    return -1
-
-
-@njit(cache=True, nogil=True)
-def _is_digits(buf, s, e):  # type: ignore[no-untyped-def]
-    if e <= s:
-        return False
-    for i in range(s, e):
-        c = buf[i]
-        if c < 48 or c > 57:
-            return False
-    return True
-
-
-@njit(cache=True, nogil=True)
-def _uint(buf, s, e):  # type: ignore[no-untyped-def]
-    """Value of an all-digit span of at most 18 digits, else -1."""
-    if e <= s or e - s > 18:
-        return -1
-    v = 0
-    for i in range(s, e):
-        c = buf[i]
-        if c < 48 or c > 57:
-            return -1
-        v = v * 10 + (c - 48)
-    return v
 
 
 @njit(cache=True, nogil=True)
@@ -233,82 +163,6 @@ def _scaled(buf, s, e, scale):  # type: ignore[no-untyped-def]
                 return 0, False
         mant *= 10
     return (-mant if neg else mant), True
-
-
-# --------------------------------------------------------------------------------------------
-# Framing (the same decisions as FrameDecoder._frame_end, returning (end, reason))
-
-
-@njit(cache=True, nogil=True)
-def _frame_end(buf, n, start, scanned, max_size, state):  # type: ignore[no-untyped-def]
-    """(end, reason): end > 0 valid frame end; 0 need more bytes; -1 garbled (reason code)."""
-    soh1 = _find(buf, n, start, start + 11, 1)
-    if soh1 < 0:
-        if n - start >= 11:
-            return -1, 2
-        return 0, 0
-    o = soh1 - 4  # ".n.n" before the SOH, after "8=FIX" or "8=FIXT"
-    if not (soh1 - start == 9 or (soh1 - start == 10 and buf[start + 5] == 84)):
-        return -1, 2
-    if buf[o] != 46 or buf[o + 2] != 46 or not (48 <= buf[o + 1] <= 57) or not (48 <= buf[o + 3] <= 57):
-        return -1, 2
-    if n < soh1 + 3:
-        return 0, 0
-    if buf[soh1 + 1] != 57 or buf[soh1 + 2] != 61:
-        return -1, 3
-    len_start = soh1 + 3
-    soh2 = _find(buf, n, len_start, len_start + 21, 1)
-    dig_end = n if soh2 < 0 else soh2
-    dig_end = min(dig_end, len_start + 21)
-    if not _is_digits(buf, len_start, dig_end):
-        if soh2 < 0 and dig_end <= len_start:
-            return 0, 0
-        return -1, 4
-    if soh2 < 0:
-        if dig_end - len_start > 20:
-            return -1, 4
-        return 0, 0
-    # BodyLength, judged at its SOH (before it, "9=52" may be junk followed by the next "8=");
-    # compared against the limit without overflowing (up to 21 digits).
-    body_length = 0
-    too_large = False
-    for i in range(len_start, dig_end):
-        body_length = body_length * 10 + (buf[i] - 48)
-        if body_length > max_size:
-            too_large = True
-            break
-    if too_large:
-        state[_S_STATUS] = _STATUS_TOO_LARGE
-        state[_S_TOO_LARGE] = start  # the wrapper re-reads the digits to report them exactly
-        return -2, 0
-    body_start = soh2 + 1
-    body_end = body_start + body_length
-    frame_end = body_end + 7
-    have = min(n, body_start + 3) - body_start
-    bad35 = body_length < 5
-    if have >= 1 and buf[body_start] != 51:
-        bad35 = True
-    if have >= 2 and buf[body_start + 1] != 53:
-        bad35 = True
-    if have >= 3 and buf[body_start + 2] != 61:
-        bad35 = True
-    if bad35:
-        return -1, 5
-    if n < frame_end:
-        early = _find_trailer(buf, n, max(body_start, start + scanned - 4))
-        if 0 <= early < body_end - 1:
-            return -1, 6
-        return 0, 0
-    if buf[body_end - 1] != 1 or buf[body_end] != 49 or buf[body_end + 1] != 48 or buf[body_end + 2] != 61:
-        return -1, 6
-    if buf[frame_end - 1] != 1:
-        return -1, 6
-    if buf[body_start + 3] == 1:
-        return -1, 7
-    if not _is_digits(buf, body_end + 3, body_end + 6):
-        return -1, 8
-    # The byte sum is checked by the caller, fused with the field walk (one pass over the frame).
-    return frame_end, 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -412,7 +266,7 @@ def _fields(buf, soh, start, end, msgs, nm, ents, ne, flds, nf, price_scale, siz
         elif tag == 34:
             if not seen_seq:
                 seen_seq = True
-                msgs[nm, M_SEQ] = _uint(buf, vs, ve)
+                msgs[nm, M_SEQ] = parse_uint(buf, vs, ve)
         elif tag == 43:
             if not seen_dup:
                 seen_dup = True
@@ -424,7 +278,7 @@ def _fields(buf, soh, start, end, msgs, nm, ents, ne, flds, nf, price_scale, siz
             msgs[nm, M_REQ_END] = ve
             msgs[nm, M_REQ_HASH] = _hash(buf, vs, ve)
         elif tag == 268:
-            msgs[nm, M_DECLARED] = _uint(buf, vs, ve)
+            msgs[nm, M_DECLARED] = parse_uint(buf, vs, ve)
             in_group = True
         elif tag == 55 and not (in_group and open_entry >= 0):
             msgs[nm, M_SYM_START] = vs
@@ -476,7 +330,7 @@ def _fields(buf, soh, start, end, msgs, nm, ents, ne, flds, nf, price_scale, siz
             elif tag == 279:
                 ents[e, E_ACTION] = (buf[vs] - 48) if (ve - vs == 1 and 48 <= buf[vs] <= 57) else -2
             elif tag == 290:
-                ents[e, E_POSITION] = _uint(buf, vs, ve)
+                ents[e, E_POSITION] = parse_uint(buf, vs, ve)
             else:
                 ents[e, E_SYM_START] = vs
                 ents[e, E_SYM_END] = ve
@@ -500,76 +354,29 @@ def _fields(buf, soh, start, end, msgs, nm, ents, ne, flds, nf, price_scale, siz
 
 @njit(cache=True, nogil=True)
 def _decode(buf, soh, n, max_size, price_scale, size_scale, msgs, ents, flds, state):  # type: ignore[no-untyped-def]
-    """Frame and decode ``buf[:n]``; results in ``msgs``/``ents``; bookkeeping in ``state``."""
-    in_junk = state[_S_IN_JUNK]
-    scanned = state[_S_SCANNED]
-    garbled = 0
-    reason = 0
+    """Frame (fixserver._framing) and decode ``buf[:n]``; results in ``msgs``/``ents``; bookkeeping in ``state``."""
+    state[FS_GARBLED] = 0
+    state[FS_REASON] = 0
+    state[_S_STATUS] = _STATUS_OK
     nm = 0
     ne = 0
     nf = 0
     pos = 0
-    state[_S_STATUS] = _STATUS_OK
-    while pos < n:
-        start = _find_start(buf, n, pos)
-        if start < 0:
-            keep = n
-            # keep a tail that may begin "8=FIX"
-            for k in range(min(4, n - pos), 0, -1):
-                match = True
-                for q in range(k):
-                    if buf[n - k + q] != (56, 61, 70, 73)[q]:
-                        match = False
-                        break
-                if match:
-                    keep = n - k
-                    break
-            if keep > pos and in_junk == 0:
-                garbled += 1
-                in_junk = 1
-                reason = 1
-            pos = keep
+    # the stop offset is read after the loop (see next_frame on the loop's shape)
+    while True:
+        start, end, _, _ = next_frame(buf, n, pos, max_size, state)
+        if end <= 0:
             break
-        if start > pos and in_junk == 0:
-            garbled += 1
-            in_junk = 1
-            reason = 1
-        pos = start
-        end, why = _frame_end(buf, n, start, scanned, max_size, state)
-        if end == -2:
-            break  # too large: the wrapper raises
-        if end == 0:
-            scanned = n - start
-            break
-        scanned = 0
-        if end < 0:
-            garbled += 1
-            in_junk = 1
-            reason = why
-            pos = start + 1
-            continue
-        total = 0
-        for q in range(start, end - 7):  # a plain reduction: the compiler vectorises it
-            total += buf[q]
-        check = (buf[end - 4] - 48) * 100 + (buf[end - 3] - 48) * 10 + (buf[end - 2] - 48)
-        if check != (total & 255):
-            garbled += 1
-            in_junk = 1
-            reason = 9
-            pos = start + 1
-            continue
         ne, nf = _fields(buf, soh, start, end, msgs, nm, ents, ne, flds, nf, price_scale, size_scale)
         nm += 1
-        in_junk = 0
         pos = end
-    state[_S_CONSUMED] = pos
+    if end == -2:  # too large: the wrapper re-reads the digits and raises
+        state[_S_STATUS] = _STATUS_TOO_LARGE
+        state[_S_TOO_LARGE] = start
+    state[_S_CONSUMED] = start  # where the bytes kept for the next read begin
     state[_S_NMSGS] = nm
     state[_S_NENTRIES] = ne
     state[_S_NFIELDS] = nf
-    state[_S_GARBLED] = garbled
-    state[_S_IN_JUNK] = in_junk
-    state[_S_SCANNED] = scanned
-    state[_S_REASON] = reason
 
 
 @njit(cache=True, nogil=True)
@@ -738,10 +545,10 @@ class BatchDecoder:
         state = self._state
         _decode(arr, soh, n, self.max_message_size, self.price_scale, self.size_scale,
                 self._msgs, self._ents, self._flds, state)  # fmt: skip
-        garbled = int(state[_S_GARBLED])
+        garbled = int(state[FS_GARBLED])
         if garbled:
             self.garbled += garbled
-            self.last_garbled_reason = _REASONS[int(state[_S_REASON])]
+            self.last_garbled_reason = REASONS[int(state[FS_REASON])]
         batch = DecodedBatch(
             buf,
             self._msgs[: int(state[_S_NMSGS])],

@@ -20,6 +20,9 @@ from feeds._md_stream import encode_md, encode_other
 from feeds._reference_path import ReferenceMdPath
 from feeds.lpbook import KEYED_BY_ID, KEYED_BY_POSITION, MAX_ID_LEN
 from feeds.md_decode import M_END, M_KIND, M_POSSDUP, M_SEQ, M_START, MdDecoder
+from fixserver.batchdecode import M_END as B_END
+from fixserver.batchdecode import M_START as B_START
+from fixserver.batchdecode import BatchDecoder
 from fixserver.codec import decode_fields
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -29,6 +32,7 @@ STEPS = ["1", "1000", "0.1"]
 SYMBOLS = {"AAA": 0, "BBB": 1}
 # Junk between messages; the last is a BodyLength far above the maximum that is really junk.
 GARBAGE = [b"xx", b"8=FI", b"8=FIX", b"\x0110=000\x01", b"8=FIX.4.4\x019=", b"\x01", b"8=FIX.4.4\x019=123456789"]
+BAD_BEGIN = [b"8=FIX.4.4x", b"8=FIXabc", b"8=FIX.44", b"8=FIXT.1", b"8=FIX.4.4.4.4", b"8=FIX"]
 
 
 def rows(batch: UpdateBatch) -> list[tuple[int, ...]]:
@@ -106,7 +110,7 @@ def damaged_stream(draw: Any, grids: list[tuple[Grid, Grid]]) -> tuple[bytes, li
     out = b""
     for seq in range(1, n + 1):
         msg = draw(message(grids, seq))
-        damage = draw(st.sampled_from(["none"] * 16 + ["checksum", "truncate", "garbage", "length"]))
+        damage = draw(st.sampled_from(["none"] * 16 + ["checksum", "truncate", "garbage", "length", "begin"]))
         if damage == "checksum":
             msg = msg[:-2] + bytes([48 + (msg[-2] - 47) % 10]) + msg[-1:]
         elif damage == "truncate":
@@ -115,6 +119,9 @@ def damaged_stream(draw: Any, grids: list[tuple[Grid, Grid]]) -> tuple[bytes, li
             out += draw(st.sampled_from(GARBAGE))
         elif damage == "length":
             msg = msg.replace(b"\x019=", b"\x019=1", 1)
+        elif damage == "begin":  # a malformed BeginString on an otherwise sound frame (CheckSum redone)
+            body = draw(st.sampled_from(BAD_BEGIN)) + msg[msg.index(b"\x01") : msg.rindex(b"10=")]
+            msg = body + b"10=%03d\x01" % (sum(body) % 256)
         out += msg
     cuts = sorted(draw(st.lists(st.integers(0, len(out)), max_size=6)))
     return out, cuts
@@ -173,6 +180,22 @@ def test_fast_equals_reference_on_damaged_split_streams(data: st.DataObject) -> 
         for side in range(2):
             ladder = [engine_view.get((instr, side, k), (0, 0)) for k in range(setup["levels"])]
             assert ladder == ref.ladder(instr, side)
+
+
+@SETTINGS
+@given(st.data())
+def test_batch_decoder_and_lp_kernel_frame_a_damaged_stream_alike(data: st.DataObject) -> None:
+    """Both kernels frame with fixserver._framing: the same frames, in the same reads, the same garbled count."""
+    setup = data.draw(lp_setup())
+    stream, cuts = data.draw(damaged_stream(setup["grids"]))
+    lp, generic = build(setup)[0], BatchDecoder()
+    bounds = [0, *cuts, len(stream)]
+    for a, b in zip(bounds, bounds[1:], strict=False):
+        got, want = lp.feed(stream[a:b], 0, UpdateBatch(1)), generic.feed(stream[a:b])
+        frames = [got.buffer[int(m[M_START]) : int(m[M_END])] for m in got.messages]
+        assert frames == [want.buffer[int(s) : int(e)] for s, e in want.msgs[:, (B_START, B_END)].tolist()]
+    assert lp.counters["garbled"] == generic.garbled
+    assert lp.pending == generic.buffered
 
 
 @st.composite

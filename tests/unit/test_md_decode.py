@@ -119,6 +119,25 @@ def test_garbled_frames_are_skipped_counted_and_decoding_resumes() -> None:
     assert rows(batch) == [(SET_LEVEL, 3, 0, 0, 0, 150000, 1, 5)]
 
 
+def _with_begin_string(frame: bytes, begin: bytes) -> bytes:
+    """``frame`` with another BeginString and a CheckSum that matches it (BodyLength is unaffected)."""
+    body = begin + frame[frame.index(b"\x01") : frame.rindex(b"10=")]
+    return body + b"10=%03d\x01" % (sum(body) % 256)
+
+
+@pytest.mark.parametrize("begin", [b"8=FIX.4.4x", b"8=FIXabc", b"8=FIX.44", b"8=FIXT.1", b"8=FIX.4.4.4.4"])
+def test_a_frame_with_a_malformed_begin_string_is_garbled_like_frame_decoder(begin: bytes) -> None:
+    # The framing is FrameDecoder's (fixserver._framing): BeginString must be FIX.n.n or FIXT.n.n.
+    dec, ref, batch = make(), ReferenceMdPath(3, [PX, WTI, None], [QTY, Grid.parse("1"), None],
+                                              {"EURUSD": 0, "CL": 1}, 5), UpdateBatch()  # fmt: skip
+    bad = _with_begin_string(encode_md("W", 1, [bid("2.0", "1000")], [(262, 0)]), begin)
+    good = encode_md("W", 2, [bid("1.0", "1000")], [(262, 0)])
+    result = dec.feed(bad + good, 5, batch)
+    assert result.messages[:, M_SEQ].tolist() == [s for s, _, _, _ in ref.feed(bad + good, 5, UpdateBatch())] == [2]
+    assert dec.counters["garbled"] == ref.counters["garbled"] == 1
+    assert rows(batch) == [(SET_LEVEL, 3, 0, 0, 0, 100000, 1, 5)]
+
+
 def test_other_messages_come_back_in_order_with_seq_and_possdup() -> None:
     dec, batch = make(), UpdateBatch()
     hb = encode_other("0", 5)
