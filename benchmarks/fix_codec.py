@@ -10,8 +10,10 @@ prices, ids vary), pre-generated before the clock starts.
 Implementations, measured in the same run on the same messages:
 
 * ``fast``: ours. Encode: the W encoder generated for the book's shape
-  (:func:`fixserver.codec.snapshot_encoder`), :class:`MessageTemplate` for 8 and D, each with the
-  session header (49, 56, 34, 52) formatted per message. A second figure, ``fanout``, is the
+  (:func:`fixserver.codec.snapshot_encoder`, obtained once per case as a subscription keeps its
+  own), :class:`MessageTemplate` for 8 and D, each with the session header (49, 56, 34, 52)
+  formatted per message from the sequence number and sending time; symbol, MDReqID and every
+  level are passed, checked and encoded per message. A second figure, ``fanout``, is the
   per-subscriber cost when the W body is shared (:func:`md_snapshot_body` once,
   :func:`encode_prepared` per session). Decode:
   :class:`fixserver.batchdecode.BatchDecoder` (Numba kernel, frames + checksum + entries as int64
