@@ -37,7 +37,12 @@ Method:
   ticks in flight.
 * floor_echo: the same as tick_to_quote, through the forwarder, one client.
 * rss_mb: VmRSS of the gateway process from /proc after the latency phase (~100k ticks) and after
-  the total (1M ticks).
+  the total (1M ticks), each read once every client shows the last tick sent (the gateway has
+  taken every tick; none is queued in a socket).
+
+* cpu: the cores used during each measured phase by the server under test (gateway or forwarder),
+  by the driver and by everything else on the machine (``/proc``), and the server's CPU time per
+  tick: other jobs share this machine's two cores, and a gateway short of CPU queues.
 
 Clocks: ``perf_counter_ns`` in the driver at write and at ``data_received`` entry (reads are parsed
 after every ready socket has been stamped); numpy (linear) percentiles over all samples; the
@@ -92,13 +97,16 @@ class Plan:
     # clients on this 2-core machine (~1,000/s, where conflation starts), so the numbers are
     # latency rather than queueing; it makes the run ~8 minutes.
     tick_rate: float = 500.0
-    bulk_rate: float = 25_000.0  # per second, the rest up to total_ticks (the gateway conflates)
+    # The rest up to total_ticks goes in bursts of this many ticks, each sent at once and followed
+    # by a wait until every client shows the burst's last tick: as fast as the gateway takes them,
+    # with nothing left queued in front of it when its memory is read.
+    bulk_burst: int = 5_000
     warmup_orders: int = 200
     orders: int = 5_000
     order_rate: float = 500.0
 
 
-QUICK = Plan(latency_ticks=3_000, total_ticks=12_000, warmup_ticks=500, tick_rate=1_000.0, bulk_rate=10_000.0,
+QUICK = Plan(latency_ticks=3_000, total_ticks=12_000, warmup_ticks=500, tick_rate=1_000.0, bulk_burst=2_000,
              warmup_orders=50, orders=300, order_rate=300.0)  # fmt: skip
 
 
@@ -139,6 +147,39 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+class CpuShare:
+    """CPU used during a phase, in cores: by the process under test, by the driver, and by
+    everything else on the machine (other jobs share it, and take the same cores)."""
+
+    _CLK = os.sysconf("SC_CLK_TCK")
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._start = (time.perf_counter(), self._proc(pid), self._proc(os.getpid()), self._busy())
+
+    @classmethod
+    def _proc(cls, pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / cls._CLK  # utime + stime
+
+    @classmethod
+    def _busy(cls) -> float:
+        values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        return (sum(values) - values[3] - values[4]) / cls._CLK  # all but idle and iowait
+
+    def stop(self, events: int) -> dict[str, float]:
+        t0, served0, driver0, busy0 = self._start
+        wall = time.perf_counter() - t0
+        served = self._proc(self.pid) - served0
+        driver = self._proc(os.getpid()) - driver0
+        busy = self._busy() - busy0
+        return {
+            "server_cores": round(served / wall, 3), "driver_cores": round(driver / wall, 3),
+            "other_cores": round(max(0.0, busy - served - driver) / wall, 3),
+            "server_cpu_us_per_tick": round(1e6 * served / max(events, 1), 1),
+        }  # fmt: skip
 
 
 def free_port() -> int:
@@ -187,6 +228,12 @@ def _last_k(driver: Driver) -> list[int]:
     return [((n - 1 - i) // wire.N_INSTR) if n > i else -1 for i in range(wire.N_INSTR)]
 
 
+async def _caught_up(driver: Driver, proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
+    """Wait until every client shows the last tick sent: the gateway has taken every tick."""
+    target = _last_k(driver)
+    await _wait_for(lambda: all(c.last_k == target for c in driver.clients), timeout_s, "gateway caught up", proc)
+
+
 async def measure_floor(plan: Plan, say: Progress, logs: Path) -> dict[str, Any]:
     """The floor: the same driver and ticks through a plain forwarder process."""
     rec = Recorder(plan.warmup_ticks + plan.latency_ticks, 1)
@@ -206,16 +253,18 @@ async def measure_floor(plan: Plan, say: Progress, logs: Path) -> dict[str, Any]
         gc.collect()
         gc.disable()
         driver.sampling = True
+        cpu = CpuShare(proc.pid)
         sent, seconds = await driver.paced(
             plan.latency_ticks, plan.tick_rate, driver.send_tick, deadline,
             lambda n: say(f"floor: {n:,}/{plan.latency_ticks:,} ticks, {len(rec.tick_samples):,} samples"),
         )  # fmt: skip
+        cpu_share = cpu.stop(sent)
         driver.sampling = False
         await asyncio.sleep(0.3)
         gc.enable()
         converged = driver.clients[0].last_k == _last_k(driver)
         return {"summary": latency_summary(rec.tick_samples), "ticks": sent, "seconds": round(seconds, 2),
-                "converged": converged}  # fmt: skip
+                "converged": converged, "cpu": cpu_share}  # fmt: skip
     finally:
         gc.enable()
         driver.close()
@@ -234,7 +283,7 @@ async def measure_gateway(plan: Plan, say: Progress, state: Path) -> dict[str, A
     config.write_text(bench_config())
     fix_port = free_port()
     lp_args = [a for lp, port in enumerate(lp_ports) for a in ("--lp-port", f"LP{lp + 1:02d}={port}")]
-    expected_s = (plan.warmup_ticks + plan.latency_ticks) / plan.tick_rate + plan.total_ticks / plan.bulk_rate
+    expected_s = (plan.warmup_ticks + plan.latency_ticks) / plan.tick_rate + plan.total_ticks / 2_000
     log: IO[bytes] = open(state / "gateway.log", "wb")  # noqa: SIM115 - closed in finally
     profile = ["-m", "cProfile", "-o", PROFILE] if PROFILE else []
     command = [
@@ -288,11 +337,13 @@ async def measure_gateway(plan: Plan, say: Progress, state: Path) -> dict[str, A
 
         say(f"tick-to-quote: {plan.latency_ticks:,} ticks at {plan.tick_rate:,.0f}/s")
         driver.sampling = True
+        cpu = CpuShare(proc.pid)
         sent, seconds = await driver.paced(
             plan.latency_ticks, plan.tick_rate, driver.send_tick, deadline,
             lambda n: say(f"tick-to-quote: {n:,}/{plan.latency_ticks:,} ticks, {len(rec.tick_samples):,} samples, "
                           f"gateway RSS {rss_mb(proc.pid)} MB"),
         )  # fmt: skip
+        cpu_share = cpu.stop(sent)
         driver.sampling = False
         await asyncio.sleep(0.5)
         gc.enable()
@@ -303,20 +354,29 @@ async def measure_gateway(plan: Plan, say: Progress, state: Path) -> dict[str, A
             "summary": latency_summary(rec.tick_samples), "first_client": latency_summary(first),
             "sent": sent, "seconds": round(seconds, 2), "ticks_seen_share": round(first.size / max(measured, 1), 4),
             "client_receipts_share": round(len(rec.tick_samples) / max(measured * N_CLIENTS, 1), 4),
-            "clients_converged": sum(c.last_k == target for c in driver.clients),
+            "clients_converged": sum(c.last_k == target for c in driver.clients), "cpu": cpu_share,
         }  # fmt: skip
+        await _caught_up(driver, proc)
         out["rss_first"] = {"mb": rss_mb(proc.pid), "ticks": driver.ticks_sent}
         del rec.tick_samples[:]  # the bulk phase is not a latency measurement
 
         bulk = plan.total_ticks - driver.ticks_sent
-        say(f"memory: {bulk:,} more ticks at up to {plan.bulk_rate:,.0f}/s (RSS {out['rss_first']['mb']} MB at "
-            f"{driver.ticks_sent:,} ticks)")  # fmt: skip
-        sent, seconds = await driver.paced(
-            bulk, plan.bulk_rate, driver.send_tick, deadline,
-            lambda n: say(f"memory: {driver.ticks_sent:,}/{plan.total_ticks:,} ticks, "
-                          f"gateway RSS {rss_mb(proc.pid)} MB"),
-        )  # fmt: skip
-        await asyncio.sleep(1.0)
+        say(f"memory: {bulk:,} more ticks in bursts of {plan.bulk_burst:,}, each taken in full before the next "
+            f"(RSS {out['rss_first']['mb']} MB at {driver.ticks_sent:,} ticks)")  # fmt: skip
+        started = time.perf_counter()
+        next_progress = started + 5.0
+        sent = 0
+        while sent < bulk and time.monotonic() < deadline:
+            for _ in range(min(plan.bulk_burst, bulk - sent)):
+                driver.send_tick()
+                sent += 1
+            await _caught_up(driver, proc)
+            if time.perf_counter() >= next_progress:
+                next_progress += 5.0
+                say(
+                    f"memory: {driver.ticks_sent:,}/{plan.total_ticks:,} ticks taken, gateway RSS {rss_mb(proc.pid)} MB"
+                )
+        seconds = time.perf_counter() - started
         target = _last_k(driver)
         out["bulk"] = {"sent": sent, "seconds": round(seconds, 2), "rate": round(sent / max(seconds, 1e-9)),
                        "clients_converged": sum(c.last_k == target for c in driver.clients),
@@ -380,7 +440,7 @@ async def run(plan: Plan) -> dict[str, Any]:
             "order": f"market IOC, {ORDER_QTY_STEPS} quantity steps, internalised, alternating buy/sell per client",
             "warmup_orders": plan.warmup_orders,
             "total_ticks": rss2["ticks"],
-            "bulk_rate_per_s_target": plan.bulk_rate,
+            "bulk": f"bursts of {plan.bulk_burst:,} ticks, each until every client shows its last tick",
             "bulk_rate_per_s_achieved": gateway["bulk"]["rate"],
             "process_layout": "driver (this process: 10 LP acceptors + 20 client sessions, uvloop) | gateway "
             "(lagg serve --market fix) or floor (uvloop forwarder), each its own process; 127.0.0.1",
@@ -409,6 +469,8 @@ async def run(plan: Plan) -> dict[str, Any]:
                 "rss_growth_pct": growth,
                 "client_md_messages_total": gateway["bulk"]["client_md_messages"],
                 "clients_logged_out_at_end": gateway["clients_logged_out"],
+                "cpu_cores_tick_to_quote_phase": ticks["cpu"],
+                "cpu_cores_floor_phase": floor["cpu"],
             },
         },
         "targets": {
@@ -427,6 +489,11 @@ async def run(plan: Plan) -> dict[str, Any]:
 
 def _sample_tick() -> bytes:
     return wire.Outbound("LP01", "LAGG").message(b"X", wire.TickEncoder().body(0, 50_000), time.time_ns())
+
+
+def _cpu_text(cpu: dict[str, float], server: str) -> str:
+    return (f"{server} {cpu['server_cores']:.2f} ({cpu['server_cpu_us_per_tick']:,.0f} µs/tick), driver "
+            f"{cpu['driver_cores']:.2f}, other jobs {cpu['other_cores']:.2f}")  # fmt: skip
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -455,6 +522,8 @@ def print_table(report: dict[str, Any]) -> None:
         f"gateway RSS {res['rss_mb']['after_100k']} MB at {d['rss_read_at_ticks'][0]:,} ticks -> "
         f"{res['rss_mb']['after_1m']} MB at {d['rss_read_at_ticks'][1]:,} ticks ({d['rss_growth_pct']:+.1f}%, target "
         f"within 10%: {'met' if t['rss_met'] else 'NOT met'}); bulk {wl['bulk_rate_per_s_achieved']:,} ticks/s\n"
+        f"CPU (cores) in the tick-to-quote phase: {_cpu_text(d['cpu_cores_tick_to_quote_phase'], 'gateway')}; "
+        f"in the floor phase: {_cpu_text(d['cpu_cores_floor_phase'], 'forwarder')}\n"
         f"orders: first reports {d['order_first_reports_by_exec_type']}; load average at start "
         f"{report['machine']['load_average_at_start']}, at end {report['machine']['load_average_at_end']} on "
         f"{report['machine']['cores']} cores; whole benchmark {report['runtime_s']} s"

@@ -118,3 +118,10 @@ def test_quick_run_writes_a_complete_ordered_report(tmp_path):
     assert detail["floor_converged"]
     assert detail["order_first_reports_by_exec_type"] == {"F": QUICK.orders}
     assert detail["clients_logged_out_at_end"] == []
+    for phase in ("cpu_cores_tick_to_quote_phase", "cpu_cores_floor_phase"):
+        assert detail[phase]["server_cores"] > 0 and detail[phase]["driver_cores"] > 0
+    # The gateway does more per tick than a process that only forwards bytes.
+    assert (
+        detail["cpu_cores_tick_to_quote_phase"]["server_cpu_us_per_tick"]
+        > (detail["cpu_cores_floor_phase"]["server_cpu_us_per_tick"])
+    )
