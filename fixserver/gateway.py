@@ -304,7 +304,14 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     batch = UpdateBatch(4096)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + options.run_seconds if options.run_seconds else None
-    wake = asyncio.Event()
+    # The loop sleeps on one future per turn, resolved by the idle timer or by the first LP read
+    # that adds rows. Resolving it only schedules the loop's next turn, so the turn runs after
+    # every socket that was readable at the same time has been read: one batch for all of them.
+    wakeup: asyncio.Future[None] = loop.create_future()
+
+    def wake() -> None:
+        if not wakeup.done():
+            wakeup.set_result(None)
     feeds: list[LpFeed] = []
     initiators: list[Initiator] = []
     sim_feed: SimFeed | None = None
@@ -316,7 +323,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
                 continue
             if lp.name in options.lp_ports:
                 lp = msgspec.structs.replace(lp, port=options.lp_ports[lp.name])
-            feed = LpFeed(cfg, lp, batch, clock, on_rows=wake.set,
+            feed = LpFeed(cfg, lp, batch, clock, on_rows=wake,
                           on_execution=gateway.on_lp_execution, on_down=gateway.on_lp_down)  # fmt: skip
             gateway.add_lp_feed(feed)
             feeds.append(feed)
@@ -337,6 +344,13 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     # which took 35-40 ms here: a stall of the whole loop each time one ran.
     gc.collect()
     gc.freeze()
+    stop_watch = asyncio.ensure_future(stop.wait())  # a stop wakes the loop at once
+    stop_watch.add_done_callback(lambda _: wake())
+    engine_latency = metrics.stage_latency.labels(stage="engine")
+    lp_up = [(feed, metrics.lp_up.labels(lp=feed.lp.name)) for feed in feeds]
+    if sim_feed is not None:
+        for lp in cfg.lps:
+            metrics.lp_up.labels(lp=lp.name).set(1)
     try:
         next_wake = loop.time()
         while not stop.is_set() and (deadline is None or loop.time() < deadline):
@@ -352,31 +366,30 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             batch.clear()
             engine.expire(now)
             hasher.update(engine)
-            metrics.stage_latency.labels(stage="engine").observe((time.perf_counter_ns() - started) / 1e9)
+            engine_latency.observe((time.perf_counter_ns() - started) / 1e9)
             gateway.on_batch(now)
-            for feed in feeds:
-                metrics.lp_up.labels(lp=feed.lp.name).set(1 if feed.up else 0)
-            if sim_feed is not None:
-                for lp in cfg.lps:
-                    metrics.lp_up.labels(lp=lp.name).set(1)
+            for feed, gauge in lp_up:
+                gauge.set(1 if feed.up else 0)
             next_wake += idle_s
             delay = next_wake - loop.time()
             if delay < 0:  # we fell behind: do not try to catch up with a burst
                 next_wake = loop.time()
                 delay = 0
             woke_at = loop.time() + delay
-            wake.clear()
-            waiters = [asyncio.ensure_future(stop.wait())]
-            if feeds:
-                waiters.append(asyncio.ensure_future(wake.wait()))
-            done, pending = await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
-            for fut in pending:
-                fut.cancel()
-            if not done:
+            # Sleep until the idle timer, a stop or the first LP rows (rows that arrived during
+            # this turn, e.g. from an order callback, make the next turn start at once).
+            wakeup = loop.create_future()
+            if batch.n:
+                wakeup.set_result(None)
+            timer = loop.call_later(delay, wake)
+            await wakeup
+            timer.cancel()
+            if loop.time() >= woke_at:
                 metrics.loop_lag.observe(max(0.0, loop.time() - woke_at))
             else:
                 next_wake = loop.time()
     finally:
+        stop_watch.cancel()
         options.quote_hash = hasher.hexdigest()
         if recorder is not None:
             recorder.close()

@@ -198,11 +198,16 @@ CREATE TABLE IF NOT EXISTS fix_messages (
 
 class SqliteStore(MessageStore):
     """One session's rows in a shared SQLite database. Sequence numbers are cached in memory
-    (reads are free); writes go into the open transaction until :meth:`commit`."""
+    (reads are free) and written at :meth:`commit` only: a session that sends 20 messages in a
+    batch writes its counters once, and one commit writes every session's (``dirty`` is shared by
+    all stores on the connection). Saved messages go into the open transaction at once."""
 
-    def __init__(self, conn: sqlite3.Connection, session_key: str, now_ns: int) -> None:
+    def __init__(
+        self, conn: sqlite3.Connection, session_key: str, now_ns: int, dirty: set[SqliteStore] | None = None
+    ) -> None:
         self._conn = conn
         self._key = session_key
+        self._dirty: set[SqliteStore] = dirty if dirty is not None else set()
         row = conn.execute(
             "SELECT next_sender, next_target, creation_ns FROM fix_sessions WHERE session_key = ?",
             (session_key,),
@@ -230,15 +235,11 @@ class SqliteStore(MessageStore):
 
     def set_next_sender_seq(self, seq: int) -> None:
         self._sender = seq
-        self._conn.execute(
-            "UPDATE fix_sessions SET next_sender = ? WHERE session_key = ?", (seq, self._key)
-        )
+        self._dirty.add(self)
 
     def set_next_target_seq(self, seq: int) -> None:
         self._target = seq
-        self._conn.execute(
-            "UPDATE fix_sessions SET next_target = ? WHERE session_key = ?", (seq, self._key)
-        )
+        self._dirty.add(self)
 
     def save(self, message: StoredMessage) -> None:
         self._conn.execute(
@@ -262,10 +263,17 @@ class SqliteStore(MessageStore):
         )
         self._sender = self._target = 1
         self._created = now_ns
+        self._dirty.discard(self)
         # A reset is rare and must not be undone by a crash before the next batch's commit.
         self._conn.commit()
 
     def commit(self) -> None:
+        if self._dirty:
+            self._conn.executemany(
+                "UPDATE fix_sessions SET next_sender = ?, next_target = ? WHERE session_key = ?",
+                [(store._sender, store._target, store._key) for store in self._dirty],
+            )
+            self._dirty.clear()
         if self._conn.in_transaction:
             self._conn.commit()
 
@@ -285,11 +293,12 @@ class SqliteStoreFactory(MessageStoreFactory):
         self._conn.executescript(_SCHEMA)
         self._conn.commit()
         self._stores: dict[str, SqliteStore] = {}
+        self._dirty: set[SqliteStore] = set()  # stores whose counters the next commit writes
 
     def create(self, session_key: str, now_ns: int) -> MessageStore:
         store = self._stores.get(session_key)
         if store is None:
-            store = self._stores[session_key] = SqliteStore(self._conn, session_key, now_ns)
+            store = self._stores[session_key] = SqliteStore(self._conn, session_key, now_ns, self._dirty)
         return store
 
     def pragma(self, name: str) -> str:
@@ -298,6 +307,8 @@ class SqliteStoreFactory(MessageStoreFactory):
 
     def close(self) -> None:
         """Commit and close the database."""
+        for store in list(self._dirty)[:1]:
+            store.commit()  # writes every dirty store's counters
         if self._conn.in_transaction:
             self._conn.commit()
         self._conn.close()

@@ -84,3 +84,25 @@ def test_body_codec_round_trips() -> None:
 def test_bad_synchronous_level_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         SqliteStoreFactory(tmp_path / "x.sqlite", synchronous="OFF")  # type: ignore[arg-type]
+
+
+def test_counters_of_many_sessions_are_written_once_at_the_commit(tmp_path: Path) -> None:
+    factory = SqliteStoreFactory(tmp_path / "s.sqlite")
+    stores = [factory.create(f"FIX.4.4:LAGG->C{n}", 0) for n in range(3)]
+    statements: list[str] = []
+    factory._conn.set_trace_callback(statements.append)
+    for seq in range(2, 22):  # a publish cycle: 20 messages to each of three sessions
+        for store in stores:
+            store.set_next_sender_seq(seq)
+    stores[1].set_next_target_seq(7)
+    assert statements == []  # nothing written per message
+    stores[0].commit()  # any store's commit writes every session's counters
+    assert sum(s.startswith("UPDATE") for s in statements) == 3
+    assert sum("COMMIT" in s.upper() for s in statements) == 1
+    stores[2].commit()  # nothing left to write
+    assert sum("COMMIT" in s.upper() for s in statements) == 1
+    factory.close()
+    reopened = SqliteStoreFactory(tmp_path / "s.sqlite")
+    again = [reopened.create(f"FIX.4.4:LAGG->C{n}", 0) for n in range(3)]
+    assert [s.next_sender_seq for s in again] == [21, 21, 21]
+    assert again[1].next_target_seq == 7
