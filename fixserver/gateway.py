@@ -224,6 +224,7 @@ class Gateway(Application):
         started = time.perf_counter_ns()
         out = self.hub.publish(now_ns, writable=lambda comp_id: self._writable(str(comp_id), now_ns))
         sent = 0
+        touched = []
         for comp_id, bodies in out.items():
             handle = self.handles.get(str(comp_id))
             if handle is None or not handle.is_logged_on:
@@ -231,6 +232,11 @@ class Gateway(Application):
             for md_req_id, body in bodies:
                 handle.send_shared(SharedBody(((262, md_req_id),), body))
                 sent += 1
+            touched.append(handle)
+        # Everything is encoded and sequenced: one store commit, then each session's write, now
+        # (not after whatever else this loop step still does).
+        for handle in touched:
+            handle.flush()
         if sent:
             self.metrics.stage_latency.labels(stage="publish").observe((time.perf_counter_ns() - started) / 1e9)
 
@@ -365,9 +371,9 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             engine.apply(batch, now)
             batch.clear()
             engine.expire(now)
-            hasher.update(engine)
             engine_latency.observe((time.perf_counter_ns() - started) / 1e9)
             gateway.on_batch(now)
+            hasher.update(engine)  # after the quotes went out (fills only mark skew; prices are as published)
             for feed, gauge in lp_up:
                 gauge.set(1 if feed.up else 0)
             next_wake += idle_s

@@ -196,6 +196,15 @@ class SessionHandle:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._deferred_flush)
 
+    def flush(self) -> None:
+        """Write what :meth:`send_shared` left pending now, rather than when the loop step ends.
+
+        A publisher that has sent to every session calls this on each in turn: the first call
+        commits the store for all of them (the commit covers every session on the database) and
+        the rest only write."""
+        if self._batch_depth == 0:
+            self._flush()
+
     def business_reject(self, ref: FixMessage, reason: int, text: str, *, ref_id: bytes | None = None) -> None:
         """BusinessMessageReject (35=j) of ``ref``."""
         self._run(self.session.business_reject(ref, reason, text, self.clock.now_ns(), ref_id=ref_id))
