@@ -14,6 +14,16 @@ it does not have.
 
 Entries are keyed by position (290, 1-based level); MDEntryID (278) is a QuoteID that a
 previously-quoted order (40=D, 117) can name; :meth:`MarketDataHub.resolve_quote` checks it.
+
+Publishing runs once per engine batch for every session, so its cost per cycle is kept to what
+changed: what is constant about an entry (tags, entry type, position, the QuoteID's tier and
+instrument, the symbol) is formatted once per (tier, instrument) into a byte template; each
+level's ``270=price<SOH>271=size<SOH>`` is rendered once and kept in a bounded cache per
+instrument; with ``version_of``, an unchanged quote costs a version probe, not a ladder copy; and
+only the (subscription, instrument) pairs of quotes that moved, or that were conflated last
+time, are visited (subscriptions are flattened into a plan, rebuilt when they change).
+``tests/md_reference.py`` keeps the field-by-field encoder this replaced, and a property test
+checks that both send the same bytes.
 """
 
 from __future__ import annotations
@@ -24,16 +34,24 @@ from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 
 from engine.fixedpoint import Grid
-from fixserver.codec import PreparedBody, prepare_body
-from fixserver.message import FixMessage
+from fixserver.codec import PreparedBody, byte_sum
+from fixserver.message import SOH, FixMessage
 
 __all__ = ["MdRejectReason", "MdReject", "Subscription", "MarketDataHub", "QuoteLookup"]
 
 Ladder = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]  # (bids, asks)
 SessionKey = Hashable
 
+# (session, subscription, instrument, (tier, instrument)): one instrument of one subscription.
+_Delivery = tuple[SessionKey, "Subscription", int, tuple[int, int]]
+_NO_SESSION = object()
+
 # How many past versions of each (tier, instrument) stay resolvable as QuoteIDs.
 QUOTE_HISTORY = 64
+# Rendered "270=<price><SOH>271=<size><SOH>" pieces, prices and sizes kept per instrument, each
+# cache up to this many entries. A full cache is emptied, so memory stays flat however far prices
+# walk (a refill costs one Grid.to_text pair per level, as every level did before the caches).
+LEVEL_TEXT_CACHE = 4096
 
 
 class MdRejectReason(enum.Enum):
@@ -91,14 +109,35 @@ class MarketDataHub:
         qty_grids: Sequence[Grid],
         tier_depths: Sequence[int],
         quote_of: Callable[[int, int], tuple[Ladder, int]],
+        version_of: Callable[[int, int], int] | None = None,
     ) -> None:
-        """``quote_of(tier, instr)`` returns ``((bids, asks), version)`` from the engine."""
+        """``quote_of(tier, instr)`` returns ``((bids, asks), version)`` from the engine.
+
+        ``version_of(tier, instr)``, if given, returns just the version ``quote_of`` would: the
+        hub then copies a ladder only when its version moved (``Engine.quote`` takes ~10 µs per
+        ladder, and most (tier, instrument) pairs do not change in a given batch).
+        """
         self.symbols = list(symbols)
+        self._symbol_bytes = [s.encode() for s in symbols]
+        for s, raw in zip(symbols, self._symbol_bytes, strict=True):
+            if not raw or SOH in raw:
+                raise ValueError(f"symbol {s!r} cannot go on the wire as 55=")
         self._symbol_index = {s.encode(): i for i, s in enumerate(symbols)}
         self._price_grids = list(price_grids)
         self._qty_grids = list(qty_grids)
         self._tier_depths = list(tier_depths)
         self._quote_of = quote_of
+        self._version_of = version_of
+        self._fetched: dict[tuple[int, int], tuple[Ladder, int]] = {}  # the last (ladder, version) read
+        self._level_text: list[dict[tuple[int, int], bytes]] = [{} for _ in symbols]
+        self._price_text: list[dict[int, bytes]] = [{} for _ in symbols]
+        self._qty_text: list[dict[int, bytes]] = [{} for _ in symbols]
+        self._formats: dict[tuple[int, int], _EntryFormats] = {}
+        # The fan-out plan (see _plan_fanout), rebuilt after any change of subscriptions.
+        self._plan: list[_Delivery] | None = None
+        self._plan_by_key: dict[tuple[int, int], list[int]] = {}
+        self._behind: set[int] = set()  # plan positions conflated in the last publish
+        self._published: dict[tuple[int, int], int] = {}  # version of each quote at the last publish
         self.sessions: dict[SessionKey, dict[bytes, Subscription]] = {}
         # Per (tier, instr): version -> (ladder, published_ns), newest last.
         self._history: dict[tuple[int, int], OrderedDict[int, tuple[Ladder, int]]] = {}
@@ -111,6 +150,7 @@ class MarketDataHub:
     ) -> tuple[list[tuple[bytes, PreparedBody]], MdReject | None]:
         """Handle a 35=V. Returns the W snapshots to send as ``(MDReqID, body)``, or a reject."""
         req_id = msg.get(262) or b""
+        self._plan = None
         subs = self.sessions.setdefault(session, {})
         req_type = msg.get(263)
         if req_type == b"2":  # unsubscribe
@@ -149,8 +189,7 @@ class MarketDataHub:
         sub = Subscription(req_id, tier, tuple(instruments), depth, update_type == b"1")
         snapshots = []
         for i in instruments:
-            ladder, version = self._quote_of(tier, i)
-            self._remember(tier, i, ladder, version, now_ns)
+            ladder, version = self._fetch(tier, i, now_ns)
             snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth)))
             sub.last_version[i] = version
         if req_type == b"1":
@@ -159,6 +198,7 @@ class MarketDataHub:
 
     def drop_session(self, session: SessionKey) -> None:
         self.sessions.pop(session, None)
+        self._plan = None
 
     # --- publishing --------------------------------------------------------------------------
 
@@ -170,42 +210,87 @@ class MarketDataHub:
         Sessions for which ``writable(session)`` is false are skipped (conflated): their
         subscriptions keep the old version and receive a full W when they can take it again.
         """
+        plan = self._plan if self._plan is not None else self._plan_fanout()
+        current = {key: self._latest(key[0], key[1], now_ns) for key in self._plan_by_key}
+        # Visit only the (subscription, instrument) pairs that may be behind: those of quotes that
+        # moved since the last call and those conflated then. Every other pair holds the version
+        # it held after the last call, which is still the latest. In plan order, which is the
+        # order of sessions, their subscriptions and their instruments, as the bytes must be.
+        visit = set(self._behind)
+        for key, (_, version) in current.items():
+            if self._published.get(key) != version:
+                visit.update(self._plan_by_key[key])
+        behind: set[int] = set()
         out: dict[SessionKey, list[tuple[bytes, PreparedBody]]] = {}
         cache: dict[tuple[int, int, int, bool, int], PreparedBody] = {}
-        current: dict[tuple[int, int], tuple[Ladder, int]] = {}
+        history = self._history
+        session: SessionKey = _NO_SESSION
+        can_send = None
+        sent: list[tuple[bytes, PreparedBody]] | None = None
+        for position in sorted(visit):
+            new_session, sub, i, key = plan[position]
+            if new_session is not session:
+                session, can_send, sent = new_session, None, None
+            ladder, version = current[key]
+            last = sub.last_version.get(i, -1)
+            if version == last:
+                continue
+            if can_send is None:
+                can_send = writable(session)
+            if not can_send:
+                self.conflated += 1
+                behind.add(position)
+                continue
+            # In step (exactly one version behind) and incremental: a shared X.
+            # Otherwise a shared W, which replaces the client's book outright.
+            in_step = sub.incremental and last == version - 1 and last in history[key]
+            ck = (key[0], i, sub.depth, in_step, version)
+            body = cache.get(ck)
+            if body is None:
+                if in_step:
+                    prev = history[key][last][0]
+                    body = self._incremental(i, key[0], version, prev, ladder, sub.depth)
+                else:
+                    body = self._snapshot(i, key[0], version, ladder, sub.depth)
+                cache[ck] = body
+            if sent is None:
+                sent = out[session] = []
+            sent.append((sub.md_req_id, body))
+            sub.last_version[i] = version
+        # Only now: if anything above raised, the next call visits all of this call's pairs again.
+        self._behind = behind
+        for key, (_, version) in current.items():
+            self._published[key] = version
+        return out
+
+    def _plan_fanout(self) -> list[_Delivery]:
+        """Flatten the subscriptions into deliveries in publishing order, indexed by (tier, instrument)."""
+        plan: list[_Delivery] = []
+        by_key: dict[tuple[int, int], list[int]] = {}
         for session, subs in self.sessions.items():
-            can_send = None
             for sub in subs.values():
                 for i in sub.instruments:
                     key = (sub.tier, i)
-                    if key not in current:
-                        ladder, version = self._quote_of(sub.tier, i)
-                        self._remember(sub.tier, i, ladder, version, now_ns)
-                        current[key] = (ladder, version)
-                    ladder, version = current[key]
-                    last = sub.last_version.get(i, -1)
-                    if version == last:
-                        continue
-                    if can_send is None:
-                        can_send = writable(session)
-                    if not can_send:
-                        self.conflated += 1
-                        continue
-                    # In step (exactly one version behind) and incremental: a shared X.
-                    # Otherwise a shared W, which replaces the client's book outright.
-                    in_step = sub.incremental and last == version - 1 and self._has(sub.tier, i, last)
-                    ck = (sub.tier, i, sub.depth, in_step, version)
-                    body = cache.get(ck)
-                    if body is None:
-                        if in_step:
-                            prev = self._history[key][last][0]
-                            body = self._incremental(i, sub.tier, version, prev, ladder, sub.depth)
-                        else:
-                            body = self._snapshot(i, sub.tier, version, ladder, sub.depth)
-                        cache[ck] = body
-                    out.setdefault(session, []).append((sub.md_req_id, body))
-                    sub.last_version[i] = version
-        return out
+                    by_key.setdefault(key, []).append(len(plan))
+                    plan.append((session, sub, i, key))
+        self._plan, self._plan_by_key = plan, by_key
+        # New or removed subscriptions: every pair is checked once, as if behind.
+        self._behind = set(range(len(plan)))
+        return plan
+
+    def _latest(self, tier: int, instr: int, now_ns: int) -> tuple[Ladder, int]:
+        """The current ``(ladder, version)``; with ``version_of``, copied only if it moved."""
+        if self._version_of is not None:
+            known = self._fetched.get((tier, instr))
+            if known is not None and known[1] == self._version_of(tier, instr):
+                return known
+        return self._fetch(tier, instr, now_ns)
+
+    def _fetch(self, tier: int, instr: int, now_ns: int) -> tuple[Ladder, int]:
+        quote = self._quote_of(tier, instr)
+        self._remember(tier, instr, quote[0], quote[1], now_ns)
+        self._fetched[(tier, instr)] = quote
+        return quote
 
     # --- quote ids -----------------------------------------------------------------------------
 
@@ -226,7 +311,7 @@ class MarketDataHub:
             return "quote expired"
         ladder, published_ns = entry
         # A quote stays hittable for its TTL, and only while it is the latest version.
-        _, latest = self._quote_of(t, i)
+        latest = self._version_of(t, i) if self._version_of is not None else self._quote_of(t, i)[1]
         if latest != v or now_ns - published_ns > ttl_ns:
             return "quote expired"
         levels = ladder[side]
@@ -244,53 +329,109 @@ class MarketDataHub:
             while len(hist) > QUOTE_HISTORY:
                 hist.popitem(last=False)
 
-    def _has(self, tier: int, instr: int, version: int) -> bool:
-        return version in self._history.get((tier, instr), {})
+    def _entry_formats(self, tier: int, instr: int, depth: int) -> _EntryFormats:
+        formats = self._formats.get((tier, instr))
+        if formats is None or len(formats.snapshot[0]) < depth:
+            depth = max(depth, self._tier_depths[tier])
+            formats = self._formats[(tier, instr)] = _EntryFormats.build(tier, instr, self._symbol_bytes[instr], depth)
+        return formats
 
-    def _quote_id(self, tier: int, instr: int, version: int, side: int, level: int) -> bytes:
-        return b"%d-%d-%d-%s%d" % (tier, instr, version, b"a" if side else b"b", level)
-
-    def _px_qty(self, instr: int, px: int, qty: int) -> list[tuple[int, bytes]]:
-        return [
-            (270, self._price_grids[instr].to_text(px).encode()),
-            (271, self._qty_grids[instr].to_text(qty).encode()),
-        ]
+    def _render(self, instr: int, level: tuple[int, int]) -> bytes:
+        """``270=<price><SOH>271=<size><SOH>`` of one level, cached per instrument, as are the
+        price and size texts it is made of (a new price rarely comes with a new size)."""
+        px, qty = level
+        prices, sizes, texts = self._price_text[instr], self._qty_text[instr], self._level_text[instr]
+        px_text = prices.get(px)
+        if px_text is None:
+            if len(prices) >= LEVEL_TEXT_CACHE:
+                prices.clear()
+            px_text = prices[px] = self._price_grids[instr].to_text(px).encode()
+        qty_text = sizes.get(qty)
+        if qty_text is None:
+            if len(sizes) >= LEVEL_TEXT_CACHE:
+                sizes.clear()
+            qty_text = sizes[qty] = self._qty_grids[instr].to_text(qty).encode()
+        if len(texts) >= LEVEL_TEXT_CACHE:
+            texts.clear()
+        text = texts[level] = b"270=%s\x01271=%s\x01" % (px_text, qty_text)
+        return text
 
     def _snapshot(self, instr: int, tier: int, version: int, ladder: Ladder, depth: int) -> PreparedBody:
         # Group order per FIX 4.4 W: 269, 270, 271, ..., 290; 278 carries the QuoteID (common
         # FX practice; FIX 4.4 W has no 278 of its own, QuickFIX-based clients accept it).
-        entries: list[tuple[int, bytes]] = []
-        count = 0
+        formats = self._entry_formats(tier, instr, depth).snapshot
+        texts = self._level_text[instr]
+        v = b"%d" % version
+        parts = [b""]  # the head, once the count is known
         for side in (0, 1):
-            for level, (px, qty) in enumerate(ladder[side][:depth]):
-                entries += [(269, b"1" if side else b"0"), *self._px_qty(instr, px, qty)]
-                entries += [(278, self._quote_id(tier, instr, version, side, level)), (290, b"%d" % (level + 1))]
-                count += 1
-        body = [(55, self.symbols[instr].encode()), (268, b"%d" % count), *entries]
-        return prepare_body(b"W", body)
+            side_formats = formats[side]
+            for level, quote in enumerate(ladder[side][:depth]):
+                text = texts.get(quote)
+                if text is None:
+                    text = self._render(instr, quote)
+                parts.append(side_formats[level] % (text, v))
+        parts[0] = b"55=%s\x01268=%d\x01" % (self._symbol_bytes[instr], len(parts) - 1)
+        body = b"".join(parts)
+        return PreparedBody(b"W", body, byte_sum(body))
 
     def _incremental(
         self, instr: int, tier: int, version: int, prev: Ladder, ladder: Ladder, depth: int
     ) -> PreparedBody:
         # Group order per FIX 4.4 X: 279, 269, 278, 55, 270, 271, 290. Entries are keyed by
         # position (290), so a level's change never shifts the others.
-        entries: list[tuple[int, bytes]] = []
-        count = 0
-        symbol = self.symbols[instr].encode()
+        formats = self._entry_formats(tier, instr, depth)
+        texts = self._level_text[instr]
+        v = b"%d" % version
+        parts = [b""]  # the count, once known
         for side in (0, 1):
-            entry_type = b"1" if side else b"0"
             old, new = prev[side][:depth], ladder[side][:depth]
-            for level in range(max(len(old), len(new))):
-                position = (290, b"%d" % (level + 1))
-                if level < len(new) and level < len(old) and new[level] == old[level]:
-                    continue
-                if level >= len(new):
-                    entries += [(279, b"2"), (269, entry_type), (55, symbol), position]
+            n_old = len(old)
+            for level, quote in enumerate(new):
+                if level < n_old:
+                    if quote == old[level]:
+                        continue
+                    entry_format = formats.change[side][level]
                 else:
-                    action = b"1" if level < len(old) else b"0"
-                    px, qty = new[level]
-                    quote_id = self._quote_id(tier, instr, version, side, level)
-                    entries += [(279, action), (269, entry_type), (278, quote_id), (55, symbol)]
-                    entries += [*self._px_qty(instr, px, qty), position]
-                count += 1
-        return prepare_body(b"X", [(268, b"%d" % count), *entries])
+                    entry_format = formats.new[side][level]
+                text = texts.get(quote)
+                if text is None:
+                    text = self._render(instr, quote)
+                parts.append(entry_format % (v, text))
+            parts += formats.delete[side][len(new) : n_old]
+        parts[0] = b"268=%d\x01" % (len(parts) - 1)
+        body = b"".join(parts)
+        return PreparedBody(b"X", body, byte_sum(body))
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryFormats:
+    """One (tier, instrument)'s W/X entries as byte templates, per side and level.
+
+    Everything but the version and the level's ``270/271`` text is fixed by (tier, instrument,
+    side, level), so it is formatted once here rather than field by field per publish.
+    """
+
+    snapshot: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # W entry: % (270/271 text, version)
+    new: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # X 279=0: % (version, 270/271 text)
+    change: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # X 279=1: % (version, 270/271 text)
+    delete: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # X 279=2: the whole entry
+
+    @classmethod
+    def build(cls, tier: int, instr: int, symbol: bytes, depth: int) -> _EntryFormats:
+        escaped = symbol.replace(b"%", b"%%")  # it goes into templates that are % formatted again
+        snapshot: tuple[list[bytes], list[bytes]] = ([], [])
+        new: tuple[list[bytes], list[bytes]] = ([], [])
+        change: tuple[list[bytes], list[bytes]] = ([], [])
+        delete: tuple[list[bytes], list[bytes]] = ([], [])
+        for side, (entry_type, letter) in enumerate(((b"0", b"b"), (b"1", b"a"))):
+            for level in range(depth):
+                quote_id = b"%d-%d-%%s-%s%d" % (tier, instr, letter, level)  # "%s": the version
+                position = level + 1
+                snapshot[side].append(b"269=%s\x01%%s278=%s\x01290=%d\x01" % (entry_type, quote_id, position))
+                for action, templates in ((b"0", new), (b"1", change)):
+                    templates[side].append(
+                        b"279=%s\x01269=%s\x01278=%s\x0155=%s\x01%%s290=%d\x01"
+                        % (action, entry_type, quote_id, escaped, position)
+                    )
+                delete[side].append(b"279=2\x01269=%s\x0155=%s\x01290=%d\x01" % (entry_type, symbol, position))
+        return cls(*((tuple(bids), tuple(asks)) for bids, asks in (snapshot, new, change, delete)))

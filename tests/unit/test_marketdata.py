@@ -186,3 +186,43 @@ def test_quote_ids_resolve_while_live_and_within_ttl_only():
     assert hub.resolve_quote(b"garbage", 0, 500 * MS, ttl_ns=1000 * MS) == "unknown QuoteID"
     engine.set(0, 0, [(100, 5)], [(102, 7)])  # superseded
     assert hub.resolve_quote(quote_id, 0, 500 * MS, ttl_ns=1000 * MS) == "quote expired"
+
+
+def test_with_version_of_an_unchanged_quote_is_not_copied_again():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 1)], [(101, 1)])
+    engine.set(0, 1, [(5, 1)], [(6, 1)])
+    copies = []
+
+    def quote_of(tier, instr):
+        copies.append((tier, instr))
+        return engine.quote_of(tier, instr)
+
+    hub = MarketDataHub(SYMBOLS, GRIDS, QTY, tier_depths=[5, 1], quote_of=quote_of,
+                        version_of=lambda t, i: engine.quote_of(t, i)[1])  # fmt: skip
+    hub.on_request("s", 0, _v(symbols=(b"EUR/USD", b"WTI")), 0)
+    copies.clear()
+    for k in range(3):
+        engine.set(0, 0, [(100 + k, 1)], [(110 + k, 1)])
+        assert [body.msg_type for _, body in hub.publish(k)["s"]] == [b"X"]
+    assert copies == [(0, 0)] * 3  # WTI never changed: never copied again
+
+
+def test_a_publish_that_fails_half_way_loses_no_conflated_session():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 1)], [(101, 1)])
+    hub = _hub(engine)
+    for s in ("a", "b", "slow"):
+        hub.on_request(s, 0, _v(), 0)
+    engine.set(0, 0, [(100, 2)], [(101, 1)])
+    assert set(hub.publish(1, writable=lambda s: s != "slow")) == {"a", "b"}
+
+    def broken(session):
+        raise RuntimeError("transport gone")
+
+    try:
+        hub.publish(2, writable=broken)
+    except RuntimeError:
+        pass
+    ((_, body),) = hub.publish(3)["slow"]  # still owed the update, though the quote has not moved since
+    assert body.msg_type == b"X" and hub.sessions["slow"][b"r1"].last_version[0] == engine.quote_of(0, 0)[1]
