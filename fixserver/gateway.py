@@ -72,6 +72,9 @@ class Gateway(Application):
             [i.qty_grid() for i in cfg.instruments],
             [t.depth for t in cfg.tiers],
             quote_of=self._ladder_version,
+            # Hub and engine index tiers and instruments alike (config order): the hub copies a
+            # ladder only when its version moved.
+            version_of=lambda tier, instr: int(engine.quote_state[tier, instr, 2]),
         )
         self.positions = PositionBook(len(cfg.instruments), skew_step_qty=[i.skew_step_qty for i in cfg.instruments])
         self.kill = KillSwitches()
