@@ -58,7 +58,6 @@ import gc
 import hashlib
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -73,6 +72,7 @@ import numpy as np
 from benchmarks import _e2e_wire as wire
 from benchmarks._e2e_driver import Driver, Recorder
 from benchmarks.machine import machine
+from engine.demo import stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results" / "e2e.json"
@@ -187,16 +187,6 @@ def free_port() -> int:
 
     return pick()
 
-
-def stop_process(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT (a clean stop), then SIGKILL after 10 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
 
 
 class Progress:
