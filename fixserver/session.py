@@ -39,8 +39,8 @@ from dataclasses import dataclass, field
 from datetime import time as dt_time
 from typing import NamedTuple, Protocol
 
-from fixserver.codec import PreparedBody
-from fixserver.message import FixMessage
+from fixserver.codec import PreparedBody, encode_prepared
+from fixserver.message import SOH, FixMessage
 from fixserver.store import MessageStore, StoredMessage
 
 __all__ = [
@@ -484,6 +484,10 @@ class Session:
         self._begin = sid.begin_string.encode()
         self._sender = sid.sender_comp_id.encode()
         self._target = sid.target_comp_id.encode()
+        # The per-message part of a market-data message: this session's header, then 262.
+        self._md_header = b"49=%s\x0156=%s\x0134=%%d\x0152=%%s\x01262=%%s\x01" % (
+            self._sender.replace(b"%", b"%%"), self._target.replace(b"%", b"%%"),
+        )  # fmt: skip
         self._state = SessionState.DISCONNECTED
         self._t = _Transient()
         self._test_request_counter = 0
@@ -599,6 +603,22 @@ class Session:
     def send_shared(self, body: SharedBody, now_ns: int) -> list[Action]:
         """Send a shared, non-resendable application body (market data) on this session."""
         return self._fire(SessionEvent.SEND_APP, now_ns, body.prepared.msg_type, body, False)
+
+    def encode_shared(self, body: SharedBody, now_ns: int) -> bytes | None:
+        """Market data's fast path while ACTIVE: the bytes :meth:`send_shared` plus the codec would
+        produce (same sequence number, header and store update, never stored for resend), without
+        the dispatch table and the action list (a few µs per session and message, which the
+        fan-out pays 20 times per tick). ``None``: not this case, use :meth:`send_shared`."""
+        if self._state is not SessionState.ACTIVE or len(body.prefix) != 1:
+            return None
+        tag, md_req_id = body.prefix[0]
+        if tag != 262 or not md_req_id or SOH in md_req_id:
+            return None
+        seq = self.store.next_sender_seq
+        self.store.set_next_sender_seq(seq + 1)
+        self._t.last_sent_ns = now_ns
+        header = self._md_header % (seq, format_utc_timestamp(now_ns), md_req_id)
+        return encode_prepared(header, body.prepared, self._begin)
 
     def business_reject(
         self, ref: FixMessage, reason: int, text: str, now_ns: int, *, ref_id: bytes | None = None

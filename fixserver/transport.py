@@ -184,14 +184,22 @@ class SessionHandle:
         out when the current loop step ends, with every other session's: the store commit that
         must precede them is then one commit for all sessions sharing the store's database,
         not one per session and message (tens of microseconds each)."""
+        data = self.session.encode_shared(body, self.clock.now_ns()) if self._transport is not None else None
+        if data is not None:
+            # The session's fast path (ACTIVE): no actions, and the heartbeat deadline only moved
+            # later, so the armed timer stands (an early wake-up is harmless).
+            self._pending.append(data)
+            self.messages_sent += 1
+        elif self._batch_depth:
+            self._run(self.session.send_shared(body, self.clock.now_ns()))
+        else:
+            self._batch_depth += 1
+            try:
+                self._run(self.session.send_shared(body, self.clock.now_ns()))
+            finally:
+                self._batch_depth -= 1
         if self._batch_depth:
-            self._run(self.session.send_shared(body, self.clock.now_ns()))
-            return
-        self._batch_depth += 1
-        try:
-            self._run(self.session.send_shared(body, self.clock.now_ns()))
-        finally:
-            self._batch_depth -= 1
+            return  # the read batch flushes at its end
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._deferred_flush)

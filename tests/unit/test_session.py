@@ -755,3 +755,26 @@ def test_every_state_event_pair_follows_the_table(state: SessionState, event: Se
     else:
         _FIRE[event](session, peer)
         assert session.state in entry[1]
+
+
+def test_market_data_fast_path_is_byte_for_byte_the_action_path() -> None:
+    from fixserver.codec import encode_with_prepared, prepare_body
+    from fixserver.session import SharedBody
+
+    fast, peer = logged_on()
+    slow, _ = logged_on()
+    body = prepare_body(b"X", [(268, b"1"), (279, b"1"), (269, b"0"), (270, b"-37.63"), (271, b"1000")])
+    for n in range(3):
+        shared = SharedBody(((262, b"md-%d" % n),), body)
+        now = peer.now_ns + n * 1_000_123
+        data = fast.encode_shared(shared, now)
+        (send,) = of(slow.send_shared(shared, now), Send)
+        assert data == encode_with_prepared(send.header + shared.prefix, shared.prepared, send.begin_string)
+    assert fast.next_sender_seq == slow.next_sender_seq
+    assert fast.next_deadline_ns == slow.next_deadline_ns  # the heartbeat clock moved alike
+    # Not its case: the caller takes the action path (which checks and refuses what it must).
+    assert fast.encode_shared(SharedBody(((262, b""),), body), peer.now_ns) is None
+    assert fast.encode_shared(SharedBody(((262, b"a\x01b"),), body), peer.now_ns) is None
+    assert fast.encode_shared(SharedBody(((55, b"x"),), body), peer.now_ns) is None
+    idle, _ = acceptor()
+    assert idle.encode_shared(SharedBody(((262, b"x"),), body), peer.now_ns) is None  # not logged on
