@@ -23,7 +23,10 @@ from dataclasses import dataclass
 
 from engine.config import AggregationMode
 
-__all__ = ["OrdType", "TimeInForce", "Order", "Fill", "Execution", "execute", "match_resting", "fill_at_quote"]
+__all__ = [
+    "OrdType", "TimeInForce", "Order", "Fill", "Execution", "crosses", "execute", "match_resting", "fill_at_quote",
+    "rests",
+]
 
 BUY = 1
 SELL = -1
@@ -42,6 +45,11 @@ class TimeInForce(enum.Enum):
     FOK = "4"
 
 
+def rests(ord_type: OrdType, tif: TimeInForce) -> bool:
+    """Does what is left of such an order keep working (a DAY or GTC limit), rather than end now?"""
+    return ord_type is OrdType.LIMIT and tif in (TimeInForce.DAY, TimeInForce.GTC)
+
+
 @dataclass(frozen=True, slots=True)
 class Order:
     side: int  # BUY or SELL
@@ -49,6 +57,10 @@ class Order:
     ord_type: OrdType
     tif: TimeInForce
     price: int | None = None  # limit, ticks
+
+    @property
+    def rests(self) -> bool:
+        return rests(self.ord_type, self.tif)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +82,8 @@ class Execution:
         return sum(f.qty for f in self.fills)
 
 
-def _crosses(side: int, level_price: int, limit: int | None) -> bool:
+def crosses(side: int, level_price: int, limit: int | None) -> bool:
+    """May a ``side`` order with ``limit`` (None: any price) trade at ``level_price``?"""
     if limit is None:
         return True
     return level_price <= limit if side == BUY else level_price >= limit
@@ -80,7 +93,7 @@ def _sweep(order: Order, levels: tuple[tuple[int, int], ...], qty: int) -> list[
     fills: list[Fill] = []
     left = qty
     for price, size in levels:
-        if left == 0 or not _crosses(order.side, price, order.price):
+        if left == 0 or not crosses(order.side, price, order.price):
             break
         take = min(left, size)
         fills.append(Fill(take, price))
@@ -91,7 +104,7 @@ def _sweep(order: Order, levels: tuple[tuple[int, int], ...], qty: int) -> list[
 def _band_price(order: Order, levels: tuple[tuple[int, int], ...], qty: int) -> int | None:
     for price, band in levels:  # bands are published smallest first
         if qty <= band:
-            return price if _crosses(order.side, price, order.price) else None
+            return price if crosses(order.side, price, order.price) else None
     return None
 
 
@@ -111,7 +124,7 @@ def execute(
     levels = asks if order.side == BUY else bids
     if not levels:
         return Execution(reject="no price available")
-    resting_allowed = order.ord_type is OrdType.LIMIT and order.tif in (TimeInForce.DAY, TimeInForce.GTC)
+    resting_allowed = order.rests
 
     if mode in (AggregationMode.VWAP_BANDS, AggregationMode.FULL_AMOUNT):
         if order.qty > levels[-1][1] and not resting_allowed:
@@ -155,6 +168,6 @@ def fill_at_quote(order: Order, quoted_price: int, quoted_qty: int) -> Execution
         return Execution(reject="order quantity must be positive")
     if order.qty > quoted_qty:
         return Execution(reject=f"quantity exceeds the quoted size ({quoted_qty} steps)")
-    if not _crosses(order.side, quoted_price, order.price):
+    if not crosses(order.side, quoted_price, order.price):
         return Execution(reject="quoted price is worse than the limit")
     return Execution(fills=(Fill(order.qty, quoted_price),))

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from engine.config import ClientConfig, Config, Routing
-from engine.execution import Execution, Order, OrdType, TimeInForce, execute, fill_at_quote, match_resting
+from engine.execution import Execution, Order, OrdType, TimeInForce, execute, fill_at_quote, match_resting, rests
 from engine.fixedpoint import DecimalFormatError, Grid, OffGridError
 from engine.journal import Journal, JournalOrder
 from fixserver.marketdata import QuoteLookup
@@ -330,8 +330,7 @@ class OrderDesk:
             return qty
         if qty <= threshold:
             return 0
-        resting = ord_type is OrdType.LIMIT and tif in (TimeInForce.DAY, TimeInForce.GTC)
-        whole = resting or tif is TimeInForce.FOK or ord_type is OrdType.PREVIOUSLY_QUOTED
+        whole = rests(ord_type, tif) or tif is TimeInForce.FOK or ord_type is OrdType.PREVIOUSLY_QUOTED
         return qty if whole else qty - threshold
 
     def _route(self, routed: _Routed, qty: int, client_limit: int | None, now_ns: int) -> None:
@@ -351,10 +350,11 @@ class OrderDesk:
         if instr is None:
             return
         last_qty, last_px = 0, None
+        qty_text, px_text = msg.get(32), msg.get(31)
         try:
-            if msg.get(150) in (b"F", b"1", b"2") and msg.get(32) is not None and msg.get(31) is not None:
-                last_qty = self._qty_grids[instr].to_steps(msg.get(32) or b"")
-                last_px = self._price_grids[instr].to_steps(msg.get(31) or b"")
+            if msg.get(150) in (b"F", b"1", b"2") and qty_text is not None and px_text is not None:
+                last_qty = self._qty_grids[instr].to_steps(qty_text)
+                last_px = self._price_grids[instr].to_steps(px_text)
         except (OffGridError, DecimalFormatError):
             # A fill we cannot read exactly is still a fill: the route ends for that LP, and the
             # mismatch is for the operator (the LP's own report is the record).
@@ -420,8 +420,7 @@ class OrderDesk:
             why = f"fill-or-kill: the LPs could not fill all of it ({event.reason})"
             self._cancel_remainder(r.client, r.echo, r.order_id, r.instr, 0, 0, now_ns, why)
             return
-        resting = r.order.ord_type is OrdType.LIMIT and r.order.tif in (TimeInForce.DAY, TimeInForce.GTC)
-        if not resting:
+        if not r.order.rests:
             if event.unfilled:
                 why = f"unfilled remainder cancelled: {event.reason}"
                 self._cancel_remainder(r.client, r.echo, r.order_id, r.instr, r.cum, r.cost, now_ns, why)
@@ -443,9 +442,7 @@ class OrderDesk:
 
     def _house_fill(self, instr: int, side: int, qty: int, price: int, lp: int, now_ns: int, why: str) -> None:
         """An LP fill that belongs to no client: journal it as the house's and take the position."""
-        symbol = self.cfg.instruments[instr].symbol
-        cl_ord_id = self.journal.next_id("L")
-        order_id = self.journal.new_order(HOUSE, cl_ord_id, symbol, side, "1", "3", qty, None, now_ns, text=why)
+        order_id = self._house_order("L", instr, side, qty, now_ns, why)
         self.journal.fill(order_id, qty, price, self._lp_names[lp], now_ns, "2")
         self.positions.on_hedge_fill(instr, side, qty, price)
         self._exposure_changed(instr, now_ns)
@@ -459,13 +456,18 @@ class OrderDesk:
         if need == 0:
             return
         side = 1 if need > 0 else -1
-        symbol = self.cfg.instruments[instr].symbol
-        order_id = self.journal.new_order(
-            HOUSE, self.journal.next_id("H"), symbol, side, "1", "3", abs(need), None, now_ns, text="auto-hedge"
-        )
+        order_id = self._house_order("H", instr, side, abs(need), now_ns, "auto-hedge")
         self._hedges[order_id] = instr
         events = self.router.start(order_id, instr, side, abs(need), None, now_ns, self._budget_ns)
         self._on_route_events(events, now_ns)
+
+    def _house_order(self, prefix: str, instr: int, side: int, qty: int, now_ns: int, text: str) -> str:
+        """Journal an order of the house: a market IOC with a ClOrdID of its own (``prefix`` + id)."""
+        symbol = self.cfg.instruments[instr].symbol
+        return self.journal.new_order(
+            HOUSE, self.journal.next_id(prefix), symbol, side, OrdType.MARKET.value, TimeInForce.IOC.value, qty,
+            None, now_ns, text=text,
+        )  # fmt: skip
 
     # --- resting orders ------------------------------------------------------------------------
 
@@ -509,8 +511,8 @@ class OrderDesk:
         for row in self.journal.open_orders():
             client = clients.get(row.client)
             instr = symbols.get(row.symbol)
-            resting = row.ord_type == OrdType.LIMIT.value and row.tif in (TimeInForce.DAY.value, TimeInForce.GTC.value)
-            if not resting:
+            # Every open order was accepted, so its 40 and 59 are ones we know.
+            if not rests(OrdType(row.ord_type), TimeInForce(row.tif)):
                 # Only a route or a hedge is open across a restart: it was at an LP when we stopped,
                 # and the LP session starts afresh, so its answer will not come. The LP's trade
                 # report is where such an order is reconciled.

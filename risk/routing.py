@@ -23,12 +23,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from engine.config import MarkupUnit, TierConfig
+from engine.execution import crosses
+from risk.positions import BUY
 
 __all__ = [
     "LateFill", "LpPrice", "RouteDone", "RouteEvent", "RouteFill", "Router", "client_price", "lp_limit", "markup_ticks",
 ]
 
-BUY = 1
 # OrdStatus (39) values after which an LP sends nothing more for that order.
 _TERMINAL = frozenset({b"2", b"3", b"4", b"8", b"C"})
 # A child order whose route is over is remembered this long for fills that may still come.
@@ -212,7 +213,7 @@ class Router:
                 return self._finish(route, "time budget spent")
             candidates = [
                 p for p in self._lp_prices(route.instr, route.side)
-                if p.lp not in route.tried and _within(p.price, route.limit, route.side)
+                if p.lp not in route.tried and crosses(route.side, p.price, route.limit)
             ]  # fmt: skip
             if not candidates:
                 return self._finish(route, "no LP left that can fill within the limit")
@@ -239,12 +240,6 @@ class Router:
 
     def _note(self, route: _Route, lp: int, what: str) -> None:
         route.notes.append(f"{self._lp_names[lp]}: {what}")
-
-
-def _within(price: int, limit: int | None, side: int) -> bool:
-    if limit is None:
-        return True
-    return price <= limit if side == BUY else price >= limit
 
 
 def markup_ticks(tier: TierConfig, side: int, price: int) -> int:
