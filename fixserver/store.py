@@ -268,14 +268,19 @@ class SqliteStore(MessageStore):
         self._conn.commit()
 
     def commit(self) -> None:
-        if self._dirty:
-            self._conn.executemany(
-                "UPDATE fix_sessions SET next_sender = ?, next_target = ? WHERE session_key = ?",
-                [(store._sender, store._target, store._key) for store in self._dirty],
-            )
-            self._dirty.clear()
-        if self._conn.in_transaction:
-            self._conn.commit()
+        _commit(self._conn, self._dirty)
+
+
+def _commit(conn: sqlite3.Connection, dirty: set[SqliteStore]) -> None:
+    """Write the counters of every store in ``dirty``, then commit the connection's transaction."""
+    if dirty:
+        conn.executemany(
+            "UPDATE fix_sessions SET next_sender = ?, next_target = ? WHERE session_key = ?",
+            [(store._sender, store._target, store._key) for store in dirty],
+        )
+        dirty.clear()
+    if conn.in_transaction:
+        conn.commit()
 
 
 class SqliteStoreFactory(MessageStoreFactory):
@@ -307,8 +312,5 @@ class SqliteStoreFactory(MessageStoreFactory):
 
     def close(self) -> None:
         """Commit and close the database."""
-        for store in list(self._dirty)[:1]:
-            store.commit()  # writes every dirty store's counters
-        if self._conn.in_transaction:
-            self._conn.commit()
+        _commit(self._conn, self._dirty)
         self._conn.close()

@@ -80,27 +80,3 @@ def test_a_report_sent_while_the_client_is_away_is_committed_at_once(tmp_path) -
     assert crashed_view.next_sender_seq == 2
     assert [(m.seq_num, m.msg_type) for m in crashed_view.get_range(1, 10)] == [(1, b"8")]
 
-
-def test_market_data_header_fast_path_writes_what_the_codec_would_and_hands_bad_values_back() -> None:
-    from hypothesis import given
-    from hypothesis import strategies as st
-
-    from fixserver.codec import encode_with_prepared, prepare_body
-    from fixserver.transport import _trusted_fields
-
-    body = prepare_body(b"X", [(268, b"1"), (279, b"0"), (269, b"0"), (270, b"1.08500")])
-    value = st.binary(min_size=0, max_size=12)
-
-    @given(st.tuples(value, value, value, value, value))
-    def check(values: tuple[bytes, ...]) -> None:
-        fields = tuple(zip((49, 56, 34, 52, 262), values, strict=True))
-        fast = _trusted_fields(fields)
-        if all(values) and not any(b"\x01" in v for v in values):
-            assert isinstance(fast, bytes)
-            assert encode_with_prepared(fast, body) == encode_with_prepared(fields, body)
-        else:
-            assert fast is fields  # the codec sees them and refuses them
-
-    check()
-    other = ((49, b"A"), (56, b"B"), (34, b"1"), (52, b"t"), (43, b"Y"))
-    assert _trusted_fields(other) is other  # another shape: the generic path
