@@ -277,7 +277,7 @@ class GatewayOptions:
     market: str = "sim"  # "sim": in-process simulated LPs; "fix": the configured LPs over FIX 4.4
     lp_ports: dict[str, int] = field(default_factory=dict)  # override LP ports by name ("fix")
     record_path: Path | None = None  # record every applied batch (feeds/recording.py format)
-    quote_hash: str | None = None  # set when stopped: digest of every published tier quote
+    quote_hash: str | None = None  # set when stopped, if recording: digest of every published tier quote
 
 
 async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyncio.Event) -> None:
@@ -347,7 +347,9 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     if recorder is not None:
         # A recording starts from the skews recovered from the journal, not from zero.
         gateway.skews_to_record = [(i, skew) for i, skew in enumerate(gateway.skews) if skew]
-    hasher = QuoteHasher(len(cfg.tiers), len(cfg.instruments))
+    # The digest a replay of the recording must reproduce; it costs ~35 µs per batch, so only
+    # when there is a recording to compare it with.
+    hasher = QuoteHasher(len(cfg.tiers), len(cfg.instruments)) if recorder is not None else None
     # Everything allocated so far (Numba, numpy, the config, compiled kernels: ~110k objects) lives
     # as long as the process. Frozen, the collector no longer re-scans it in a full collection,
     # which took 35-40 ms here: a stall of the whole loop each time one ran.
@@ -376,7 +378,8 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             engine.expire(now)
             engine_latency.observe((time.perf_counter_ns() - started) / 1e9)
             gateway.on_batch(now)
-            hasher.update(engine)  # after the quotes went out (fills only mark skew; prices are as published)
+            if hasher is not None:  # after the quotes went out (fills only mark skew; prices are as published)
+                hasher.update(engine)
             for feed, gauge in lp_up:
                 gauge.set(1 if feed.up else 0)
             next_wake += idle_s
@@ -399,11 +402,11 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
                 next_wake = loop.time()
     finally:
         stop_watch.cancel()
-        options.quote_hash = hasher.hexdigest()
-        if recorder is not None:
+        if recorder is not None and hasher is not None:
             recorder.close()
+            options.quote_hash = hasher.hexdigest()
             log.info("recorded %d batches (%d rows) to %s", recorder.batches, recorder.rows, options.record_path)
-        log.info("quote hash %s (%d quote changes)", options.quote_hash, hasher.changes)
+            log.info("quote hash %s (%d quote changes)", options.quote_hash, hasher.changes)
         for initiator in initiators:
             await initiator.stop(logout_timeout_s=0.5)
         await acceptor.stop()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -86,7 +88,7 @@ def test_bad_synchronous_level_is_refused(tmp_path: Path) -> None:
         SqliteStoreFactory(tmp_path / "x.sqlite", synchronous="OFF")  # type: ignore[arg-type]
 
 
-def test_counters_of_many_sessions_are_written_once_at_the_commit(tmp_path: Path) -> None:
+def test_counters_of_many_sessions_cost_no_sql_at_the_commit(tmp_path: Path) -> None:
     factory = SqliteStoreFactory(tmp_path / "s.sqlite")
     stores = [factory.create(f"FIX.4.4:LAGG->C{n}", 0) for n in range(3)]
     statements: list[str] = []
@@ -95,14 +97,70 @@ def test_counters_of_many_sessions_are_written_once_at_the_commit(tmp_path: Path
         for store in stores:
             store.set_next_sender_seq(seq)
     stores[1].set_next_target_seq(7)
-    assert statements == []  # nothing written per message
-    stores[0].commit()  # any store's commit writes every session's counters
-    assert sum(s.startswith("UPDATE") for s in statements) == 3
-    assert sum("COMMIT" in s.upper() for s in statements) == 1
-    stores[2].commit()  # nothing left to write
-    assert sum("COMMIT" in s.upper() for s in statements) == 1
-    factory.close()
+    stores[0].commit()  # any store's commit writes every session's counters, into the mapped file
+    assert statements == []
+    # ... where another process (the next one, after a crash) finds them without a clean close.
     reopened = SqliteStoreFactory(tmp_path / "s.sqlite")
     again = [reopened.create(f"FIX.4.4:LAGG->C{n}", 0) for n in range(3)]
     assert [s.next_sender_seq for s in again] == [21, 21, 21]
     assert again[1].next_target_seq == 7
+    # A message saved in the same batch is committed to SQLite as before.
+    stores[2].set_next_sender_seq(22)
+    stores[2].save(StoredMessage(21, b"8", b"20231114-22:13:20.000", ((37, b"E21"),)))
+    stores[2].commit()
+    assert sum("COMMIT" in s.upper() for s in statements) == 1
+    assert [m.seq_num for m in reopened.create("FIX.4.4:LAGG->C2", 0).get_range(1, 99)] == [21]
+
+
+def test_counters_survive_kill_9_without_a_close(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    script = (
+        "import os, sys\n"
+        "from fixserver.store import SqliteStoreFactory\n"
+        f"store = SqliteStoreFactory({str(path)!r}).create('k', 0)\n"
+        "store.set_next_sender_seq(1234); store.set_next_target_seq(55); store.commit()\n"
+        "store.set_next_sender_seq(9999)\n"  # not committed: never sent
+        "os.kill(os.getpid(), 9)\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], check=False)
+    assert proc.returncode == -9
+    store = SqliteStoreFactory(path).create("k", 0)
+    assert (store.next_sender_seq, store.next_target_seq) == (1234, 55)
+
+
+def test_a_lost_or_foreign_counters_file_never_makes_a_number_reused(tmp_path: Path) -> None:
+    path = tmp_path / "store.sqlite"
+    first = SqliteStoreFactory(path)
+    store = first.create("k", 0)
+    store.set_next_sender_seq(30)
+    store.save(StoredMessage(29, b"8", b"20231114-22:13:20.000", ((37, b"E29"),)))
+    store.commit()
+    store.set_next_sender_seq(40)  # market data after the last execution report
+    store.commit()
+    counters = Path(f"{path}-seqnums")
+    saved = counters.read_bytes()
+    counters.unlink()  # lost: the last saved message still tells where the sequence got to
+    assert SqliteStoreFactory(path).create("k", 0).next_sender_seq == 30
+    other = tmp_path / "other.sqlite"
+    SqliteStoreFactory(other).create("k", 0)
+    Path(f"{other}-seqnums").write_bytes(saved)  # another database's: not believed
+    assert SqliteStoreFactory(other).create("k", 0).next_sender_seq == 1
+    # A clean close writes the counters into the table as well.
+    first.close()
+    counters.unlink()
+    assert SqliteStoreFactory(path).create("k", 0).next_sender_seq == 40
+
+
+def test_many_sessions_grow_the_counters_file(tmp_path: Path) -> None:
+    factory = SqliteStoreFactory(tmp_path / "s.sqlite")
+    stores = [factory.create(f"C{n}", 0) for n in range(600)]
+    for n, store in enumerate(stores):
+        store.set_next_sender_seq(n + 2)
+    stores[0].commit()
+    reopened = SqliteStoreFactory(tmp_path / "s.sqlite")
+    assert [reopened.create(f"C{n}", 0).next_sender_seq for n in range(600)] == [n + 2 for n in range(600)]
+    memory = SqliteStoreFactory(":memory:")
+    stores = [memory.create(f"C{n}", 0) for n in range(600)]
+    stores[599].set_next_sender_seq(5)
+    stores[0].commit()
+    assert memory.create("C599", 0).next_sender_seq == 5
