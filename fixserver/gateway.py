@@ -227,18 +227,15 @@ class Gateway(Application):
         started = time.perf_counter_ns()
         out = self.hub.publish(now_ns, writable=lambda comp_id: self._writable(str(comp_id), now_ns))
         sent = 0
-        touched = []
         for comp_id, bodies in out.items():
             handle = self.handles.get(str(comp_id))
             if handle is None or not handle.is_logged_on:
                 continue
             for md_req_id, body in bodies:
-                handle.send_shared(SharedBody(((262, md_req_id),), body))
+                handle.send_shared(SharedBody(((262, md_req_id),), body), defer=False)
                 sent += 1
-            touched.append(handle)
-        # Everything is encoded and sequenced: one store commit, then each session's write, now
-        # (not after whatever else this loop step still does).
-        for handle in touched:
+            # This session's write now, before the next one is encoded (the commit before it only
+            # copies sequence counters), not after whatever else this loop step still does.
             handle.flush()
         if sent:
             self.metrics.stage_latency.labels(stage="publish").observe((time.perf_counter_ns() - started) / 1e9)

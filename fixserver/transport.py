@@ -156,13 +156,14 @@ class SessionHandle:
         """Send an application message (see :meth:`Session.send_app` for ``resendable``)."""
         self._run(self.session.send_app(msg_type, body, self.clock.now_ns(), resendable=resendable))
 
-    def send_shared(self, body: SharedBody) -> None:
+    def send_shared(self, body: SharedBody, *, defer: bool = True) -> None:
         """Send a body encoded once for many sessions (market data; never resent).
 
-        Outside a read batch (a publish cycle that sends to every session in turn), the bytes go
-        out when the current loop step ends, with every other session's: the store commit that
-        must precede them is then one commit for all sessions sharing the store's database,
-        not one per session and message (tens of microseconds each)."""
+        Outside a read batch, the bytes go out when the current loop step ends, or at
+        :meth:`flush`. (A publisher flushes each session right after its sends: the store commit
+        that must precede the write is a memory copy of the sequence counters, so there is no
+        reason to hold the first session's bytes until the last session is encoded.) Such a
+        caller passes ``defer=False``: nothing is scheduled, and it must call :meth:`flush`."""
         data = self.session.encode_shared(body, self.clock.now_ns()) if self._transport is not None else None
         if data is not None:
             # The session's fast path (ACTIVE): no actions, and the heartbeat deadline only moved
@@ -175,18 +176,15 @@ class SessionHandle:
                 self._run(self.session.send_shared(body, self.clock.now_ns()))
             finally:
                 self._batch_depth -= 1
-        if self._batch_depth:
-            return  # the read batch flushes at its end
+        if self._batch_depth or not defer:
+            return  # the read batch flushes at its end, or the caller does
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._deferred_flush)
 
     def flush(self) -> None:
-        """Write what :meth:`send_shared` left pending now, rather than when the loop step ends.
-
-        A publisher that has sent to every session calls this on each in turn: the first call
-        commits the store for all of them (the commit covers every session on the database) and
-        the rest only write."""
+        """Commit the store, then write what :meth:`send_shared` left pending, now rather than
+        when the loop step ends."""
         if self._batch_depth == 0:
             self._flush()
 
