@@ -175,7 +175,7 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     store_path: str = "var/fix_store.sqlite"
     journal_path: str = "var/journal.sqlite"
     max_send_buffer_bytes: PosInt = 4 * 1024 * 1024  # past this a slow client is dropped
-    max_conflation_s: PosInt = 5  # a client conflated (not reading) this long is dropped
+    max_conflation_s: PosInt = 5  # a client conflated (not reading) this long is logged out
     socket_send_buffer_bytes: NonNegInt = 256 * 1024  # kernel SO_SNDBUF per client; 0 = OS default
 
 

@@ -36,7 +36,7 @@ from fixserver.clock import Clock, SystemClock
 from fixserver.marketdata import MarketDataHub, MdReject, MdRejectReason
 from fixserver.message import FixMessage
 from fixserver.orders import OrderDesk
-from fixserver.session import SharedBody
+from fixserver.session import SessionState, SharedBody
 from fixserver.store import SqliteStoreFactory
 from fixserver.transport import Acceptor, Application, Initiator, SessionHandle
 from risk import KillSwitches, PositionBook, PreTradeChecker
@@ -245,18 +245,30 @@ class Gateway(Application):
         handle = self.handles.get(comp_id)
         if handle is None or not handle.is_logged_on:
             return False
+        if handle.session.state is SessionState.LOGOUT_SENT:
+            return False  # being logged out (slow, or for any other reason): no more market data
         backlog = handle.buffered_bytes
         if backlog <= self.conflate_bytes:
             self._conflated_since.pop(comp_id, None)
             return True
         since = self._conflated_since.setdefault(comp_id, now_ns)
         server = self.cfg.server
-        if backlog > server.max_send_buffer_bytes or now_ns - since > server.max_conflation_s * 1_000_000_000:
-            # A Logout would queue behind the backlog it is about; drop the connection instead.
-            # The session keeps its sequence numbers; the client recovers on its next logon.
+        behind = f"slow consumer: {backlog} bytes behind for {(now_ns - since) / 1e9:.1f}s"
+        if backlog > server.max_send_buffer_bytes:
+            # Past the hard cap nothing more is queued, not even a Logout. The session keeps its
+            # sequence numbers; the client recovers on its next logon.
             self._conflated_since.pop(comp_id, None)
             self.metrics.slow_logouts.labels(client=comp_id).inc()
-            handle.abort(f"slow consumer: {backlog} bytes behind for {(now_ns - since) / 1e9:.1f}s")
+            handle.abort(behind)
+            return False
+        if now_ns - since > server.max_conflation_s * 1_000_000_000:
+            # A FIX Logout, queued behind the backlog: a client that catches up reads it and
+            # goes; one that does not is dropped when the Logout handshake times out and the
+            # connection's close grace ends (fixserver.transport).
+            self._conflated_since.pop(comp_id, None)
+            self.metrics.slow_logouts.labels(client=comp_id).inc()
+            log.warning("%s: %s; logging it out", comp_id, behind)
+            handle.logout(behind)
             return False
         self.metrics.conflated.labels(client=comp_id).inc()
         return False

@@ -100,6 +100,14 @@ class Application:
         """The socket's write buffer crossed its high (``paused``) or low water mark."""
 
 
+def _abort_unread(transport: asyncio.Transport, session_id: SessionID) -> None:
+    """A closing connection whose peer did not take its last bytes in the grace period."""
+    if transport.get_write_buffer_size():
+        log.warning("%s: peer did not read its last %d bytes; dropping the connection",
+                    session_id.key, transport.get_write_buffer_size())  # fmt: skip
+        transport.abort()
+
+
 class SessionHandle:
     """One session and its current connection, as the application sees it."""
 
@@ -117,6 +125,9 @@ class SessionHandle:
         self.clock = clock
         self.max_send_buffer_bytes = max_send_buffer_bytes
         self.write_high_water = write_high_water
+        # After our last message (a Logout), the connection closes once its bytes are out; a peer
+        # that does not read would hold it open for ever, so it is dropped after this long.
+        self.close_grace_s = 2.0
         self.writing_paused = False
         self.messages_sent = 0
         self.logon_count = 0
@@ -359,6 +370,8 @@ class SessionHandle:
         transport = self._transport
         if transport is not None and not transport.is_closing():
             transport.close()  # flushes what is buffered (our Logout) then closes
+            if transport.get_write_buffer_size():
+                asyncio.get_running_loop().call_later(self.close_grace_s, _abort_unread, transport, self.session_id)
 
     # -- the one timer --
 
