@@ -1,10 +1,13 @@
 # lagg: liquidity aggregation engine with a FIX 4.4 API.
 # `make help` lists every target. Everything runs inside ./.venv, created on first use.
 SHELL := /bin/bash
-PY ?= python3
+# Debian's python3 (3.11 on bookworm) where there is one: it is built with PGO and LTO, and the
+# gateway spent 25-40% less CPU per tick on it than on a plain -O3 build of the same Python
+# (two A/B pairs of make bench-e2e runs here); any python3 on PATH otherwise.
+PY ?= $(firstword $(wildcard /usr/bin/python3) python3)
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+STAMP := $(VENV)/.installed$(subst /,-,$(PY))
 export PYTHONDONTWRITEBYTECODE :=
 
 .DEFAULT_GOAL := help
@@ -17,6 +20,8 @@ help: ## List every target with one line each
 .PHONY: sysdeps
 sysdeps: ## Install Debian packages the project needs (python3-venv, compilers, promtool) if missing
 	@if ! $(PY) -c 'import venv, ensurepip' >/dev/null 2>&1 || ! command -v g++ >/dev/null 2>&1 \
+	    || ! $(PY) -c 'import os, sysconfig; assert os.path.exists(sysconfig.get_path("include") + "/Python.h")' \
+	      >/dev/null 2>&1 \
 	    || ! command -v promtool >/dev/null 2>&1; then \
 	  echo "installing Debian packages (python3-venv, python3-dev, g++, prometheus for promtool)"; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv python3-dev g++ prometheus ; \
@@ -24,6 +29,8 @@ sysdeps: ## Install Debian packages the project needs (python3-venv, compilers, 
 
 $(STAMP): pyproject.toml
 	@$(MAKE) --no-print-directory sysdeps
+	@if [ -x $(BIN)/python ] && [ "$$(readlink -f $(BIN)/python)" != "$$(readlink -f "$$(command -v $(PY))")" ]; then \
+	  echo "re-creating $(VENV) on $(PY) (it was made with $$(readlink -f $(BIN)/python))"; rm -rf $(VENV); fi
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
