@@ -66,10 +66,12 @@ class Gateway(Application):
         self._tier_names = [t.name for t in cfg.tiers]
         self._symbols = [i.symbol for i in cfg.instruments]
         self.handles: dict[str, SessionHandle] = {}
+        self._price_grids = [i.price_grid() for i in cfg.instruments]
+        self._qty_grids = [i.qty_grid() for i in cfg.instruments]
         self.hub = MarketDataHub(
             self._symbols,
-            [i.price_grid() for i in cfg.instruments],
-            [i.qty_grid() for i in cfg.instruments],
+            self._price_grids,
+            self._qty_grids,
             [t.depth for t in cfg.tiers],
             quote_of=self._ladder_version,
             # Hub and engine index tiers and instruments alike (config order): the hub copies a
@@ -126,9 +128,8 @@ class Gateway(Application):
         feed = self.lp_feeds.get(lp)
         if feed is None:
             return False
-        inst = self.cfg.instruments[instr]
-        qty_text = inst.qty_grid().to_text(qty).encode()
-        limit_text = inst.price_grid().to_text(limit).encode() if limit is not None else None
+        qty_text = self._qty_grids[instr].to_text(qty).encode()
+        limit_text = self._price_grids[instr].to_text(limit).encode() if limit is not None else None
         sent = feed.send_order(cl_ord_id, instr, side, qty_text, limit_text, self.clock.now_ns())
         if sent:
             self.metrics.lp_orders.labels(lp=feed.lp.name).inc()
