@@ -17,6 +17,11 @@ This module is the one place framing is decided:
 
 The batch fast path for market data lives in :mod:`fixserver.mdbatch`; it shares the framing rules
 written here and is differential-tested against :class:`FrameDecoder` and simplefix.
+
+The hot encoders (:func:`snapshot_encoder`, :class:`MessageTemplate`, :func:`encode_prepared`) run in C
+(:mod:`fixserver._wire`, built by ``pip install -e .``); the Python encoders they replace stay here as the
+reference (:func:`reference_snapshot_encoder`, ``MessageTemplate.reference_encode``,
+:func:`reference_encode_prepared`), and the tests hold the two byte for byte and error for error.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
+from fixserver import _wire
 from fixserver.message import SOH, FixMessage
 
 __all__ = [
@@ -45,6 +51,8 @@ __all__ = [
     "md_snapshot_body",
     "encode_snapshot",
     "snapshot_encoder",
+    "reference_snapshot_encoder",
+    "reference_encode_prepared",
     "md_incremental_body",
     "prepare_body",
     "DEFAULT_MAX_MESSAGE_SIZE",
@@ -229,11 +237,12 @@ def encode_with_prepared(
         out: list[bytes] = []
         _encode_fields(header, out)
         encoded_header = b"".join(out)
-    return _frame_prepared(prepared.msg_type, encoded_header, prepared.body, prepared.body_sum, begin_string)
+    return encode_prepared(encoded_header, prepared, begin_string)
 
 
 # --------------------------------------------------------------------------------------------
-# Fast encoders: code generated per message shape, one join per message, checks that cost a C call each
+# Fast encoders: native (fixserver._wire) per message shape, with their Python reference: code generated per
+# message shape, one join per message, checks that cost a C call each
 
 _FIX44 = b"FIX.4.4"
 _PREFIX_TABLE_SIZE = 4096
@@ -335,19 +344,34 @@ def _generate_encoder(
     return namespace[name]  # type: ignore[return-value]
 
 
+def _native_encoder(
+    msg_type: bytes, pieces: Sequence[bytes | str], what: str, shape: tuple[int, int, int, bool] | None = None
+) -> _wire.Encoder:
+    """The C twin of :func:`_generate_encoder` for the same ``pieces``: the constant text around the values
+    (after the header) is handed over once; values are taken in the order the names appear in ``pieces``."""
+    consts = [b""]
+    for piece in pieces:
+        if isinstance(piece, bytes):
+            consts[-1] += piece
+        elif piece != "header":
+            consts.append(b"")
+    return _wire.Encoder(msg_type, tuple(consts), what, EncodeError, shape)
+
+
 class MessageTemplate:
     """A message shape with a fixed list of body tags and a generated encoder.
 
     For the hot messages whose fields are known in advance (an ExecutionReport for a fill, a NewOrderSingle):
     ``template.encode(header, values, begin_string=b"FIX.4.4")`` encodes a whole message, ``header`` being the
     encoded header after 35 (fields ending in SOH) and ``values`` one bytes value per tag, in tag order. A
-    value that is empty, contains SOH or is not bytes raises :class:`EncodeError` (see
-    :func:`_generate_encoder` for how the checks stay cheap).
+    value that is empty, contains SOH or is not bytes raises :class:`EncodeError`. ``encode`` is native;
+    ``reference_encode`` is the generated Python encoder it must equal (see :func:`_generate_encoder`).
     """
 
-    __slots__ = ("msg_type", "tags", "_fmt", "_soh", "encode")
+    __slots__ = ("msg_type", "tags", "_fmt", "_soh", "encode", "reference_encode")
 
     encode: Callable[..., bytes]
+    reference_encode: Callable[..., bytes]
 
     def __init__(self, msg_type: bytes, tags: Sequence[int]) -> None:
         self.msg_type = msg_type
@@ -358,13 +382,15 @@ class MessageTemplate:
         pieces: list[bytes | str] = ["header"]
         for tag, value in zip(self.tags, names, strict=True):
             pieces += [b"%d=" % tag, value, SOH]
-        self.encode = _generate_encoder(
+        what = f"{msg_type!r} template (values must be bytes, one per tag)"
+        self.encode = _native_encoder(msg_type, pieces, what)
+        self.reference_encode = _generate_encoder(
             "encode",
             "header, values, begin_string=FIX44",
             [f"{', '.join(names)}, = values" if names else "[] = values"],
             msg_type,
             pieces,
-            f"{msg_type!r} template (values must be bytes, one per tag)",
+            what,
         )
 
     def body(self, values: tuple[bytes, ...]) -> bytes:
@@ -427,8 +453,8 @@ def md_snapshot_body(
 _SNAPSHOT_ENCODERS: dict[tuple[int, int, int, bool], Callable[..., bytes]] = {}
 
 
-def _snapshot_encoder(n_bids: int, n_asks: int, width: int, with_req: bool) -> Callable[..., bytes]:
-    """Generate (once per book shape) the function that encodes a whole W with one join.
+def _snapshot_pieces(n_bids: int, n_asks: int, width: int, with_req: bool) -> tuple[list[str], list[bytes | str], str]:
+    """The W of one book shape as ``_generate_encoder`` takes it: level unpacking, wire pieces, description.
 
     Unpacking a known number of levels by name is several times cheaper than flattening them in a loop.
     """
@@ -447,14 +473,23 @@ def _snapshot_encoder(n_bids: int, n_asks: int, width: int, with_req: bool) -> C
             levels.append(f"({px}, {size}, {eid})" if width == 3 else f"({px}, {size})")
         unpack.append(f"{', '.join(levels)}, = {arg}" if levels else f"[] = {arg}")
     shape = f"{n_bids} bid and {n_asks} ask ({'price, size, id' if width == 3 else 'price, size'})"
-    return _generate_encoder(
-        "encode_w",
-        "header, symbol, bids, asks, md_req_id=None, begin_string=FIX44",
-        unpack,
-        b"W",
-        pieces,
-        f"W of {shape} levels (bytes tuples)",
-    )
+    return unpack, pieces, f"W of {shape} levels (bytes tuples)"
+
+
+def _snapshot_encoder(n_bids: int, n_asks: int, width: int, with_req: bool) -> Callable[..., bytes]:
+    """The native encoder of a whole W for one book shape (made once per shape)."""
+    _, pieces, what = _snapshot_pieces(n_bids, n_asks, width, with_req)
+    return _native_encoder(b"W", pieces, what, (n_bids, n_asks, width, with_req))
+
+
+def reference_snapshot_encoder(
+    n_bids: int, n_asks: int, with_ids: bool = True, with_req: bool = True
+) -> Callable[..., bytes]:
+    """The generated Python encoder :func:`snapshot_encoder`'s native one must equal, byte for byte and
+    error for error (the tests' reference; not cached, not for the hot path)."""
+    unpack, pieces, what = _snapshot_pieces(n_bids, n_asks, 3 if with_ids else 2, with_req)
+    signature = "header, symbol, bids, asks, md_req_id=None, begin_string=FIX44"
+    return _generate_encoder("encode_w", signature, unpack, b"W", pieces, what)
 
 
 def snapshot_encoder(n_bids: int, n_asks: int, with_ids: bool = True, with_req: bool = True) -> Callable[..., bytes]:
@@ -523,8 +558,13 @@ def md_incremental_body(
     return PreparedBody(b"X", body, byte_sum(body))
 
 
-def encode_prepared(header: bytes, prepared: PreparedBody, begin_string: bytes = b"FIX.4.4") -> bytes:
-    """Fast :func:`encode_with_prepared` for a header already encoded as bytes."""
+encode_prepared = _wire.encode_prepared
+"""``encode_prepared(header, prepared, begin_string=b"FIX.4.4")``: fast :func:`encode_with_prepared` for a
+header already encoded as bytes (native; :func:`reference_encode_prepared` is its Python reference)."""
+
+
+def reference_encode_prepared(header: bytes, prepared: PreparedBody, begin_string: bytes = b"FIX.4.4") -> bytes:
+    """The Python :func:`encode_prepared`: the reference the native one must equal."""
     return _frame_prepared(prepared.msg_type, header, prepared.body, prepared.body_sum, begin_string)
 
 
