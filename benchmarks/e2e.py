@@ -7,7 +7,9 @@ Process layout (2 processes under test, all on 127.0.0.1):
 
 * the **gateway**, ``lagg serve --market fix`` in its own process, on a generated config: 10 LPs,
   5 instruments, 3 tiers (top_of_book, full_depth depth 5, vwap_bands 1M/3M/5M), 20 clients
-  (internalised routing, no limits), metrics endpoint off, FIX store and journal in a temp dir;
+  (internalised routing, no limits), FIX store and journal in a temp dir; its metrics endpoint on
+  a loopback port, read before and after the tick-to-quote phase for the time per stage
+  (``lagg_stage_latency_seconds``: wait, engine, orders, publish, fanout);
 * the **driver** (this process, uvloop): the 10 LPs as FIX acceptors that the gateway's LP feeds
   log on to, and the 20 client FIX sessions, each subscribed to all 5 instruments (265=1: W then
   X). It speaks FIX from precomputed templates (:mod:`benchmarks._e2e_wire`), not through our
@@ -182,6 +184,55 @@ class CpuShare:
         }  # fmt: skip
 
 
+def scrape_stages(port: int) -> dict[str, dict[str, Any]]:
+    """The gateway's ``lagg_stage_latency_seconds`` histograms: per stage, count, sum and the
+    cumulative bucket counts (from its /metrics endpoint on loopback)."""
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    stages: dict[str, dict[str, Any]] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "lagg_stage_latency_seconds":
+            continue
+        for sample in family.samples:
+            stage = stages.setdefault(sample.labels["stage"], {"count": 0.0, "sum": 0.0, "buckets": {}})
+            if sample.name.endswith("_bucket"):
+                stage["buckets"][float(sample.labels["le"])] = sample.value
+            elif sample.name.endswith("_count"):
+                stage["count"] = sample.value
+            elif sample.name.endswith("_sum"):
+                stage["sum"] = sample.value
+    return stages
+
+
+def stage_summary(before: dict[str, dict[str, Any]], after: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Per stage over a phase: batches, mean µs (exact: sum/count), and the histogram bucket
+    bounds that hold the p50 and p99 (the buckets are 1-2.5-5 steps, so these are upper bounds)."""
+    out: dict[str, dict[str, Any]] = {}
+    order = ("wait", "engine", "orders", "publish", "fanout")  # a tick's path through the gateway
+    for stage, end in sorted(after.items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)):
+        start = before.get(stage, {"count": 0.0, "sum": 0.0, "buckets": {}})
+        count = end["count"] - start["count"]
+        if count <= 0:
+            continue
+        cumulative = sorted((le, n - start["buckets"].get(le, 0.0)) for le, n in end["buckets"].items())
+        out[stage] = {"batches": int(count), "mean_us": round((end["sum"] - start["sum"]) / count * 1e6, 1),
+                      "p50_le_us": _bucket_bound(cumulative, 0.5 * count),
+                      "p99_le_us": _bucket_bound(cumulative, 0.99 * count)}  # fmt: skip
+    return out
+
+
+def _bucket_bound(cumulative: list[tuple[float, float]], rank: float) -> float | None:
+    """The upper bound (µs) of the first bucket holding ``rank`` observations (None: beyond the last)."""
+    for le, n in cumulative:
+        if n >= rank:
+            return None if le == float("inf") else round(le * 1e6, 1)
+    return None
+
+
 def free_port() -> int:
     from engine.demo import free_port as pick
 
@@ -272,13 +323,14 @@ async def measure_gateway(plan: Plan, say: Progress, state: Path) -> dict[str, A
     config = state / "bench_e2e.toml"
     config.write_text(bench_config())
     fix_port = free_port()
+    metrics_port = free_port()
     lp_args = [a for lp, port in enumerate(lp_ports) for a in ("--lp-port", f"LP{lp + 1:02d}={port}")]
     expected_s = (plan.warmup_ticks + plan.latency_ticks) / plan.tick_rate + plan.total_ticks / 2_000
     log: IO[bytes] = open(state / "gateway.log", "wb")  # noqa: SIM115 - closed in finally
     profile = ["-m", "cProfile", "-o", PROFILE] if PROFILE else []
     command = [
         sys.executable, *profile, "-m", "engine.cli", "serve", "--config", str(config),
-        "--sim", str(ROOT / "configs" / "simulator.toml"), "--port", str(fix_port), "--metrics-port", "-1",
+        "--sim", str(ROOT / "configs" / "simulator.toml"), "--port", str(fix_port), "--metrics-port", str(metrics_port),
         "--state-dir", str(state / "gateway"), "--seconds", str(round(expected_s * 3 + 300)), "--market", "fix",
         *lp_args,
     ]  # fmt: skip
@@ -326,6 +378,7 @@ async def measure_gateway(plan: Plan, say: Progress, state: Path) -> dict[str, A
                          "rejects": sorted({r.decode("ascii", "replace") for r in rec.rejects})[:5]}  # fmt: skip
 
         say(f"tick-to-quote: {plan.latency_ticks:,} ticks at {plan.tick_rate:,.0f}/s")
+        stages_before = await asyncio.to_thread(scrape_stages, metrics_port)
         driver.sampling = True
         cpu = CpuShare(proc.pid)
         sent, seconds = await driver.paced(
@@ -335,6 +388,7 @@ async def measure_gateway(plan: Plan, say: Progress, state: Path) -> dict[str, A
         )  # fmt: skip
         cpu_share = cpu.stop(sent)
         driver.sampling = False
+        stages = stage_summary(stages_before, await asyncio.to_thread(scrape_stages, metrics_port))
         await asyncio.sleep(0.5)
         gc.enable()
         measured = int((rec.send_ns > 0).sum())
@@ -345,6 +399,7 @@ async def measure_gateway(plan: Plan, say: Progress, state: Path) -> dict[str, A
             "sent": sent, "seconds": round(seconds, 2), "ticks_seen_share": round(first.size / max(measured, 1), 4),
             "client_receipts_share": round(len(rec.tick_samples) / max(measured * N_CLIENTS, 1), 4),
             "clients_converged": sum(c.last_k == target for c in driver.clients), "cpu": cpu_share,
+            "stages": stages,
         }  # fmt: skip
         await _caught_up(driver, proc)
         out["rss_first"] = {"mb": rss_mb(proc.pid), "ticks": driver.ticks_sent}
@@ -461,6 +516,7 @@ async def run(plan: Plan) -> dict[str, Any]:
                 "clients_logged_out_at_end": gateway["clients_logged_out"],
                 "cpu_cores_tick_to_quote_phase": ticks["cpu"],
                 "cpu_cores_floor_phase": floor["cpu"],
+                "gateway_stages_tick_to_quote_phase": ticks["stages"],
             },
         },
         "targets": {
@@ -514,6 +570,9 @@ def print_table(report: dict[str, Any]) -> None:
         f"within 10%: {'met' if t['rss_met'] else 'NOT met'}); bulk {wl['bulk_rate_per_s_achieved']:,} ticks/s\n"
         f"CPU (cores) in the tick-to-quote phase: {_cpu_text(d['cpu_cores_tick_to_quote_phase'], 'gateway')}; "
         f"in the floor phase: {_cpu_text(d['cpu_cores_floor_phase'], 'forwarder')}\n"
+        f"gateway stages per batch of LP updates in the tick-to-quote phase (mean µs; p99 bucket): "
+        + ", ".join(f"{k} {v['mean_us']:,.0f} (<= {v['p99_le_us']})"
+                    for k, v in d["gateway_stages_tick_to_quote_phase"].items()) + "\n"
         f"orders: first reports {d['order_first_reports_by_exec_type']}; load average at start "
         f"{report['machine']['load_average_at_start']}, at end {report['machine']['load_average_at_end']} on "
         f"{report['machine']['cores']} cores; whole benchmark {report['runtime_s']} s"

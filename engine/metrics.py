@@ -50,7 +50,7 @@ class Metrics:
         )
         self.stage_latency = Histogram(
             "lagg_stage_latency_seconds",
-            "time per batch in each stage (decode, engine, publish, order)",
+            "time per batch of LP updates in each stage of the gateway (wait, engine, orders, publish, fanout)",
             ["stage"],
             buckets=LATENCY_BUCKETS,
             registry=r,

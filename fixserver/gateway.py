@@ -97,6 +97,7 @@ class Gateway(Application):
         self.skews_to_record: list[tuple[int, int]] | None = None
         self.skews = [0] * len(cfg.instruments)  # the skew input last set per instrument
         self._conflated_since: dict[str, int] = {}
+        self._stages = {name: metrics.stage_latency.labels(stage=name) for name in ("orders", "publish", "fanout")}
 
     # --- engine views ----------------------------------------------------------------------------
 
@@ -220,13 +221,18 @@ class Gateway(Application):
             # again by ResendRequest (43=Y) after its next logon.
             handle.send(out.msg_type, out.body)
 
-    def on_batch(self, now_ns: int) -> None:
-        """After the engine repriced: routes past their budget, resting orders, then market data."""
+    def on_batch(self, now_ns: int, timed: bool = True) -> None:
+        """After the engine repriced: routes past their budget, resting orders, then market data.
+
+        ``timed``: observe the orders, publish and fanout stages (batches of LP updates; the
+        idle turns that only expire quotes would dilute them)."""
+        started = time.perf_counter_ns()
         self.desk.poll(now_ns)
         self.desk.on_quotes(now_ns)
         self.flush_orders()
-        started = time.perf_counter_ns()
+        encoded = time.perf_counter_ns()
         out = self.hub.publish(now_ns, writable=lambda comp_id: self._writable(str(comp_id), now_ns))
+        published = time.perf_counter_ns()
         sent = 0
         for comp_id, bodies in out.items():
             handle = self.handles.get(str(comp_id))
@@ -238,8 +244,11 @@ class Gateway(Application):
             # This session's write now, before the next one is encoded (the commit before it only
             # copies sequence counters), not after whatever else this loop step still does.
             handle.flush()
-        if sent:
-            self.metrics.stage_latency.labels(stage="publish").observe((time.perf_counter_ns() - started) / 1e9)
+        if timed:
+            stages = self._stages
+            stages["orders"].observe((encoded - started) / 1e9)
+            stages["publish"].observe((published - encoded) / 1e9)
+            stages["fanout"].observe((time.perf_counter_ns() - published) / 1e9)
 
     def _writable(self, comp_id: str, now_ns: int) -> bool:
         """May this session take market data now? Slow sessions are conflated, then dropped."""
@@ -331,6 +340,14 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     def wake() -> None:
         if not wakeup.done():
             wakeup.set_result(None)
+
+    rows_ready_ns = 0  # when the first LP rows of the coming batch were decoded
+
+    def on_rows() -> None:
+        nonlocal rows_ready_ns
+        if not rows_ready_ns:
+            rows_ready_ns = time.perf_counter_ns()
+        wake()
     feeds: list[LpFeed] = []
     initiators: list[Initiator] = []
     sim_feed: SimFeed | None = None
@@ -342,7 +359,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
                 continue
             if lp.name in options.lp_ports:
                 lp = msgspec.structs.replace(lp, port=options.lp_ports[lp.name])
-            feed = LpFeed(cfg, lp, batch, clock, on_rows=wake,
+            feed = LpFeed(cfg, lp, batch, clock, on_rows=on_rows,
                           on_execution=gateway.on_lp_execution, on_down=gateway.on_lp_down)  # fmt: skip
             gateway.add_lp_feed(feed)
             feeds.append(feed)
@@ -367,6 +384,10 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     gc.freeze()
     stop_watch = asyncio.ensure_future(stop.wait())  # a stop wakes the loop at once
     stop_watch.add_done_callback(lambda _: wake())
+    # Per batch of LP updates: "wait" from the first rows decoded to the turn that applies them
+    # (the loop finishing other work), "engine", then the gateway's "orders", "publish" and
+    # "fanout" (on_batch). Together, the gateway's share of a tick-to-quote.
+    wait_latency = metrics.stage_latency.labels(stage="wait")
     engine_latency = metrics.stage_latency.labels(stage="engine")
     lp_up = [(feed, metrics.lp_up.labels(lp=feed.lp.name)) for feed in feeds]
     if sim_feed is not None:
@@ -383,11 +404,16 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
                 recorder.record(batch, now, gateway.skews_to_record)
                 gateway.skews_to_record = []
             started = time.perf_counter_ns()
+            rows = batch.n > 0
+            if rows_ready_ns:
+                wait_latency.observe((started - rows_ready_ns) / 1e9)
+                rows_ready_ns = 0
             engine.apply(batch, now)
             batch.clear()
             engine.expire(now)
-            engine_latency.observe((time.perf_counter_ns() - started) / 1e9)
-            gateway.on_batch(now)
+            if rows:
+                engine_latency.observe((time.perf_counter_ns() - started) / 1e9)
+            gateway.on_batch(now, timed=rows)
             if hasher is not None:  # after the quotes went out (fills only mark skew; prices are as published)
                 hasher.update(engine)
             for feed, gauge in lp_up:

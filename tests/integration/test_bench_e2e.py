@@ -125,3 +125,11 @@ def test_quick_run_writes_a_complete_ordered_report(tmp_path):
         detail["cpu_cores_tick_to_quote_phase"]["server_cpu_us_per_tick"]
         > (detail["cpu_cores_floor_phase"]["server_cpu_us_per_tick"])
     )
+    # The gateway's own stages, read from its metrics endpoint: one observation per batch of LP
+    # updates for each, and no stage longer on average than the whole tick-to-quote.
+    stages = detail["gateway_stages_tick_to_quote_phase"]
+    assert set(stages) == {"wait", "engine", "orders", "publish", "fanout"}
+    for stage, s in stages.items():
+        assert 0 < s["batches"] <= QUICK.latency_ticks, stage
+        assert 0 < s["mean_us"] < res["tick_to_quote"]["max_us"], stage
+    assert stages["engine"]["batches"] == stages["publish"]["batches"] == stages["fanout"]["batches"]
