@@ -9,13 +9,14 @@ prices, ids vary), pre-generated before the clock starts.
 
 Implementations, measured in the same run on the same messages:
 
-* ``fast``: ours. Encode: the W encoder generated for the book's shape
+* ``fast``: ours. Encode: the native (C, :mod:`fixserver._wire`) W encoder for the book's shape
   (:func:`fixserver.codec.snapshot_encoder`, obtained once per case as a subscription keeps its
   own), :class:`MessageTemplate` for 8 and D, each with the session header (49, 56, 34, 52)
-  formatted per message from the sequence number and sending time; symbol, MDReqID and every
-  level are passed, checked and encoded per message. A second figure, ``fanout``, is the
+  formatted per message in Python from the sequence number and sending time; symbol, MDReqID and
+  every level are passed, checked and encoded per message. A second figure, ``fanout``, is the
   per-subscriber cost when the W body is shared (:func:`md_snapshot_body` once,
-  :func:`encode_prepared` per session). Decode:
+  :func:`encode_prepared` per session). A third, ``python_reference``, is the same encode with the
+  generated pure-Python encoders the native ones replaced (kept as their test reference). Decode:
   :class:`fixserver.batchdecode.BatchDecoder` (Numba kernel, frames + checksum + entries as int64
   arrays at scale 5/0); for 8 and D :meth:`DecodedBatch.extract` returns the application's fields
   (first occurrence of each tag, found in the kernel's field index) as bytes.
@@ -55,7 +56,14 @@ import simplefix
 
 from benchmarks.machine import machine as _machine
 from fixserver.batchdecode import E_FLAGS, E_ID_END, E_ID_START, E_PRICE, E_SIZE, E_TYPE, BatchDecoder
-from fixserver.codec import MessageTemplate, encode, encode_prepared, md_snapshot_body, snapshot_encoder
+from fixserver.codec import (
+    MessageTemplate,
+    encode,
+    encode_prepared,
+    md_snapshot_body,
+    reference_snapshot_encoder,
+    snapshot_encoder,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fix_codec.json"
 BUFFER_MESSAGES = 128
@@ -129,6 +137,27 @@ def _fast_encode_w(depth: int) -> Callable[[dict[str, Any]], bytes]:
 
 fast_encode_w2 = _fast_encode_w(2)
 fast_encode_w10 = _fast_encode_w(10)
+
+
+def _reference_encode_w(depth: int) -> Callable[[dict[str, Any]], bytes]:
+    encode_w = reference_snapshot_encoder(depth, depth, with_ids=True, with_req=True)
+
+    def reference_encode_w(msg: dict[str, Any]) -> bytes:
+        return encode_w(_HEADER % (msg["seq"], TS), b"EUR/USD", msg["bids"], msg["asks"], b"md-1")
+
+    return reference_encode_w
+
+
+def reference_encode_8(msg: dict[str, Any]) -> bytes:
+    return _ER.reference_encode(_HEADER % (msg["seq"], TS), msg["values"])
+
+
+def reference_encode_d(msg: dict[str, Any]) -> bytes:
+    return _D.reference_encode(_HEADER % (msg["seq"], TS), msg["values"])
+
+
+REFERENCE_ENCODERS = {"W2": _reference_encode_w(2), "W10": _reference_encode_w(10), "8": reference_encode_8,
+                      "D": reference_encode_d}  # fmt: skip
 
 
 def fast_encode_w_fanout(msg: dict[str, Any]) -> bytes:
@@ -337,6 +366,7 @@ def run_benchmark() -> dict[str, Any]:
             want = wire[name][k]
             fast = {"W2": fast_encode_w2, "W10": fast_encode_w10, "8": fast_encode_8, "D": fast_encode_d}[name](m)
             assert fast == want, name
+            assert REFERENCE_ENCODERS[name](m) == want, name
             assert naive_encode(msg_type[name], m["header"], m["body"]) == want, name
             assert simplefix_encode(msg_type[name], m["header"], m["body"]) == want, name
             if name.startswith("W"):
@@ -392,13 +422,15 @@ def run_benchmark() -> dict[str, Any]:
     # header is formatted and summed. Baseline: a full encode by simplefix / naive (they have
     # no shared-body path).
     fan_cases = {f"encode_{n}_per_session": encode_case(fast_encode_w_fanout, batches_of(n)) for n in ("W2", "W10")}
+    # The pure-Python encoders the native ones replaced, on the same messages (what C buys).
+    ref_cases = {f"encode_{n}": encode_case(REFERENCE_ENCODERS[n], batches_of(n)) for n in MESSAGES}
     # Rounds interleave the implementations, so a burst of load from other processes lands on
     # all of them alike instead of on whichever happened to run at that moment.
     for _ in range(ROUNDS):
         for op in cases["fast"]:
             for impl in encoders:
                 cases[impl][op].measure(SECONDS_PER_CASE / ROUNDS)
-        for case in fan_cases.values():
+        for case in (*fan_cases.values(), *ref_cases.values()):
             case.measure(SECONDS_PER_CASE / ROUNDS)
     results = {impl: {op: c.stats() for op, c in ops.items()} for impl, ops in cases.items()}
     fanout: dict[str, Any] = {}
@@ -408,6 +440,11 @@ def run_benchmark() -> dict[str, Any]:
         for base in ("naive", "simplefix"):
             stats[f"vs_{base}_full_encode_p50"] = round(results[base][full]["p50_us"] / stats["p50_us"], 1)
         fanout[op] = stats
+    python_reference: dict[str, Any] = {}
+    for op, case in ref_cases.items():
+        stats = dict(case.stats())
+        stats["native_speedup_p50"] = round(stats["p50_us"] / results["fast"][op]["p50_us"], 1)
+        python_reference[op] = stats
     # Ratios of medians: the mean of a run on a shared machine is dominated by preemptions.
     ratios = {
         f"fast_vs_{base}_p50": {
@@ -452,6 +489,7 @@ def run_benchmark() -> dict[str, Any]:
         "results": results,
         "ratios": ratios,
         "fanout": fanout,
+        "python_reference": python_reference,
         "targets_met": targets,
         "runtime_s": round(time.perf_counter() - t_start, 1),
     }
@@ -486,6 +524,10 @@ def print_table(report: dict[str, Any]) -> None:
             f"  fan-out {op}: p50 {f['p50_us']:.3f} µs (p99 {f['p99_us']:.3f}, mean {f['mean_us']:.3f}), "
             f"{f['vs_simplefix_full_encode_p50']:.1f}x simplefix's full encode, "
             f"{f['vs_naive_full_encode_p50']:.1f}x naive's"
+        )
+    for op, f in report["python_reference"].items():
+        console.print(
+            f"  pure-Python reference {op}: p50 {f['p50_us']:.3f} µs; native is {f['native_speedup_p50']:.1f}x faster"
         )
     for target, met in report["targets_met"].items():
         console.print(f"  target {target}: {'met' if met else 'MISSED'}")
