@@ -233,17 +233,13 @@ class Gateway(Application):
         encoded = time.perf_counter_ns()
         out = self.hub.publish(now_ns, writable=lambda comp_id: self._writable(str(comp_id), now_ns))
         published = time.perf_counter_ns()
-        sent = 0
         for comp_id, bodies in out.items():
             handle = self.handles.get(str(comp_id))
             if handle is None or not handle.is_logged_on:
                 continue
-            for md_req_id, body in bodies:
-                handle.send_shared(SharedBody(((262, md_req_id),), body), defer=False)
-                sent += 1
             # This session's write now, before the next one is encoded (the commit before it only
             # copies sequence counters), not after whatever else this loop step still does.
-            handle.flush()
+            handle.send_market_data(bodies)
         if timed:
             stages = self._stages
             stages["orders"].observe((encoded - started) / 1e9)

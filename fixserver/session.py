@@ -609,16 +609,32 @@ class Session:
         produce (same sequence number, header and store update, never stored for resend), without
         the dispatch table and the action list (a few µs per session and message, which the
         fan-out pays 20 times per tick). ``None``: not this case, use :meth:`send_shared`."""
-        if self._state is not SessionState.ACTIVE or len(body.prefix) != 1:
+        if len(body.prefix) != 1 or body.prefix[0][0] != 262:
             return None
-        tag, md_req_id = body.prefix[0]
-        if tag != 262 or not md_req_id or SOH in md_req_id:
+        return self.encode_market_data(((body.prefix[0][1], body.prepared),), now_ns)
+
+    def encode_market_data(self, bodies: Sequence[tuple[bytes, PreparedBody]], now_ns: int) -> bytes | None:
+        """:meth:`encode_shared` for several ``(MDReqID, body)`` at once, as one run of bytes: the
+        fan-out's path per session and publish. ``None`` (nothing sequenced): not ACTIVE, or an
+        MDReqID that is empty or holds SOH; use :meth:`send_shared`."""
+        if self._state is not SessionState.ACTIVE:
             return None
-        seq = self.store.next_sender_seq
-        self.store.set_next_sender_seq(seq + 1)
+        for md_req_id, _ in bodies:
+            if not md_req_id or SOH in md_req_id:
+                return None
+        store = self.store
+        seq = store.next_sender_seq
+        store.set_next_sender_seq(seq + len(bodies))
         self._t.last_sent_ns = now_ns
-        header = self._md_header % (seq, format_utc_timestamp(now_ns), md_req_id)
-        return encode_prepared(header, body.prepared, self._begin)
+        stamp = format_utc_timestamp(now_ns)
+        header, begin = self._md_header, self._begin
+        if len(bodies) == 1:
+            md_req_id, prepared = bodies[0]
+            return encode_prepared(header % (seq, stamp, md_req_id), prepared, begin)
+        return b"".join(
+            [encode_prepared(header % (seq + n, stamp, md_req_id), prepared, begin)
+             for n, (md_req_id, prepared) in enumerate(bodies)]
+        )  # fmt: skip
 
     def business_reject(
         self, ref: FixMessage, reason: int, text: str, now_ns: int, *, ref_id: bytes | None = None

@@ -34,7 +34,7 @@ from typing import Any, TypeVar, cast
 
 from engine.config import Config, LpConfig
 from fixserver.clock import Clock, SystemClock
-from fixserver.codec import FrameDecoder, FrameTooLarge, encode, encode_with_prepared
+from fixserver.codec import FrameDecoder, FrameTooLarge, PreparedBody, encode, encode_with_prepared
 from fixserver.message import FixMessage
 from fixserver.session import (
     Action,
@@ -192,6 +192,22 @@ class SessionHandle:
         if not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._deferred_flush)
+
+    def send_market_data(self, bodies: Sequence[tuple[bytes, PreparedBody]]) -> None:
+        """A publish cycle's market data for this session, written now: each ``(MDReqID, body)``,
+        the body encoded once for every session (:class:`fixserver.marketdata.MarketDataHub`).
+        The same bytes and sequence numbers as :meth:`send_shared` of each then :meth:`flush`,
+        with one call per session instead of several per message while ACTIVE."""
+        if self._transport is not None and not self._batch_depth:
+            data = self.session.encode_market_data(bodies, self.clock.now_ns())
+            if data is not None:
+                self._pending.append(data)
+                self.messages_sent += len(bodies)
+                self._flush()
+                return
+        for md_req_id, prepared in bodies:
+            self.send_shared(SharedBody(((262, md_req_id),), prepared), defer=False)
+        self.flush()
 
     def flush(self) -> None:
         """Commit the store, then write what :meth:`send_shared` left pending, now rather than

@@ -778,3 +778,22 @@ def test_market_data_fast_path_is_byte_for_byte_the_action_path() -> None:
     assert fast.encode_shared(SharedBody(((55, b"x"),), body), peer.now_ns) is None
     idle, _ = acceptor()
     assert idle.encode_shared(SharedBody(((262, b"x"),), body), peer.now_ns) is None  # not logged on
+
+
+def test_market_data_of_one_publish_is_the_bytes_of_each_message_sent_alone() -> None:
+    from fixserver.codec import prepare_body
+
+    batched, peer = logged_on()
+    single, _ = logged_on()
+    bodies = [
+        (b"md-%d" % n, prepare_body(b"X", [(268, b"1"), (279, b"1"), (269, b"%d" % (n % 2)), (270, b"-0.%d" % n)]))
+        for n in range(3)
+    ]
+    data = batched.encode_market_data(bodies, peer.now_ns)
+    alone = [single.encode_market_data([b], peer.now_ns) for b in bodies]
+    assert data is not None and data == b"".join(a for a in alone if a is not None)
+    assert batched.next_sender_seq == single.next_sender_seq
+    # One bad MDReqID and nothing is sequenced: the caller takes the action path for all.
+    before = batched.next_sender_seq
+    assert batched.encode_market_data([bodies[0], (b"a\x01b", bodies[1][1])], peer.now_ns) is None
+    assert batched.next_sender_seq == before
