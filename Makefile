@@ -27,7 +27,7 @@ sysdeps: ## Install Debian packages the project needs (python3-venv, compilers, 
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y python3-venv python3-dev g++ prometheus ; \
 	fi
 
-$(STAMP): pyproject.toml fixserver/_wire.c  # the C encoder is built by the install
+$(STAMP): pyproject.toml setup.py fixserver/_wire.c  # the C encoder is built by the install
 	@$(MAKE) --no-print-directory sysdeps
 	@if [ -x $(BIN)/python ] && [ "$$(readlink -f $(BIN)/python)" != "$$(readlink -f "$$(command -v $(PY))")" ]; then \
 	  echo "re-creating $(VENV) on $(PY) (it was made with $$(readlink -f $(BIN)/python))"; rm -rf $(VENV); fi
