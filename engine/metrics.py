@@ -67,7 +67,10 @@ class Metrics:
             "lagg_md_conflated_total", "market-data updates conflated for slow clients", ["client"], registry=r
         )
         self.slow_logouts = Counter(
-            "lagg_slow_client_logouts_total", "clients logged out past the send-buffer limit", ["client"], registry=r
+            "lagg_slow_client_logouts_total",
+            "slow clients logged out (conflated too long) or dropped (past the send-buffer cap)",
+            ["client"],
+            registry=r,
         )
         self.logon_failures = Counter(
             "lagg_logon_failures_total", "rejected logons (bad credentials, unknown CompID)", registry=r
