@@ -94,9 +94,8 @@ class Workload:
         self.batch.clear()
 
     def quote_of(self, tier: int, instr: int) -> tuple[Ladder, int]:
-        """What gateway.py's ``_ladder_version`` does."""
-        q = self.engine.quote(self.engine.tier_names[tier], self.engine.symbols[instr])
-        return (q.bids, q.asks), q.version
+        """What gateway.py hands the hub (``Engine.ladder``)."""
+        return self.engine.ladder(tier, instr)
 
     def version_of(self, tier: int, instr: int) -> int:
         return int(self.engine.quote_state[tier, instr, 2])

@@ -175,13 +175,20 @@ class Engine:
 
     def quote(self, tier: str, symbol: str) -> TierQuote:
         """The published ladder of ``tier`` for ``symbol`` (a copy)."""
-        t, i = self._tier_index[tier], self._instr_index[symbol]
-        nb, na, version = self.quote_state[t, i, :3].tolist()
-        q = self.quotes[t, i]
-        # tolist() converts a whole row to Python ints at once (per element: ~20x slower).
-        bids = tuple(zip(q[0, 0, :nb].tolist(), q[0, 1, :nb].tolist(), strict=True))
-        asks = tuple(zip(q[1, 0, :na].tolist(), q[1, 1, :na].tolist(), strict=True))
+        (bids, asks), version = self.ladder(self._tier_index[tier], self._instr_index[symbol])
         return TierQuote(tier, symbol, bids, asks, version)
+
+    def ladder(
+        self, tier: int, instr: int
+    ) -> tuple[tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]], int]:
+        """:meth:`quote` by index, as ``((bids, asks), version)``: what the publisher reads per
+        changed quote, without the name lookups and the record."""
+        nb, na, version = self.quote_state[tier, instr, :3].tolist()
+        # One tolist() of the whole (side, price/qty, level) block: Python ints at once (per
+        # element, or per slice, costs several times more).
+        (bid_px, bid_qty), (ask_px, ask_qty) = self.quotes[tier, instr].tolist()
+        bids = tuple(zip(bid_px[:nb], bid_qty[:nb], strict=True))
+        return (bids, tuple(zip(ask_px[:na], ask_qty[:na], strict=True))), version
 
     def lp_tops(self, instr_index: int, side: int, now_ns: int) -> list[tuple[int, int, int]]:
         """``(lp, price, qty)``: the best level on ``side`` (0 bid, 1 ask) of every LP that is

@@ -73,7 +73,7 @@ class Gateway(Application):
             self._price_grids,
             self._qty_grids,
             [t.depth for t in cfg.tiers],
-            quote_of=self._ladder_version,
+            quote_of=engine.ladder,
             # Hub and engine index tiers and instruments alike (config order): the hub copies a
             # ladder only when its version moved.
             version_of=lambda tier, instr: int(engine.quote_state[tier, instr, 2]),
@@ -101,12 +101,8 @@ class Gateway(Application):
 
     # --- engine views ----------------------------------------------------------------------------
 
-    def _ladder_version(self, tier: int, instr: int):  # noqa: ANN202 - (ladder, version)
-        q = self.engine.quote(self._tier_names[tier], self._symbols[instr])
-        return (q.bids, q.asks), q.version
-
     def _ladder(self, tier: int, instr: int):  # noqa: ANN202
-        return self._ladder_version(tier, instr)[0]
+        return self.engine.ladder(tier, instr)[0]
 
     def _on_exposure(self, instr: int, skew_ticks: int) -> None:
         self.engine.set_skew(instr, skew_ticks)
