@@ -22,16 +22,24 @@ so it survives a process crash (``kill -9``); only an OS crash or power loss can
 transactions, and NORMAL avoids an fsync per batch on the hot path. Deployments that must also
 survive power loss pass ``synchronous="FULL"`` (an fsync per commit).
 
-The sequence counters are not SQL rows on the hot path: they live in a small file beside the
-database (``<db>-seqnums``), mapped into memory and shared with the page cache, so a commit
-writes them with a memory copy. Like a WAL commit under NORMAL, what is written there survives
-the process being killed (the kernel owns the page); under FULL the commit also msyncs it. Market
-data moves every session's counter on every price update, and an SQL UPDATE plus COMMIT per update
-cost ~100 µs with 20 sessions, with a WAL checkpoint (and its fsync) every thousand or so. The
-table keeps the counters as of the last clean close; on open a store takes the highest of the
-table, the mapped file and its last saved message + 1, so a lost or foreign counters file can
-only make the sequence jump forward (the peer's ResendRequest is then answered with a gap fill),
-never reuse a number.
+The outbound sequence counter is not an SQL row on the hot path. Market data moves every
+session's counter on every price update, and an SQL UPDATE plus COMMIT per update cost ~100 µs
+with 20 sessions (with a WAL checkpoint, and its fsync, every thousand or so). Instead:
+
+* the table holds a **ceiling**: every number used so far is below it. A commit whose counter
+  passes the ceiling first raises it by :data:`SEQ_RESERVE` in SQL, so that costs one SQL commit
+  per :data:`SEQ_RESERVE` messages of a session; a clean close writes the exact value;
+* a small file beside the database (``<db>-seqnums``), mapped into memory, holds the **exact**
+  counter, written at every commit with a memory copy. Like a WAL commit under NORMAL, it
+  survives the process being killed (the kernel owns the page).
+
+On open, a store continues from the mapped file's counter when it can believe it (the file
+names its database, the slot was written, and the factory runs with NORMAL): after ``kill -9``
+the sequence continues exactly. Otherwise it continues from the table's ceiling (a lost or
+foreign file, or FULL, where an OS crash may have lost the file's last pages but not the
+fsynced table): the sequence jumps forward and the peer's ResendRequest for the jump is answered
+with a gap fill, so no number is ever used twice. The inbound counter moves only when the peer
+sends (orders, heartbeats), so it stays an SQL row, written in the commit that follows.
 """
 
 from __future__ import annotations
@@ -56,6 +64,7 @@ __all__ = [
     "MessageStoreFactory",
     "SqliteStore",
     "SqliteStoreFactory",
+    "SEQ_RESERVE",
     "StoredMessage",
     "decode_body",
     "encode_body",
@@ -219,19 +228,23 @@ CREATE TABLE IF NOT EXISTS fix_messages (
 """
 
 
-class _SeqFile:
-    """The sequence counters of every session of a database, two int64 per slot, in a file mapped
-    into memory (``:memory:`` databases get an anonymous map). A 16-byte header names the database
-    it belongs to, so a file left over from another database is not believed."""
+SEQ_RESERVE = 8192
+"""Outbound sequence numbers reserved in the table at a time (module docstring)."""
 
-    _MAGIC = b"LAGGSEQ1"
+
+class _SeqFile:
+    """The exact outbound sequence counter of every session of a database, one int64 per slot,
+    in a file mapped into memory (``:memory:`` databases get an anonymous map). A 16-byte header
+    names the database it belongs to, so a file left over from another database is not believed.
+    Its blocks are allocated when it grows, so a full disk is an OSError then, not a SIGBUS at a
+    later write through the map."""
+
+    _MAGIC = b"LAGGSEQ2"
     _HEADER = struct.Struct("<8sq")
-    _SLOT = struct.Struct("<qq")  # next sender, next target
-    _GROW = 256  # slots added at a time
+    _SLOT = struct.Struct("<q")  # the next outbound MsgSeqNum; 0: never written
+    _GROW = 512  # slots added at a time
 
     def __init__(self, path: str | None, db_id: int) -> None:
-        self._path = path
-        self._db_id = db_id
         self._fd = -1 if path is None else os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         size = 0 if path is None else os.fstat(self._fd).st_size
         self.believed = size >= self._HEADER.size and self._read_header(size) == (self._MAGIC, db_id)
@@ -253,18 +266,17 @@ class _SeqFile:
         if self._fd < 0:
             return mmap.mmap(-1, size)
         if os.fstat(self._fd).st_size < size:
-            os.ftruncate(self._fd, size)
+            os.posix_fallocate(self._fd, 0, size)
         return mmap.mmap(self._fd, size)
 
-    def read(self, slot: int) -> tuple[int, int]:
-        """(sender, target) of ``slot``; zeros where nothing was written (or the file was not believed)."""
+    def read(self, slot: int) -> int:
+        """The counter of ``slot``; 0 where nothing was written (or beyond this process's map)."""
         off = self._size(slot)
         if off + self._SLOT.size > len(self._map):
-            return 0, 0
-        sender, target = self._SLOT.unpack_from(self._map, off)
-        return sender, target
+            return 0
+        return int(self._SLOT.unpack_from(self._map, off)[0])
 
-    def write(self, slot: int, sender: int, target: int) -> None:
+    def write(self, slot: int, sender: int) -> None:
         off = self._size(slot)
         if off + self._SLOT.size > len(self._map):
             old = self._map
@@ -272,12 +284,7 @@ class _SeqFile:
             if self._fd < 0:
                 self._map[: len(old)] = old
             old.close()
-        self._SLOT.pack_into(self._map, off, sender, target)
-
-    def sync(self) -> None:
-        """msync: the counters survive power loss too (``synchronous=FULL``)."""
-        if self._fd >= 0:
-            self._map.flush()
+        self._SLOT.pack_into(self._map, off, sender)
 
     def close(self) -> None:
         self._map.close()
@@ -287,9 +294,9 @@ class _SeqFile:
 
 class SqliteStore(MessageStore):
     """One session's rows in a shared SQLite database. Sequence numbers are cached in memory
-    (reads are free) and written at :meth:`commit` only, into the mapped counters file (see the
-    module docstring): one commit writes every session's (``dirty`` is shared by all stores on
-    the connection). Saved messages go into the open transaction at once."""
+    (reads are free) and written at :meth:`commit` only (see the module docstring): one commit
+    writes every session's (``dirty`` is shared by all stores on the connection). Saved messages
+    go into the open transaction at once."""
 
     def __init__(
         self,
@@ -298,12 +305,11 @@ class SqliteStore(MessageStore):
         now_ns: int,
         seqs: _SeqFile,
         dirty: set[SqliteStore] | None = None,
-        sync: bool = False,
+        trust_file: bool = True,
     ) -> None:
         self._conn = conn
         self._key = session_key
         self._seqs = seqs
-        self._sync = sync  # msync the counters at each commit (synchronous=FULL)
         self._dirty: set[SqliteStore] = dirty if dirty is not None else set()
         row = conn.execute(
             "SELECT next_sender, next_target, creation_ns FROM fix_sessions WHERE session_key = ?",
@@ -321,12 +327,12 @@ class SqliteStore(MessageStore):
         last_saved = conn.execute(
             "SELECT COALESCE(MAX(seq_num), 0) FROM fix_messages WHERE session_key = ?", (session_key,)
         ).fetchone()[0]
-        mapped_sender, mapped_target = seqs.read(self._slot)
-        # The highest of what each place knows: a number is never used twice (module docstring).
-        self._sender = max(int(row[0]), mapped_sender, int(last_saved) + 1)
-        self._target = max(int(row[1]), mapped_target)
+        self._ceiling = int(row[0])  # every number used so far is below it (module docstring)
+        exact = seqs.read(self._slot) if trust_file and seqs.believed else 0
+        self._sender = max(exact or self._ceiling, int(last_saved) + 1)
+        self._target = self._table_target = int(row[1])
         self._created = int(row[2])
-        seqs.write(self._slot, self._sender, self._target)
+        seqs.write(self._slot, self._sender)
 
     @property
     def next_sender_seq(self) -> int:
@@ -363,34 +369,45 @@ class SqliteStore(MessageStore):
         return [StoredMessage(int(s), bytes(t), bytes(st), decode_body(bytes(b))) for s, t, st, b in rows]
 
     def reset(self, now_ns: int) -> None:
+        # The file first: a crash before the SQL commit leaves the old creation time, so the
+        # schedule resets again at the next logon, not a new creation time with the old numbers.
+        self._seqs.write(self._slot, 1)
         self._conn.execute("DELETE FROM fix_messages WHERE session_key = ?", (self._key,))
         self._conn.execute(
             "UPDATE fix_sessions SET next_sender = 1, next_target = 1, creation_ns = ? WHERE session_key = ?",
             (now_ns, self._key),
         )
-        self._sender = self._target = 1
+        self._conn.commit()  # a reset is rare and must not wait for the next batch's commit
+        self._sender = self._target = self._ceiling = self._table_target = 1
         self._created = now_ns
         self._dirty.discard(self)
-        # A reset is rare and must not be undone by a crash before the next batch's commit.
-        self._conn.commit()
-        self._seqs.write(self._slot, 1, 1)
-        self._seqs.sync()
 
     def commit(self) -> None:
-        _commit(self._conn, self._seqs, self._dirty, self._sync)
+        _commit(self._conn, self._seqs, self._dirty)
 
 
-def _commit(conn: sqlite3.Connection, seqs: _SeqFile, dirty: set[SqliteStore], sync: bool = False) -> None:
-    """Commit the connection's transaction (saved messages), then write the counters of every
-    store in ``dirty`` into the mapped file (msynced when ``sync``)."""
+def _commit(conn: sqlite3.Connection, seqs: _SeqFile, dirty: set[SqliteStore]) -> None:
+    """Write the counters of every store in ``dirty``: the exact outbound counter into the
+    mapped file; in SQL, a new ceiling where one was passed and the inbound counter where it
+    moved; then commit the connection's transaction (with any saved messages)."""
+    if dirty:
+        ceilings: list[tuple[int, str]] = []
+        targets: list[tuple[int, str]] = []
+        for store in dirty:
+            seqs.write(store._slot, store._sender)
+            if store._sender > store._ceiling:
+                store._ceiling = store._sender + SEQ_RESERVE
+                ceilings.append((store._ceiling, store._key))
+            if store._target != store._table_target:
+                store._table_target = store._target
+                targets.append((store._target, store._key))
+        dirty.clear()
+        if ceilings:
+            conn.executemany("UPDATE fix_sessions SET next_sender = ? WHERE session_key = ?", ceilings)
+        if targets:
+            conn.executemany("UPDATE fix_sessions SET next_target = ? WHERE session_key = ?", targets)
     if conn.in_transaction:
         conn.commit()
-    if dirty:
-        for store in dirty:
-            seqs.write(store._slot, store._sender, store._target)
-        dirty.clear()
-        if sync:
-            seqs.sync()
 
 
 class SqliteStoreFactory(MessageStoreFactory):
@@ -413,14 +430,16 @@ class SqliteStoreFactory(MessageStoreFactory):
             self._conn.execute("INSERT INTO fix_meta VALUES ('db_id', ?)", row)
         self._conn.commit()
         self._seqs = _SeqFile(None if in_memory else f"{path}-seqnums", int(row[0]))
-        self._sync = synchronous == "FULL"
+        # Under FULL the table (fsynced) is the truth after a crash: an OS crash may have lost
+        # the mapped file's last pages (module docstring).
+        self._trust_file = synchronous == "NORMAL"
         self._stores: dict[str, SqliteStore] = {}
         self._dirty: set[SqliteStore] = set()  # stores whose counters the next commit writes
 
     def create(self, session_key: str, now_ns: int) -> MessageStore:
         store = self._stores.get(session_key)
         if store is None:
-            store = SqliteStore(self._conn, session_key, now_ns, self._seqs, self._dirty, self._sync)
+            store = SqliteStore(self._conn, session_key, now_ns, self._seqs, self._dirty, self._trust_file)
             self._stores[session_key] = store
         return store
 
@@ -429,8 +448,8 @@ class SqliteStoreFactory(MessageStoreFactory):
         return str(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
 
     def close(self) -> None:
-        """Commit, write every session's counters into the table too, and close."""
-        _commit(self._conn, self._seqs, self._dirty, self._sync)
+        """Commit, write every session's exact counters into the table, and close."""
+        _commit(self._conn, self._seqs, self._dirty)
         self._conn.executemany(
             "UPDATE fix_sessions SET next_sender = ?, next_target = ? WHERE session_key = ?",
             [(store._sender, store._target, store._key) for store in self._stores.values()],
