@@ -150,6 +150,7 @@ class Gateway(Application):
     def on_logout(self, session: SessionHandle, reason: str) -> None:
         comp_id = session.session_id.target_comp_id
         self.hub.drop_session(comp_id)
+        self._conflated_since.pop(comp_id, None)  # its next session starts with a clean slate
         self.metrics.sessions.labels(state="logged_on").set(sum(h.is_logged_on for h in self.handles.values()))
 
     def from_app(self, message: FixMessage, session: SessionHandle) -> None:
