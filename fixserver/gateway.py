@@ -244,7 +244,7 @@ class Gateway(Application):
             stages["fanout"].observe((time.perf_counter_ns() - published) / 1e9)
 
     def _writable(self, comp_id: str, now_ns: int) -> bool:
-        """May this session take market data now? Slow sessions are conflated, then dropped."""
+        """May this session take market data now? Slow sessions are conflated, then logged out."""
         handle = self.handles.get(comp_id)
         if handle is None or not handle.is_logged_on:
             return False
@@ -390,6 +390,9 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
         next_wake = loop.time()
         while not stop.is_set() and (deadline is None or loop.time() < deadline):
             now = clock.now_ns()
+            if rows_ready_ns:
+                wait_latency.observe((time.perf_counter_ns() - rows_ready_ns) / 1e9)
+                rows_ready_ns = 0
             if sim_feed is not None:
                 sim_feed.step(batch, now)
             if recorder is not None:
@@ -398,9 +401,6 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
                 gateway.skews_to_record = []
             started = time.perf_counter_ns()
             rows = batch.n > 0
-            if rows_ready_ns:
-                wait_latency.observe((started - rows_ready_ns) / 1e9)
-                rows_ready_ns = 0
             engine.apply(batch, now)
             batch.clear()
             engine.expire(now)
