@@ -256,24 +256,23 @@ class Gateway(Application):
             return True
         since = self._conflated_since.setdefault(comp_id, now_ns)
         server = self.cfg.server
+        over_cap = backlog > server.max_send_buffer_bytes
+        if not over_cap and now_ns - since <= server.max_conflation_s * 1_000_000_000:
+            self.metrics.conflated.labels(client=comp_id).inc()
+            return False
         behind = f"slow consumer: {backlog} bytes behind for {(now_ns - since) / 1e9:.1f}s"
-        if backlog > server.max_send_buffer_bytes:
+        self._conflated_since.pop(comp_id, None)
+        self.metrics.slow_logouts.labels(client=comp_id).inc()
+        if over_cap:
             # Past the hard cap nothing more is queued, not even a Logout. The session keeps its
             # sequence numbers; the client recovers on its next logon.
-            self._conflated_since.pop(comp_id, None)
-            self.metrics.slow_logouts.labels(client=comp_id).inc()
             handle.abort(behind)
-            return False
-        if now_ns - since > server.max_conflation_s * 1_000_000_000:
-            # A FIX Logout, queued behind the backlog: a client that catches up reads it and
-            # goes; one that does not is dropped when the Logout handshake times out and the
-            # connection's close grace ends (fixserver.transport).
-            self._conflated_since.pop(comp_id, None)
-            self.metrics.slow_logouts.labels(client=comp_id).inc()
+        else:
+            # Conflated too long: a FIX Logout, queued behind the backlog. A client that catches
+            # up reads it and goes; one that does not is dropped when the Logout handshake times
+            # out and the connection's close grace ends (fixserver.transport).
             log.warning("%s: %s; logging it out", comp_id, behind)
             handle.logout(behind)
-            return False
-        self.metrics.conflated.labels(client=comp_id).inc()
         return False
 
 
