@@ -2,10 +2,11 @@
 
 Towards the gateway it is 10 LP FIX acceptors (the gateway's LP feeds log on to them and
 subscribe) and 20 FIX client sessions (initiators that log on to the gateway and subscribe to
-every instrument, incremental). Towards the floor's echo server it opens the same 10 "LP"
-connections and one "client" connection and writes the very same LP tick bytes, so both runs
-pay the same driver cost per tick: one template fill and one ``write`` on the LP side, one
-timestamp per read and a few ``bytes.find`` per message on the client side.
+every instrument, incremental). Towards the floor's forwarder it opens the same 10 "LP"
+connections and one "client" connection (the echo floor) or 20 (the fan-out floor) and writes
+the very same LP tick bytes, so every run pays the same driver cost per tick and per client
+read: one template fill and one ``write`` on the LP side, one timestamp per read and a few
+``bytes.find`` per message on the client side.
 
 Timing: a tick's send time is ``perf_counter_ns()`` just before its LP message is written; a
 read's receive time is ``perf_counter_ns()`` on entry to ``data_received``. Reads are only

@@ -3,8 +3,10 @@
 It stands where the gateway stands: the driver's "LP" connections write LP ticks to its LP port
 and it writes every byte it reads, unchanged and unparsed, to each connection on its client port.
 A tick's trip through it is the same two loopback hops, two socket reads and two event-loop
-wake-ups as a tick-to-quote through the gateway, with no FIX, engine or fan-out work: the lowest
-latency any gateway in this process layout could have.
+wake-ups as a tick-to-quote through the gateway, with no FIX, engine or fan-out work: with one
+client connection, the lowest latency any gateway in this process layout could have (the echo
+floor). With one connection per client (the fan-out floor) each tick is also written once per
+client, the part of the fan-out that no single-process gateway can avoid.
 
 ``python -m benchmarks._e2e_floor [--seconds N]`` prints ``ports LP_PORT CLIENT_PORT`` once
 listening, and exits after N seconds or on SIGTERM/SIGINT.

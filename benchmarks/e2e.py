@@ -18,7 +18,13 @@ Process layout (2 processes under test, all on 127.0.0.1):
   in its own process (:mod:`benchmarks._e2e_floor`) standing where the gateway stands, driven by the
   same driver with the same LP tick bytes (same size), the same 10 LP connections, the same pacing
   and tick count, read back on one client connection by the same parser. Its latency is two
-  loopback hops and two loop wake-ups with no work in between.
+  loopback hops and two loop wake-ups with no work in between. The target is against this floor.
+* the **fan-out floor**, measured right after it: the same forwarder, driver, ticks, pacing and
+  warm-up, read back on 20 client connections, so each tick is 20 loopback writes in the forwarder
+  and 20 reads in the driver, and nothing else. Any single-process gateway that sends each of 20
+  clients its own quote pays at least this kernel and driver cost per tick, so it shows how much of
+  tick-to-quote over the floor the 20 writes alone account for on this machine. It is a reference
+  measured in every run, not the target.
 
 Workload: a monotone price walk (see :mod:`benchmarks._e2e_wire`) in which every LP tick becomes
 the new best bid, so the tick behind any quote a client receives is known from its price. The
@@ -38,6 +44,9 @@ Method:
   ExecutionReport for its ClOrdID read; orders are paced, round-robin over the 20 clients, with no
   ticks in flight.
 * floor_echo: the same as tick_to_quote, through the forwarder, one client.
+* floor_fanout: the same as tick_to_quote, through the forwarder, 20 clients: every client's
+  receipt is a sample, and the first client's per tick is floor_fanout_first_client; the ratios
+  of tick_to_quote (and its first client) over these are reported beside the target's ratio.
 * rss_mb: VmRSS of the gateway process from /proc after the latency phase (~100k ticks) and after
   the total (1M ticks), each read once every client shows the last tick sent (the gateway has
   taken every tick; none is queued in a socket).
@@ -92,10 +101,10 @@ TIERS = [
 
 @dataclass(frozen=True)
 class Plan:
-    latency_ticks: int = 100_000  # measured, paced; also the floor's tick count
+    latency_ticks: int = 100_000  # measured, paced; also each floor's tick count
     total_ticks: int = 1_000_000  # every tick the gateway gets, for the memory check
     warmup_ticks: int = 2_000
-    # Per second, latency phase and floor: about half of what this gateway sustains with 20
+    # Per second, latency phase and floors: about half of what this gateway sustains with 20
     # clients on this 2-core machine (~1,000/s, where conflation starts), so the numbers are
     # latency rather than queueing; it makes the run ~8 minutes.
     tick_rate: float = 500.0
@@ -239,7 +248,6 @@ def free_port() -> int:
     return pick()
 
 
-
 class Progress:
     def __init__(self) -> None:
         self.started = time.perf_counter()
@@ -270,42 +278,51 @@ def _last_k(driver: Driver) -> list[int]:
 
 
 async def _caught_up(driver: Driver, proc: subprocess.Popen[bytes], timeout_s: float = 120.0) -> None:
-    """Wait until every client shows the last tick sent: the gateway has taken every tick."""
+    """Wait until every client shows the last tick sent: the server under test (gateway or
+    forwarder) has taken every tick and passed it on."""
     target = _last_k(driver)
-    await _wait_for(lambda: all(c.last_k == target for c in driver.clients), timeout_s, "gateway caught up", proc)
+    await _wait_for(lambda: all(c.last_k == target for c in driver.clients), timeout_s,
+                    "every client shown the last tick", proc)  # fmt: skip
 
 
-async def measure_floor(plan: Plan, say: Progress, logs: Path) -> dict[str, Any]:
-    """The floor: the same driver and ticks through a plain forwarder process."""
+async def measure_floor(plan: Plan, say: Progress, logs: Path, name: str, clients: int) -> dict[str, Any]:
+    """A floor: the same driver and ticks through a plain forwarder process, read back on ``clients``
+    connections (1: the echo floor; ``N_CLIENTS``: the fan-out floor). ``name`` labels its log and
+    progress lines."""
     rec = Recorder(plan.warmup_ticks + plan.latency_ticks, 1)
     driver = Driver(rec)
-    log = open(logs / "floor.log", "wb")  # noqa: SIM115 - closed in finally
+    log = open(logs / f"{name}.log", "wb")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen([sys.executable, "-m", "benchmarks._e2e_floor", "--seconds", "900"], cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=log)  # fmt: skip
     try:
         assert proc.stdout is not None
         line = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline), 30)
         _, lp_port, client_port = line.decode().split()
-        await driver.connect_client(int(client_port), "FLOOR", markup=0)
+        for c in range(clients):
+            await driver.connect_client(int(client_port), f"FLOOR{c + 1:02d}", markup=0)
         await driver.connect_lps_to(int(lp_port))
-        await asyncio.sleep(0.3)  # the forwarder has registered its client connection
+        await asyncio.sleep(0.3)  # the forwarder has registered its client connections
         deadline = time.monotonic() + 60 + 3 * plan.latency_ticks / plan.tick_rate
         await driver.paced(plan.warmup_ticks, plan.tick_rate, driver.send_tick, deadline)
+        # Every connection is on the forwarder's list before sampling starts: a client that joined
+        # late would take its missing receipts out of the fan-out floor's samples.
+        await _caught_up(driver, proc, 30)
         gc.collect()
         gc.disable()
         driver.sampling = True
         cpu = CpuShare(proc.pid)
         sent, seconds = await driver.paced(
             plan.latency_ticks, plan.tick_rate, driver.send_tick, deadline,
-            lambda n: say(f"floor: {n:,}/{plan.latency_ticks:,} ticks, {len(rec.tick_samples):,} samples"),
+            lambda n: say(f"{name}: {n:,}/{plan.latency_ticks:,} ticks, {len(rec.tick_samples):,} samples"),
         )  # fmt: skip
         cpu_share = cpu.stop(sent)
         driver.sampling = False
         await asyncio.sleep(0.3)
         gc.enable()
-        converged = driver.clients[0].last_k == _last_k(driver)
-        return {"summary": latency_summary(rec.tick_samples), "ticks": sent, "seconds": round(seconds, 2),
-                "converged": converged, "cpu": cpu_share}  # fmt: skip
+        target = _last_k(driver)
+        converged = all(c.last_k == target for c in driver.clients)
+        return {"summary": latency_summary(rec.tick_samples), "first_client": latency_summary(_first_client(rec)),
+                "ticks": sent, "seconds": round(seconds, 2), "converged": converged, "cpu": cpu_share}  # fmt: skip
     finally:
         gc.enable()
         driver.close()
@@ -449,17 +466,20 @@ async def run(plan: Plan) -> dict[str, Any]:
         try:
             gateway = await measure_gateway(plan, say, state)
             say(f"floor: {plan.latency_ticks:,} ticks at {plan.tick_rate:,.0f}/s through a plain uvloop forwarder")
-            floor = await measure_floor(plan, say, state)
+            floor = await measure_floor(plan, say, state, "floor", 1)
+            say(f"floor_fanout: the same forwarder and ticks, read back on {N_CLIENTS} client connections")
+            fanout = await measure_floor(plan, say, state, "floor_fanout", N_CLIENTS)
         except BaseException:
-            for name in ("gateway.log", "floor.log"):
+            for name in ("gateway.log", "floor.log", "floor_fanout.log"):
                 path = state / name
                 if path.exists():
                     print(f"--- last lines of {name} ---\n" + "\n".join(path.read_text().splitlines()[-30:]))
             raise
     ticks = gateway["ticks"]
     tick, first, floor_s = ticks["summary"], ticks["first_client"], floor["summary"]
-    ratio = round(tick["p99_us"] / floor_s["p99_us"], 2) if floor_s["p99_us"] else None
-    ratio_first = round(first["p99_us"] / floor_s["p99_us"], 2) if floor_s["p99_us"] else None
+    fanout_s, fanout_first = fanout["summary"], fanout["first_client"]
+    ratio = _p99_ratio(tick, floor_s)
+    ratio_first = _p99_ratio(first, floor_s)
     rss1, rss2 = gateway["rss_first"], gateway["rss_second"]
     growth = round(100.0 * (rss2["mb"] - rss1["mb"]) / rss1["mb"], 1)
     return {
@@ -480,6 +500,8 @@ async def run(plan: Plan) -> dict[str, Any]:
             "warmup_ticks": plan.warmup_ticks,
             "floor_ticks": floor["ticks"],
             "floor_phase_s": floor["seconds"],
+            "floor_fanout_ticks": fanout["ticks"],
+            "floor_fanout_phase_s": fanout["seconds"],
             "orders": gateway["orders"]["sent"],
             "order_rate_per_s": plan.order_rate,
             "order": f"market IOC, {ORDER_QTY_STEPS} quantity steps, internalised, alternating buy/sell per client",
@@ -500,6 +522,11 @@ async def run(plan: Plan) -> dict[str, Any]:
             "p99_ratio_tick_to_quote_over_floor": ratio,
             "tick_to_quote_first_client": first,
             "p99_ratio_first_client_over_floor": ratio_first,
+            "floor_fanout": fanout_s,
+            "floor_fanout_first_client": fanout_first,
+            "p99_ratio_floor_fanout_over_floor": _p99_ratio(fanout_s, floor_s),
+            "p99_ratio_tick_to_quote_over_floor_fanout": _p99_ratio(tick, fanout_s),
+            "p99_ratio_first_client_over_floor_fanout_first_client": _p99_ratio(first, fanout_first),
             "detail": {
                 "tick_to_quote": "every client's receipt of a tick's price (fan-out view); first_client: the "
                 "earliest of the 20 per tick",
@@ -508,6 +535,10 @@ async def run(plan: Plan) -> dict[str, Any]:
                 "clients_converged_after_latency_phase": ticks["clients_converged"],
                 "clients_converged_after_total": gateway["bulk"]["clients_converged"],
                 "floor_converged": floor["converged"],
+                "floor_fanout": f"the floor's forwarder read back on {N_CLIENTS} client connections: every byte "
+                "written to each, no other work; the cost of the per-tick loopback writes alone (a reference, not "
+                "the target)",
+                "floor_fanout_converged": fanout["converged"],
                 "order_first_reports_by_exec_type": gateway["orders"]["first_reports"],
                 "order_rejects": gateway["orders"]["rejects"],
                 "rss_read_at_ticks": [rss1["ticks"], rss2["ticks"]],
@@ -516,6 +547,7 @@ async def run(plan: Plan) -> dict[str, Any]:
                 "clients_logged_out_at_end": gateway["clients_logged_out"],
                 "cpu_cores_tick_to_quote_phase": ticks["cpu"],
                 "cpu_cores_floor_phase": floor["cpu"],
+                "cpu_cores_floor_fanout_phase": fanout["cpu"],
                 "gateway_stages_tick_to_quote_phase": ticks["stages"],
             },
         },
@@ -528,9 +560,14 @@ async def run(plan: Plan) -> dict[str, Any]:
         },
         "method": "perf_counter_ns in the driver at the LP write and at data_received of the client read; "
         "numpy linear percentiles over every sample; driver GC off while measuring; gateway measured first, "
-        "then the floor in the same run",
+        f"then the floor (1 client), then the fan-out floor ({N_CLIENTS} clients), in the same run",
         "runtime_s": round(time.perf_counter() - say.started, 1),
     }
+
+
+def _p99_ratio(over: dict[str, Any], under: dict[str, Any]) -> float | None:
+    """p99 of one latency_summary over another's (None if the second has no samples)."""
+    return round(over["p99_us"] / under["p99_us"], 2) if under["p99_us"] else None
 
 
 def _sample_tick() -> bytes:
@@ -552,7 +589,8 @@ def print_table(report: dict[str, Any]) -> None:
                   f"{wl['latency_ticks']:,} ticks at {wl['tick_rate_per_s']:,.0f}/s (µs)")  # fmt: skip
     for col in ("path", "p50", "p90", "p99", "p99.9", "max", "samples"):
         table.add_column(col, justify="right", no_wrap=True)
-    for name in ("tick_to_quote", "tick_to_quote_first_client", "order_round_trip", "floor_echo"):
+    for name in ("tick_to_quote", "tick_to_quote_first_client", "order_round_trip", "floor_echo", "floor_fanout",
+                 "floor_fanout_first_client"):  # fmt: skip
         r = res[name]
         table.add_row(name, *(f"{r[k]:,.1f}" for k in ("p50_us", "p90_us", "p99_us", "p999_us", "max_us")),
                       f"{r['samples']:,}")  # fmt: skip
@@ -565,11 +603,15 @@ def print_table(report: dict[str, Any]) -> None:
         f"{res['p99_ratio_first_client_over_floor']}x; target <= 3x: "
         f"{'met' if t['tick_to_quote_p99_met'] else 'NOT met'}); ticks seen by some client "
         f"{d['ticks_seen_share']:.1%}, client receipts {d['client_receipts_share']:.1%}\n"
+        f"p99 floor_fanout / floor: {res['p99_ratio_floor_fanout_over_floor']}x (what {wl['clients']} writes per tick "
+        f"cost alone); tick_to_quote / floor_fanout: {res['p99_ratio_tick_to_quote_over_floor_fanout']}x (first "
+        f"client / fan-out first client {res['p99_ratio_first_client_over_floor_fanout_first_client']}x)\n"
         f"gateway RSS {res['rss_mb']['after_100k']} MB at {d['rss_read_at_ticks'][0]:,} ticks -> "
         f"{res['rss_mb']['after_1m']} MB at {d['rss_read_at_ticks'][1]:,} ticks ({d['rss_growth_pct']:+.1f}%, target "
         f"within 10%: {'met' if t['rss_met'] else 'NOT met'}); bulk {wl['bulk_rate_per_s_achieved']:,} ticks/s\n"
         f"CPU (cores) in the tick-to-quote phase: {_cpu_text(d['cpu_cores_tick_to_quote_phase'], 'gateway')}; "
-        f"in the floor phase: {_cpu_text(d['cpu_cores_floor_phase'], 'forwarder')}\n"
+        f"in the floor phase: {_cpu_text(d['cpu_cores_floor_phase'], 'forwarder')}; "
+        f"in the fan-out floor phase: {_cpu_text(d['cpu_cores_floor_fanout_phase'], 'forwarder')}\n"
         f"gateway stages per batch of LP updates in the tick-to-quote phase (mean µs; p99 bucket): "
         + ", ".join(f"{k} {v['mean_us']:,.0f} (<= {v['p99_le_us']})"
                     for k, v in d["gateway_stages_tick_to_quote_phase"].items()) + "\n"
@@ -582,9 +624,9 @@ def print_table(report: dict[str, Any]) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.e2e", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a short smoke run (seconds, not minutes)")
-    parser.add_argument("--ticks", type=int, help="measured ticks (latency phase and floor)")
+    parser.add_argument("--ticks", type=int, help="measured ticks (latency phase and both floors)")
     parser.add_argument("--total-ticks", type=int, help="ticks before the second memory reading")
-    parser.add_argument("--rate", type=float, help="ticks per second in the latency phase and the floor")
+    parser.add_argument("--rate", type=float, help="ticks per second in the latency phase and both floors")
     parser.add_argument("--out", type=Path, default=RESULTS, help="results file")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else Plan()
