@@ -17,6 +17,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,6 +34,7 @@ from feeds.replay import QuoteHasher, recorder_for
 from feeds.sim_feed import SimFeed
 from feeds.sim_market import SimConfig
 from fixserver.clock import Clock, SystemClock
+from fixserver.codec import PreparedBody
 from fixserver.marketdata import MarketDataHub, MdReject, MdRejectReason
 from fixserver.message import FixMessage
 from fixserver.orders import OrderDesk
@@ -77,6 +79,7 @@ class Gateway(Application):
             # Hub and engine index tiers and instruments alike (config order): the hub copies a
             # ladder only when its version moved.
             version_of=lambda tier, instr: int(engine.quote_state[tier, instr, 2]),
+            versions=lambda: engine.quote_state[:, :, 2].tolist(),
         )
         self.positions = PositionBook(len(cfg.instruments), skew_step_qty=[i.skew_step_qty for i in cfg.instruments])
         self.kill = KillSwitches()
@@ -97,6 +100,7 @@ class Gateway(Application):
         self.skews_to_record: list[tuple[int, int]] | None = None
         self.skews = [0] * len(cfg.instruments)  # the skew input last set per instrument
         self._conflated_since: dict[str, int] = {}
+        self._fanout_ns = 0  # time spent writing market data in the current publish
         self._stages = {name: metrics.stage_latency.labels(stage=name) for name in ("orders", "publish", "fanout")}
 
     # --- engine views ----------------------------------------------------------------------------
@@ -228,20 +232,32 @@ class Gateway(Application):
         self.desk.on_quotes(now_ns)
         self.flush_orders()
         encoded = time.perf_counter_ns()
-        out = self.hub.publish(now_ns, writable=lambda comp_id: self._writable(str(comp_id), now_ns))
-        published = time.perf_counter_ns()
-        for comp_id, bodies in out.items():
-            handle = self.handles.get(str(comp_id))
-            if handle is None or not handle.is_logged_on:
-                continue
-            # This session's write now, before the next one is encoded (the commit before it only
-            # copies sequence counters), not after whatever else this loop step still does.
-            handle.send_market_data(bodies)
+        self._fanout_ns = 0
+        self.hub.publish(now_ns, writable=lambda comp_id: self._writable(str(comp_id), now_ns), deliver=self._deliver)
         if timed:
+            # Publish and fanout interleave (each session is written once its bodies are ready):
+            # fanout is the time spent writing, publish the rest.
+            fanout = self._fanout_ns
             stages = self._stages
             stages["orders"].observe((encoded - started) / 1e9)
-            stages["publish"].observe((published - encoded) / 1e9)
-            stages["fanout"].observe((time.perf_counter_ns() - published) / 1e9)
+            stages["publish"].observe((time.perf_counter_ns() - encoded - fanout) / 1e9)
+            stages["fanout"].observe(fanout / 1e9)
+
+    def _deliver(self, comp_id: Hashable, bodies: list[tuple[bytes, PreparedBody]]) -> None:
+        """One session's market data of this publish, written now (before the next session is
+        visited, so the first client does not wait for the last one's encoding)."""
+        started = time.perf_counter_ns()
+        handle = self.handles.get(str(comp_id))
+        if handle is not None and handle.is_logged_on:
+            try:
+                handle.send_market_data(bodies)
+            except Exception:
+                # The hub counts these updates as sent: a client that missed them must not apply
+                # the next X to a stale book, so it reconnects and starts from a snapshot. The
+                # other sessions go on.
+                log.exception("%s: market data could not be sent; dropping the connection", comp_id)
+                handle.abort("market data could not be sent")
+        self._fanout_ns += time.perf_counter_ns() - started
 
     def _writable(self, comp_id: str, now_ns: int) -> bool:
         """May this session take market data now? Slow sessions are conflated, then logged out."""
@@ -382,6 +398,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     wait_latency = metrics.stage_latency.labels(stage="wait")
     engine_latency = metrics.stage_latency.labels(stage="engine")
     lp_up = [(feed, metrics.lp_up.labels(lp=feed.lp.name)) for feed in feeds]
+    lp_shown: list[bool | None] = [None] * len(lp_up)  # what each gauge shows
     if sim_feed is not None:
         for lp in cfg.lps:
             metrics.lp_up.labels(lp=lp.name).set(1)
@@ -408,8 +425,10 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             gateway.on_batch(now, timed=rows)
             if hasher is not None:  # after the quotes went out (fills only mark skew; prices are as published)
                 hasher.update(engine)
-            for feed, gauge in lp_up:
-                gauge.set(1 if feed.up else 0)
+            for n, (feed, gauge) in enumerate(lp_up):
+                if feed.up is not lp_shown[n]:  # a gauge write takes a lock: only on a change
+                    lp_shown[n] = feed.up
+                    gauge.set(1 if feed.up else 0)
             next_wake += idle_s
             delay = next_wake - loop.time()
             if delay < 0:  # we fell behind: do not try to catch up with a burst

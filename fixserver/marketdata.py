@@ -19,9 +19,10 @@ Publishing runs once per engine batch for every session, so its cost per cycle i
 changed: what is constant about an entry (tags, entry type, position, the QuoteID's tier and
 instrument, the symbol) is formatted once per (tier, instrument) into a byte template; each
 level's ``270=price<SOH>271=size<SOH>`` is rendered once and kept in a bounded cache per
-instrument; with ``version_of``, an unchanged quote costs a version probe, not a ladder copy; and
-only the (subscription, instrument) pairs of quotes that moved, or that were conflated last
-time, are visited (subscriptions are flattened into a plan, rebuilt when they change).
+instrument; with ``versions`` (or ``version_of``), an unchanged quote costs a version read, not a
+ladder copy; only the (subscription, instrument) pairs of quotes that moved, or that were
+conflated last time, are visited (subscriptions are flattened into a plan, rebuilt when they
+change); and with ``deliver``, each session's bodies leave as soon as its pairs are visited.
 ``tests/md_reference.py`` keeps the field-by-field encoder this replaced, and a property test
 checks that both send the same bytes.
 """
@@ -110,12 +111,15 @@ class MarketDataHub:
         tier_depths: Sequence[int],
         quote_of: Callable[[int, int], tuple[Ladder, int]],
         version_of: Callable[[int, int], int] | None = None,
+        versions: Callable[[], Sequence[Sequence[int]]] | None = None,
     ) -> None:
         """``quote_of(tier, instr)`` returns ``((bids, asks), version)`` from the engine.
 
         ``version_of(tier, instr)``, if given, returns just the version ``quote_of`` would: the
         hub then copies a ladder only when its version moved (``Engine.quote`` takes ~10 µs per
         ladder, and most (tier, instrument) pairs do not change in a given batch).
+        ``versions()``, if given, returns every version at once as ``[tier][instr]``: one read
+        per publish instead of one probe per subscribed (tier, instrument).
         """
         self.symbols = list(symbols)
         self._symbol_bytes = [s.encode() for s in symbols]
@@ -128,6 +132,7 @@ class MarketDataHub:
         self._tier_depths = list(tier_depths)
         self._quote_of = quote_of
         self._version_of = version_of
+        self._versions = versions
         self._fetched: dict[tuple[int, int], tuple[Ladder, int]] = {}  # the last (ladder, version) read
         self._level_text: list[dict[tuple[int, int], bytes]] = [{} for _ in symbols]
         self._price_text: list[dict[int, bytes]] = [{} for _ in symbols]
@@ -203,25 +208,35 @@ class MarketDataHub:
     # --- publishing --------------------------------------------------------------------------
 
     def publish(
-        self, now_ns: int, writable: Callable[[SessionKey], bool] = lambda s: True
+        self,
+        now_ns: int,
+        writable: Callable[[SessionKey], bool] = lambda s: True,
+        deliver: Callable[[SessionKey, list[tuple[bytes, PreparedBody]]], None] | None = None,
     ) -> dict[SessionKey, list[tuple[bytes, PreparedBody]]]:
         """Encode what changed since the last call, once per (tier, instr, depth, format).
 
         Sessions for which ``writable(session)`` is false are skipped (conflated): their
         subscriptions keep the old version and receive a full W when they can take it again.
+
+        With ``deliver``, each session's ``(MDReqID, body)`` list goes to ``deliver(session,
+        bodies)`` as soon as it is complete, in session order, and the returned dict is empty:
+        the first session's bytes can be on the wire before the last session is visited. The
+        hub counts a delivered update as sent, so ``deliver`` must not raise.
         """
         plan = self._plan if self._plan is not None else self._plan_fanout()
-        current = {key: self._latest(key[0], key[1], now_ns) for key in self._plan_by_key}
+        versions = self._read_versions(now_ns)
         # Visit only the (subscription, instrument) pairs that may be behind: those of quotes that
         # moved since the last call and those conflated then. Every other pair holds the version
         # it held after the last call, which is still the latest. In plan order, which is the
         # order of sessions, their subscriptions and their instruments, as the bytes must be.
         visit = set(self._behind)
-        for key, (_, version) in current.items():
-            if self._published.get(key) != version:
-                visit.update(self._plan_by_key[key])
+        published = self._published
+        for key, positions in self._plan_by_key.items():
+            if published.get(key) != versions[key]:
+                visit.update(positions)
         behind: set[int] = set()
         out: dict[SessionKey, list[tuple[bytes, PreparedBody]]] = {}
+        current: dict[tuple[int, int], tuple[Ladder, int]] = {}  # ladders read in this call
         cache: dict[tuple[int, int, int, bool, int], PreparedBody] = {}
         history = self._history
         session: SessionKey = _NO_SESSION
@@ -230,8 +245,13 @@ class MarketDataHub:
         for position in sorted(visit):
             new_session, sub, i, key = plan[position]
             if new_session is not session:
+                if sent and deliver is not None:
+                    deliver(session, sent)
                 session, can_send, sent = new_session, None, None
-            ladder, version = current[key]
+            entry = current.get(key)
+            if entry is None:
+                entry = current[key] = self._ladder_at(key, versions[key], now_ns)
+            ladder, version = entry
             last = sub.last_version.get(i, -1)
             if version == last:
                 continue
@@ -254,14 +274,32 @@ class MarketDataHub:
                     body = self._snapshot(i, key[0], version, ladder, sub.depth)
                 cache[ck] = body
             if sent is None:
-                sent = out[session] = []
+                sent = []
+                if deliver is None:
+                    out[session] = sent
             sent.append((sub.md_req_id, body))
             sub.last_version[i] = version
+        if sent and deliver is not None:
+            deliver(session, sent)
         # Only now: if anything above raised, the next call visits all of this call's pairs again.
         self._behind = behind
         for key, (_, version) in current.items():
-            self._published[key] = version
+            published[key] = version
         return out
+
+    def _read_versions(self, now_ns: int) -> dict[tuple[int, int], int]:
+        """The current version of every subscribed (tier, instrument)."""
+        if self._versions is not None:
+            table = self._versions()
+            return {key: table[key[0]][key[1]] for key in self._plan_by_key}
+        return {key: self._latest(key[0], key[1], now_ns)[1] for key in self._plan_by_key}
+
+    def _ladder_at(self, key: tuple[int, int], version: int, now_ns: int) -> tuple[Ladder, int]:
+        """``(ladder, version)`` of ``key``: the copy read last if ``version`` is still its version."""
+        known = self._fetched.get(key)
+        if known is not None and known[1] == version:
+            return known
+        return self._fetch(key[0], key[1], now_ns)
 
     def _plan_fanout(self) -> list[_Delivery]:
         """Flatten the subscriptions into deliveries in publishing order, indexed by (tier, instrument)."""

@@ -91,16 +91,22 @@ _DAY_NS = 86_400 * _NS
 
 # --- time stamps --------------------------------------------------------------------------------
 
-_ts_cache: tuple[int, bytes] = (-1, b"")
+_ts_cache: tuple[int, bytes] = (-1 << 62, b"")
+_ms_cache: tuple[int, bytes] = (-1 << 62, b"")  # the last millisecond formatted
 
 
 def format_utc_timestamp(now_ns: int) -> bytes:
     """``now_ns`` as a FIX UTCTimestamp with milliseconds: ``YYYYMMDD-HH:MM:SS.sss``."""
-    global _ts_cache
-    seconds, rest = divmod(now_ns, _NS)
+    global _ts_cache, _ms_cache
+    ms = now_ns // 1_000_000
+    if _ms_cache[0] == ms:  # a publish stamps every session within the same millisecond
+        return _ms_cache[1]
+    seconds, rest = divmod(ms, 1000)
     if _ts_cache[0] != seconds:  # one strftime per second, not per message
         _ts_cache = (seconds, time.strftime("%Y%m%d-%H:%M:%S", time.gmtime(seconds)).encode())
-    return b"%s.%03d" % (_ts_cache[1], rest // 1_000_000)
+    stamp = b"%s.%03d" % (_ts_cache[1], rest)
+    _ms_cache = (ms, stamp)
+    return stamp
 
 
 def parse_utc_timestamp(value: bytes | None) -> int | None:

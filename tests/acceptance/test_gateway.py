@@ -14,7 +14,7 @@ from fixserver.gateway import GatewayOptions, serve
 from fixserver.md_book import md_request
 from fixserver.session import Credentials, Role, SessionConfig, SessionID
 from fixserver.store import MemoryStoreFactory
-from fixserver.transport import Initiator
+from fixserver.transport import Initiator, SessionHandle
 from tests.conftest import EXAMPLE_CONFIG
 
 PASSWORD = "s3cret"
@@ -189,5 +189,44 @@ async def test_fifty_sessions_on_three_tiers_each_get_their_own_tiers_prices(tmp
             assert _client_text(c.app, "EUR/USD") == _engine_text(gateway, TIERS[n % 3], "EUR/USD"), n
     finally:
         await asyncio.gather(*(c.initiator.stop() for c in clients))
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_a_session_whose_market_data_cannot_be_sent_is_dropped_and_recovers_from_a_snapshot(
+    tmp_path, monkeypatch, caplog
+):
+    # Its updates of that publish count as sent, so it must not apply later X to a book that
+    # misses them: the gateway drops it, the client logs on again and starts from a W. The
+    # other session never notices.
+    cfg = _config(2)
+    real = SessionHandle.send_market_data
+    failed: list[str] = []
+
+    def fails_once_for_c0(handle, bodies):
+        if handle.session_id.target_comp_id == "C0" and not failed:
+            failed.append("C0")
+            raise RuntimeError("encoder bug")
+        real(handle, bodies)
+
+    monkeypatch.setattr(SessionHandle, "send_market_data", fails_once_for_c0)
+    stop, task, options = await _start(cfg, tmp_path)
+    clients = [_Client(f"C{n}", options.bound["fix"], incremental=True) for n in range(2)]
+    try:
+        for c in clients:
+            await c.initiator.start()
+        await asyncio.wait_for(asyncio.gather(*(c.app.logged_on.wait() for c in clients)), 20)
+        await asyncio.sleep(2.5)  # the market moves for 1 s; the dropped client reconnects
+        assert failed == ["C0"]
+        assert "C0: market data could not be sent" in caplog.text
+        gateway = options.gateway
+        assert gateway is not None and gateway.handles["C0"].is_logged_on
+        for n, c in enumerate(clients):
+            for symbol in SYMBOLS:
+                assert _client_text(c.app, symbol) == _engine_text(gateway, TIERS[n], symbol), (n, symbol)
+        assert [c.initiator.handle.logon_count for c in clients] == [2, 1]
+    finally:
+        for c in clients:
+            await c.initiator.stop()
         stop.set()
         await asyncio.wait_for(task, 30)

@@ -1,7 +1,8 @@
 """The optimised market-data hub sends exactly the bytes the reference hub (tests/md_reference.py)
 sends: same sessions in the same order, same MDReqIDs, same W/X bodies and checksums, same
 conflation count, same answers to V requests and QuoteIDs, whatever the quotes, subscriptions,
-unsubscriptions, dropped sessions and slow readers, with and without ``version_of``."""
+unsubscriptions, dropped sessions and slow readers: plain, with ``version_of``, and with
+``versions`` and per-session ``deliver`` (the gateway's way)."""
 
 import random
 
@@ -40,6 +41,9 @@ class FakeEngine:
     def version_of(self, tier, instr):
         return self.versions.get((tier, instr), 0)
 
+    def version_table(self):
+        return [[self.version_of(t, i) for i in range(len(SYMBOLS))] for t in range(len(TIER_DEPTHS))]
+
 
 def _request(req_id, req_type, depth, incremental, instruments):
     fields = [(35, b"V"), (262, req_id), (263, req_type), (264, b"%d" % depth), (265, b"1" if incremental else b"0")]
@@ -55,12 +59,15 @@ def _wire(bodies):
 class Pair:
     """The hub under test and the reference, driven with the same calls; every answer compared."""
 
-    def __init__(self, with_version_of: bool) -> None:
+    def __init__(self, mode: str) -> None:
+        """``mode``: "plain", "version_of" or "deliver" (``versions``, and bodies by ``deliver``)."""
         self.engine = FakeEngine()
         args = (SYMBOLS, GRIDS, QTY, TIER_DEPTHS)
         self.ref = ReferenceMarketDataHub(*args, quote_of=self.engine.quote_of)
-        version_of = self.engine.version_of if with_version_of else None
-        self.hub = MarketDataHub(*args, quote_of=self.engine.quote_of, version_of=version_of)
+        version_of = self.engine.version_of if mode != "plain" else None
+        versions = self.engine.version_table if mode == "deliver" else None
+        self.hub = MarketDataHub(*args, quote_of=self.engine.quote_of, version_of=version_of, versions=versions)
+        self.deliver = mode == "deliver"
         self.quote_ids: list[bytes] = [b"garbage", b"0-0-1-b0"]
         self.messages = 0
 
@@ -73,7 +80,13 @@ class Pair:
 
     def publish(self, now, readable):
         ref_out = self.ref.publish(now, writable=lambda s: s in readable)
-        out = self.hub.publish(now, writable=lambda s: s in readable)
+        if self.deliver:
+            delivered: list = []
+            assert self.hub.publish(now, writable=lambda s: s in readable, deliver=lambda *d: delivered.append(d)) == {}
+            assert len({s for s, _ in delivered}) == len(delivered)  # once per session and publish
+            out = dict(delivered)
+        else:
+            out = self.hub.publish(now, writable=lambda s: s in readable)
         assert [(s, _wire(b)) for s, b in out.items()] == [(s, _wire(b)) for s, b in ref_out.items()]
         assert self.hub.conflated == self.ref.conflated
         for bodies in out.values():
@@ -175,10 +188,10 @@ def _apply(pair: Pair, op: tuple, now: int) -> None:
 @given(
     st.lists(st.tuples(st.integers(0, 5), st.booleans()), min_size=len(SESSIONS), max_size=len(SESSIONS)),
     st.lists(ops, min_size=10, max_size=80),
-    st.booleans(),
+    st.sampled_from(["plain", "version_of", "deliver"]),
 )
-def test_same_bytes_as_the_reference_hub(subscriptions, steps, with_version_of):
-    pair = Pair(with_version_of)
+def test_same_bytes_as_the_reference_hub(subscriptions, steps, mode):
+    pair = Pair(mode)
     # Every session starts subscribed to every instrument of one tier, so most steps publish.
     for n, (session, (depth, incremental)) in enumerate(zip(SESSIONS, subscriptions, strict=True)):
         tier = n % len(TIER_DEPTHS)
@@ -192,9 +205,9 @@ def test_same_bytes_as_the_reference_over_a_long_seeded_run(monkeypatch):
     """Long enough to roll the QuoteID history over; the level-text cache is made small so that it
     is emptied and refilled many times."""
     monkeypatch.setattr(marketdata, "LEVEL_TEXT_CACHE", 64)
-    for with_version_of in (False, True):
+    for mode in ("plain", "version_of", "deliver"):
         rng = random.Random(20261123)
-        pair = Pair(with_version_of)
+        pair = Pair(mode)
         for session_no, session in enumerate(SESSIONS):
             for tier in range(3):
                 for instr in range(3):
