@@ -248,7 +248,7 @@ class Gateway(Application):
         visited, so the first client does not wait for the last one's encoding)."""
         started = time.perf_counter_ns()
         handle = self.handles.get(str(comp_id))
-        if handle is not None and handle.is_logged_on:
+        if handle is not None:  # and ACTIVE: the hub delivers only to sessions _writable accepted
             try:
                 handle.send_market_data(bodies)
             except Exception:
@@ -262,10 +262,8 @@ class Gateway(Application):
     def _writable(self, comp_id: str, now_ns: int) -> bool:
         """May this session take market data now? Slow sessions are conflated, then logged out."""
         handle = self.handles.get(comp_id)
-        if handle is None or not handle.is_logged_on:
-            return False
-        if handle.session.state is SessionState.LOGOUT_SENT:
-            return False  # being logged out (slow, or for any other reason): no more market data
+        if handle is None or handle.session.state is not SessionState.ACTIVE:
+            return False  # not logged on, or being logged out (slow or otherwise): no market data
         backlog = handle.buffered_bytes
         if backlog <= self.conflate_bytes:
             self._conflated_since.pop(comp_id, None)

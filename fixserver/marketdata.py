@@ -43,8 +43,9 @@ __all__ = ["MdRejectReason", "MdReject", "Subscription", "MarketDataHub", "Quote
 Ladder = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]  # (bids, asks)
 SessionKey = Hashable
 
-# (session, subscription, instrument, (tier, instrument)): one instrument of one subscription.
-_Delivery = tuple[SessionKey, "Subscription", int, tuple[int, int]]
+# One instrument of one subscription: (session, the subscription's last_version, instrument,
+# (tier, instrument), MDReqID, depth, incremental): the fields publish reads, unpacked at once.
+_Delivery = tuple[SessionKey, dict[int, int], int, tuple[int, int], bytes, int, bool]
 _NO_SESSION = object()
 
 # How many past versions of each (tier, instrument) stay resolvable as QuoteIDs.
@@ -237,13 +238,13 @@ class MarketDataHub:
         behind: set[int] = set()
         out: dict[SessionKey, list[tuple[bytes, PreparedBody]]] = {}
         current: dict[tuple[int, int], tuple[Ladder, int]] = {}  # ladders read in this call
-        cache: dict[tuple[int, int, int, bool, int], PreparedBody] = {}
+        cache: dict[tuple[tuple[int, int], int, bool], PreparedBody] = {}
         history = self._history
         session: SessionKey = _NO_SESSION
         can_send = None
         sent: list[tuple[bytes, PreparedBody]] | None = None
         for position in sorted(visit):
-            new_session, sub, i, key = plan[position]
+            new_session, last_version, i, key, md_req_id, depth, incremental = plan[position]
             if new_session is not session:
                 if sent and deliver is not None:
                     deliver(session, sent)
@@ -252,7 +253,7 @@ class MarketDataHub:
             if entry is None:
                 entry = current[key] = self._ladder_at(key, versions[key], now_ns)
             ladder, version = entry
-            last = sub.last_version.get(i, -1)
+            last = last_version.get(i, -1)
             if version == last:
                 continue
             if can_send is None:
@@ -263,22 +264,22 @@ class MarketDataHub:
                 continue
             # In step (exactly one version behind) and incremental: a shared X.
             # Otherwise a shared W, which replaces the client's book outright.
-            in_step = sub.incremental and last == version - 1 and last in history[key]
-            ck = (key[0], i, sub.depth, in_step, version)
+            in_step = incremental and last == version - 1 and last in history[key]
+            ck = (key, depth, in_step)  # the version is the key's, one per call
             body = cache.get(ck)
             if body is None:
                 if in_step:
                     prev = history[key][last][0]
-                    body = self._incremental(i, key[0], version, prev, ladder, sub.depth)
+                    body = self._incremental(i, key[0], version, prev, ladder, depth)
                 else:
-                    body = self._snapshot(i, key[0], version, ladder, sub.depth)
+                    body = self._snapshot(i, key[0], version, ladder, depth)
                 cache[ck] = body
             if sent is None:
                 sent = []
                 if deliver is None:
                     out[session] = sent
-            sent.append((sub.md_req_id, body))
-            sub.last_version[i] = version
+            sent.append((md_req_id, body))
+            last_version[i] = version
         if sent and deliver is not None:
             deliver(session, sent)
         # Only now: if anything above raised, the next call visits all of this call's pairs again.
@@ -310,7 +311,7 @@ class MarketDataHub:
                 for i in sub.instruments:
                     key = (sub.tier, i)
                     by_key.setdefault(key, []).append(len(plan))
-                    plan.append((session, sub, i, key))
+                    plan.append((session, sub.last_version, i, key, sub.md_req_id, sub.depth, sub.incremental))
         self._plan, self._plan_by_key = plan, by_key
         # New or removed subscriptions: every pair is checked once, as if behind.
         self._behind = set(range(len(plan)))

@@ -198,12 +198,18 @@ class SessionHandle:
         the body encoded once for every session (:class:`fixserver.marketdata.MarketDataHub`).
         The same bytes and sequence numbers as :meth:`send_shared` of each then :meth:`flush`,
         with one call per session instead of several per message while ACTIVE."""
-        if self._transport is not None and not self._batch_depth:
+        transport = self._transport
+        if transport is not None and not self._batch_depth and not self._pending:
             data = self.session.encode_market_data(bodies, self.clock.now_ns())
             if data is not None:
-                self._pending.append(data)
+                # _flush's steps for one run of bytes, inlined: this runs for every session on
+                # every publish.
                 self.messages_sent += len(bodies)
-                self._flush()
+                self.session.store.commit()  # the counters before the bytes (fixserver.store)
+                if not transport.is_closing():
+                    transport.write(data)
+                    if transport.get_write_buffer_size() > self.max_send_buffer_bytes:
+                        self._check_send_buffer(transport)
                 return
         for md_req_id, prepared in bodies:
             self.send_shared(SharedBody(((262, md_req_id),), prepared), defer=False)
@@ -370,6 +376,9 @@ class SessionHandle:
         if transport is None or transport.is_closing():
             return  # sequence numbers and stored messages are kept; the peer will ask
         transport.write(data)
+        self._check_send_buffer(transport)
+
+    def _check_send_buffer(self, transport: asyncio.Transport) -> None:
         if transport.get_write_buffer_size() > self.max_send_buffer_bytes:
             log.warning(
                 "%s: send buffer %d bytes over the limit %d, dropping the connection",
