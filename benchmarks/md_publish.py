@@ -13,10 +13,13 @@ cycle; in each, one instrument's quote changes in all 3 tiers. Every client hold
 Implementations, each with its own hub and sessions, fed the same engine state in the same cycle:
 
 * ``reference``: the publish path before this benchmark existed (``tests/md_reference.py``).
-* ``fast``: :class:`MarketDataHub` wired as ``fixserver/gateway.py`` wires it (``quote_of`` only,
-  so every subscribed (tier, instrument) ladder is copied out of the engine every cycle).
-* ``fast+version_of``: the same hub given ``version_of`` (one numpy read of the engine's version),
-  so it copies only the ladders that changed.
+* ``fast``: :class:`MarketDataHub` with ``quote_of`` only, so every subscribed (tier, instrument)
+  ladder is copied out of the engine every cycle.
+* ``fast+version_of``: the same hub given ``version_of`` (one numpy read of the engine's version
+  per subscribed quote), so it copies only the ladders that changed.
+* ``gateway``: the hub as ``fixserver/gateway.py`` drives it: ``versions`` (every version in one
+  read per cycle) and each session's bodies handed to ``deliver`` as soon as they are complete
+  (collected here; the gateway writes them there).
 
 Method: each cycle applies one tick to the engine (untimed), then calls ``publish`` on each
 implementation in a rotating order, timing each call with ``perf_counter_ns`` (wall time of one
@@ -100,6 +103,9 @@ class Workload:
     def version_of(self, tier: int, instr: int) -> int:
         return int(self.engine.quote_state[tier, instr, 2])
 
+    def versions(self) -> list[list[int]]:
+        return self.engine.quote_state[:, :, 2].tolist()  # type: ignore[no-any-return]
+
     def subscribe(self, hub: Hub, n_clients: int) -> Hub:
         for c in range(n_clients):
             for instr, sym in enumerate(self.engine.symbols):
@@ -123,7 +129,30 @@ class Workload:
             "fast+version_of": self.subscribe(
                 MarketDataHub(*args, quote_of=self.quote_of, version_of=self.version_of), n_clients
             ),
+            "gateway": self.subscribe(
+                _Delivering(
+                    MarketDataHub(*args, quote_of=self.quote_of, version_of=self.version_of, versions=self.versions)
+                ),
+                n_clients,
+            ),
         }
+
+
+class _Delivering:
+    """A hub driven with ``deliver``, seen as one that returns its output."""
+
+    def __init__(self, hub: MarketDataHub) -> None:
+        self.hub = hub
+
+    def on_request(
+        self, session: str, tier: int, msg: FixMessage, now_ns: int
+    ) -> tuple[list[tuple[bytes, PreparedBody]], object]:
+        return self.hub.on_request(session, tier, msg, now_ns)
+
+    def publish(self, now_ns: int) -> dict[Any, list[tuple[bytes, PreparedBody]]]:
+        out: dict[Any, list[tuple[bytes, PreparedBody]]] = {}
+        self.hub.publish(now_ns, deliver=out.__setitem__)
+        return out
 
 
 def _wire_view(out: dict[Any, list[tuple[bytes, PreparedBody]]]) -> list[tuple[Any, list[tuple[bytes, bytes, bytes]]]]:

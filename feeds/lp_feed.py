@@ -119,7 +119,8 @@ class LpFeed(Application):
         )  # fmt: skip
         return Initiator(
             self, config, MemoryStoreFactory(), self.lp.host, self.lp.port,
-            clock=self.clock, decoder_factory=self._decoder, **kwargs,  # type: ignore[arg-type]
+            clock=self.clock, decoder_factory=self._decoder, defer_session_reads=True,
+            **kwargs,  # type: ignore[arg-type]
         )  # fmt: skip
 
     def _decoder(self) -> object:

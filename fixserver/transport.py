@@ -436,12 +436,19 @@ class _FixProtocol(asyncio.Protocol):
         self.decoder = FrameDecoder(max_message_size)
         self.handle: SessionHandle | None = None
         self.transport: asyncio.Transport | None = None
+        # See Initiator's ``defer_session_reads``: decoded messages wait here for the session.
+        self.defer_session_reads = False
+        self._deferred: list[FixMessage] = []
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport but implement it.
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
+        # The session is up to date before the next read is decoded (the LP decoder reads its
+        # expected sequence number from it): at most one read's messages ever wait.
+        if self._deferred:
+            self._run_deferred()
         try:
             messages = self.decoder.feed(data)
         except FrameTooLarge as exc:
@@ -450,6 +457,17 @@ class _FixProtocol(asyncio.Protocol):
             if self.transport is not None:
                 self.transport.abort()
             return
+        if not messages:
+            return
+        if self.defer_session_reads:
+            if not self._deferred:
+                asyncio.get_running_loop().call_soon(self._run_deferred)
+            self._deferred += messages
+        else:
+            self._dispatch(messages)
+
+    def _run_deferred(self) -> None:
+        messages, self._deferred = self._deferred, []
         if messages:
             self._dispatch(messages)
 
@@ -458,6 +476,7 @@ class _FixProtocol(asyncio.Protocol):
             self.handle.receive_batch(messages)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._run_deferred()  # the session reads everything that came before the end
         if self.handle is not None:
             self.handle.connection_lost(f"connection lost: {exc}" if exc else "connection closed")
             self.handle = None
@@ -664,10 +683,19 @@ class Initiator:
         write_high_water: int = DEFAULT_WRITE_HIGH_WATER,
         max_message_size: int = 1 << 20,
         decoder_factory: Callable[[], Any] | None = None,
+        defer_session_reads: bool = False,
     ) -> None:
         """``decoder_factory``, if given, makes each connection's byte decoder (an object with
         ``feed(data) -> list[FixMessage]`` that may raise :class:`FrameTooLarge`) in place of a
-        :class:`FrameDecoder`: the LP feeds use it to decode market data in batch."""
+        :class:`FrameDecoder`: the LP feeds use it to decode market data in batch.
+
+        ``defer_session_reads``: the session processes each read's messages in a callback queued
+        on the loop, behind what the decoder queued while decoding them, rather than at once. An
+        LP feed's decoder turns prices into engine rows and wakes the gateway's loop turn, so the
+        turn (engine, publish) runs first and the session's bookkeeping of those messages (~50 µs
+        per read here) is no longer in every tick-to-quote. Messages still reach the session in
+        order, each read's before the next read is decoded, and all of them before it hears that
+        the connection was lost."""
         if config.role is not Role.INITIATOR:
             raise ValueError(f"{config.session_id.key}: an initiator runs an initiator session")
         self.host = host
@@ -679,6 +707,7 @@ class Initiator:
         self.max_attempts = max_attempts
         self.max_message_size = max_message_size
         self.decoder_factory = decoder_factory
+        self.defer_session_reads = defer_session_reads
         self._rng = rng or random.Random()
         session = Session(config, store_factory.create(config.session_id.key, self.clock.now_ns()),
                           validator=validator)
@@ -719,6 +748,7 @@ class Initiator:
             protocol = _FixProtocol(self.max_message_size)
             if self.decoder_factory is not None:
                 protocol.decoder = self.decoder_factory()
+            protocol.defer_session_reads = self.defer_session_reads
 
             def factory(p: _FixProtocol = protocol) -> _FixProtocol:
                 return p

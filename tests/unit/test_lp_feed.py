@@ -85,3 +85,10 @@ def test_a_sequence_gap_clears_the_books_and_resubscribes():
     requests = [body[263] for kind, body in handle.sent if kind == b"V"]
     assert requests == [b"2"] * 5 + [b"1"] * 5  # unsubscribe, then a fresh subscription
     assert feed.awaiting == {0, 1, 2, 3, 4}
+
+
+def test_the_feeds_initiator_defers_session_reads_behind_the_engine_turn():
+    # Prices go into engine rows as the bytes are decoded; the session's bookkeeping of the same
+    # messages waits behind the gateway's turn (fixserver.transport.Initiator).
+    cfg = parse_config(EXAMPLE_CONFIG.read_text())
+    assert LpFeed(cfg, cfg.lps[0], UpdateBatch()).initiator().defer_session_reads is True

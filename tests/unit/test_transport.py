@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 
 import pytest
 
 from engine.config import parse_config
 from fixserver.clock import ManualClock, SystemClock
+from fixserver.message import FixMessage
 from fixserver.session import Role
 from fixserver.store import MemoryStoreFactory
-from fixserver.transport import Acceptor, Application, Initiator, backoff_delay
+from fixserver.transport import Acceptor, Application, Initiator, _FixProtocol, backoff_delay
 
 
 def test_backoff_grows_exponentially_and_stays_bounded() -> None:
@@ -80,3 +82,56 @@ def test_a_report_sent_while_the_client_is_away_is_committed_at_once(tmp_path) -
     assert crashed_view.next_sender_seq == 2
     assert [(m.seq_num, m.msg_type) for m in crashed_view.get_range(1, 10)] == [(1, b"8")]
 
+
+
+class _RecordingHandle:
+    def __init__(self, events: list) -> None:
+        self.events = events
+
+    def receive_batch(self, messages) -> None:
+        self.events.append(("session", [m.get(34) for m in messages]))
+
+    def connection_lost(self, reason: str) -> None:
+        self.events.append(("lost",))
+
+
+def _protocol(events: list, defer: bool) -> _FixProtocol:
+    loop = asyncio.get_running_loop()
+
+    class Decoder:  # like the LP feed's: decoding queues the gateway's loop turn
+        def feed(self, data: bytes) -> list[FixMessage]:
+            loop.call_soon(events.append, ("turn", data))
+            return [FixMessage([(35, b"X"), (34, data)])]
+
+    protocol = _FixProtocol(1 << 20)
+    protocol.decoder = Decoder()  # type: ignore[assignment]
+    protocol.handle = _RecordingHandle(events)  # type: ignore[assignment]
+    protocol.defer_session_reads = defer
+    return protocol
+
+
+async def test_without_deferral_the_session_reads_each_message_at_once() -> None:
+    events: list = []
+    _protocol(events, defer=False).data_received(b"1")
+    assert events == [("session", [b"1"])]
+    await asyncio.sleep(0)
+    assert events == [("session", [b"1"]), ("turn", b"1")]
+
+
+async def test_deferred_session_reads_come_after_the_turn_in_order_and_before_the_connection_ends() -> None:
+    events: list = []
+    protocol = _protocol(events, defer=True)
+    protocol.data_received(b"1")
+    assert events == []
+    await asyncio.sleep(0)
+    assert events == [("turn", b"1"), ("session", [b"1"])]  # the turn first: the LP feeds' point
+    events.clear()
+    # A second read before the queued callback ran: the first read's messages reach the session
+    # before the second is decoded (the LP decoder takes its expected MsgSeqNum from the session).
+    protocol.data_received(b"2")
+    protocol.data_received(b"3")
+    assert events == [("session", [b"2"])]
+    protocol.connection_lost(None)  # what arrived before the end is read before the end
+    assert events == [("session", [b"2"]), ("session", [b"3"]), ("lost",)]
+    await asyncio.sleep(0)
+    assert events == [("session", [b"2"]), ("session", [b"3"]), ("lost",), ("turn", b"2"), ("turn", b"3")]
