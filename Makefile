@@ -73,7 +73,7 @@ bench-feeds: $(STAMP) ## LP feed ingest benchmark (raw W/X bytes -> engine; ours
 	$(BIN)/python -m benchmarks.feeds
 
 .PHONY: bench-e2e
-bench-e2e: $(STAMP) ## End-to-end FIX benchmark (tick-to-quote, order round trip vs a TCP echo floor, RSS) -> benchmarks/results/e2e.json
+bench-e2e: $(STAMP) ## End-to-end FIX benchmark (~11 min: tick-to-quote, order round trip, RSS; TCP echo and fan-out floors) -> benchmarks/results/e2e.json
 	$(BIN)/python -m benchmarks.e2e
 
 .PHONY: clean

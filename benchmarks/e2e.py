@@ -106,7 +106,7 @@ class Plan:
     warmup_ticks: int = 2_000
     # Per second, latency phase and floors: about half of what this gateway sustains with 20
     # clients on this 2-core machine (~1,000/s, where conflation starts), so the numbers are
-    # latency rather than queueing; it makes the run ~8 minutes.
+    # latency rather than queueing; it makes the run ~11 minutes.
     tick_rate: float = 500.0
     # The rest up to total_ticks goes in bursts of this many ticks, each sent at once and followed
     # by a wait until every client shows the burst's last tick: as fast as the gateway takes them,
