@@ -180,6 +180,11 @@ class Gateway(Application):
 
     def _on_md_request(self, client: ClientConfig, msg: FixMessage, session: SessionHandle, now: int) -> None:
         req_id = msg.get(262) or b""
+        if session.session.state is not SessionState.ACTIVE:
+            # Read after we sent a Logout (a slow consumer, say): it gets no more market data,
+            # and no subscription that would outlive the session.
+            log.info("%s: MarketDataRequest %r while logging out, ignored", client.sender_comp_id, req_id)
+            return
         if not client.market_data:
             refused = MdReject(req_id, MdRejectReason.INSUFFICIENT_PERMISSIONS, "market data not enabled")
             session.send(b"Y", refused.body())

@@ -12,6 +12,7 @@ from feeds.sim_market import Scenario, ScenarioKind, SimConfig, SimInstrument, S
 from fixserver.client import ClientApp, OrderSpec, order_fields
 from fixserver.gateway import GatewayOptions, serve
 from fixserver.md_book import md_request
+from fixserver.message import FixMessage
 from fixserver.session import Credentials, Role, SessionConfig, SessionID
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Initiator, SessionHandle
@@ -228,5 +229,25 @@ async def test_a_session_whose_market_data_cannot_be_sent_is_dropped_and_recover
     finally:
         for c in clients:
             await c.initiator.stop()
+        stop.set()
+        await asyncio.wait_for(task, 30)
+
+
+async def test_a_market_data_request_read_while_logging_the_client_out_is_ignored(tmp_path):
+    cfg = _config(1)
+    stop, task, options = await _start(cfg, tmp_path)
+    client = _Client("C0", options.bound["fix"], incremental=True)
+    try:
+        await client.initiator.start()
+        await asyncio.wait_for(client.app.logged_on.wait(), 20)
+        gateway = options.gateway
+        assert gateway is not None
+        handle = gateway.handles["C0"]
+        handle.logout("test")  # our Logout is out; the client's V crossed it on the wire
+        request = FixMessage([(35, b"V"), *md_request(b"late", [b"WTI"], incremental=True)])
+        gateway.from_app(request, handle)  # neither raises nor subscribes
+        assert b"late" not in gateway.hub.sessions.get("C0", {})
+    finally:
+        await client.initiator.stop()
         stop.set()
         await asyncio.wait_for(task, 30)
