@@ -79,6 +79,18 @@ async def _start(cfg, tmp_path):
     return stop, task, options
 
 
+async def _log_on(clients, timeout_s):
+    for c in clients:
+        await c.initiator.start()
+    await asyncio.wait_for(asyncio.gather(*(c.app.logged_on.wait() for c in clients)), timeout_s)
+
+
+async def _stop(stop, task, clients):
+    await asyncio.gather(*(c.initiator.stop() for c in clients))
+    stop.set()
+    await asyncio.wait_for(task, 30)
+
+
 def _engine_text(gateway, tier, symbol):
     q = gateway.engine.quote(tier, symbol)
     inst = gateway.cfg.instrument(symbol)
@@ -99,9 +111,7 @@ async def test_clients_on_three_tiers_rebuild_their_own_tiers_books_in_both_mode
     stop, task, options = await _start(cfg, tmp_path)
     clients = [_Client(f"C{n}", options.bound["fix"], incremental=n < 3) for n in range(6)]
     try:
-        for c in clients:
-            await c.initiator.start()
-        await asyncio.wait_for(asyncio.gather(*(c.app.logged_on.wait() for c in clients)), 20)
+        await _log_on(clients, 20)
         await asyncio.sleep(2.0)  # the market moves for 1 s, then stands still
         gateway = options.gateway
         assert gateway is not None
@@ -118,10 +128,7 @@ async def test_clients_on_three_tiers_rebuild_their_own_tiers_books_in_both_mode
         # Incremental clients got X messages after their first W.
         assert clients[0].app.md_messages > len(SYMBOLS)
     finally:
-        for c in clients:
-            await c.initiator.stop()
-        stop.set()
-        await asyncio.wait_for(task, 30)
+        await _stop(stop, task, clients)
 
 
 async def test_orders_fill_at_the_quote_or_better_and_rejects_carry_reasons(tmp_path):
@@ -129,8 +136,7 @@ async def test_orders_fill_at_the_quote_or_better_and_rejects_carry_reasons(tmp_
     stop, task, options = await _start(cfg, tmp_path)
     client = _Client("C0", options.bound["fix"], incremental=True)
     try:
-        await client.initiator.start()
-        await asyncio.wait_for(client.app.logged_on.wait(), 20)
+        await _log_on([client], 20)
         await asyncio.sleep(1.5)
         app, handle = client.app, client.initiator.handle
         bids, asks = _client_text(app, "EUR/USD")
@@ -170,9 +176,7 @@ async def test_orders_fill_at_the_quote_or_better_and_rejects_carry_reasons(tmp_
         # The security list gives tick size and quantity step.
         assert ("EUR/USD", "0.00001", "1000") in app.security_list
     finally:
-        await client.initiator.stop()
-        stop.set()
-        await asyncio.wait_for(task, 30)
+        await _stop(stop, task, [client])
 
 
 @pytest.mark.slow
@@ -181,17 +185,13 @@ async def test_fifty_sessions_on_three_tiers_each_get_their_own_tiers_prices(tmp
     stop, task, options = await _start(cfg, tmp_path)
     clients = [_Client(f"C{n}", options.bound["fix"], incremental=True) for n in range(50)]
     try:
-        for c in clients:
-            await c.initiator.start()
-        await asyncio.wait_for(asyncio.gather(*(c.app.logged_on.wait() for c in clients)), 30)
+        await _log_on(clients, 30)
         await asyncio.sleep(2.0)
         gateway = options.gateway
         for n, c in enumerate(clients):
             assert _client_text(c.app, "EUR/USD") == _engine_text(gateway, TIERS[n % 3], "EUR/USD"), n
     finally:
-        await asyncio.gather(*(c.initiator.stop() for c in clients))
-        stop.set()
-        await asyncio.wait_for(task, 30)
+        await _stop(stop, task, clients)
 
 
 async def test_a_session_whose_market_data_cannot_be_sent_is_dropped_and_recovers_from_a_snapshot(
@@ -214,9 +214,7 @@ async def test_a_session_whose_market_data_cannot_be_sent_is_dropped_and_recover
     stop, task, options = await _start(cfg, tmp_path)
     clients = [_Client(f"C{n}", options.bound["fix"], incremental=True) for n in range(2)]
     try:
-        for c in clients:
-            await c.initiator.start()
-        await asyncio.wait_for(asyncio.gather(*(c.app.logged_on.wait() for c in clients)), 20)
+        await _log_on(clients, 20)
         await asyncio.sleep(2.5)  # the market moves for 1 s; the dropped client reconnects
         assert failed == ["C0"]
         assert "C0: market data could not be sent" in caplog.text
@@ -227,10 +225,7 @@ async def test_a_session_whose_market_data_cannot_be_sent_is_dropped_and_recover
                 assert _client_text(c.app, symbol) == _engine_text(gateway, TIERS[n], symbol), (n, symbol)
         assert [c.initiator.handle.logon_count for c in clients] == [2, 1]
     finally:
-        for c in clients:
-            await c.initiator.stop()
-        stop.set()
-        await asyncio.wait_for(task, 30)
+        await _stop(stop, task, clients)
 
 
 async def test_a_market_data_request_read_while_logging_the_client_out_is_ignored(tmp_path):
@@ -238,8 +233,7 @@ async def test_a_market_data_request_read_while_logging_the_client_out_is_ignore
     stop, task, options = await _start(cfg, tmp_path)
     client = _Client("C0", options.bound["fix"], incremental=True)
     try:
-        await client.initiator.start()
-        await asyncio.wait_for(client.app.logged_on.wait(), 20)
+        await _log_on([client], 20)
         gateway = options.gateway
         assert gateway is not None
         handle = gateway.handles["C0"]
@@ -248,6 +242,4 @@ async def test_a_market_data_request_read_while_logging_the_client_out_is_ignore
         gateway.from_app(request, handle)  # neither raises nor subscribes
         assert b"late" not in gateway.hub.sessions.get("C0", {})
     finally:
-        await client.initiator.stop()
-        stop.set()
-        await asyncio.wait_for(task, 30)
+        await _stop(stop, task, [client])
