@@ -429,6 +429,9 @@ class SessionHandle:
         self._run(self.session.on_timer(self.clock.now_ns()))
 
 
+_MARKET_DATA = (b"W", b"X")  # the message types a deferred read may hold (Initiator's defer_session_reads)
+
+
 class _FixProtocol(asyncio.Protocol):
     """Bytes in → FrameDecoder → session; backpressure signals → the handle."""
 
@@ -445,10 +448,13 @@ class _FixProtocol(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
-        # The session is up to date before the next read is decoded (the LP decoder reads its
-        # expected sequence number from it): at most one read's messages ever wait.
         if self._deferred:
+            # The session is up to date before the next read is decoded (the LP decoder takes its
+            # expected MsgSeqNum from it), so at most one read's messages ever wait; and a read
+            # that came after the session ended the connection is not decoded at all.
             self._run_deferred()
+            if self.transport is None or self.transport.is_closing():
+                return
         try:
             messages = self.decoder.feed(data)
         except FrameTooLarge as exc:
@@ -459,9 +465,11 @@ class _FixProtocol(asyncio.Protocol):
             return
         if not messages:
             return
-        if self.defer_session_reads:
+        # Only market data waits: an ExecutionReport, a reject or a Logout is read at once, before
+        # the turn (an order route's deadline, an LP going away, must be seen in this turn).
+        if self.defer_session_reads and all(m.msg_type in _MARKET_DATA for m in messages):
             if not self._deferred:
-                asyncio.get_running_loop().call_soon(self._run_deferred)
+                asyncio.get_running_loop().call_soon(self._deferred_callback)
             self._deferred += messages
         else:
             self._dispatch(messages)
@@ -470,6 +478,15 @@ class _FixProtocol(asyncio.Protocol):
         messages, self._deferred = self._deferred, []
         if messages:
             self._dispatch(messages)
+
+    def _deferred_callback(self) -> None:
+        try:
+            self._run_deferred()
+        except Exception:
+            # As if it had failed inside data_received, where the transport treats it as fatal.
+            log.exception("session failed on a deferred read; dropping the connection")
+            if self.transport is not None:
+                self.transport.abort()
 
     def _dispatch(self, messages: list[FixMessage]) -> None:
         if self.handle is not None:
@@ -689,13 +706,14 @@ class Initiator:
         ``feed(data) -> list[FixMessage]`` that may raise :class:`FrameTooLarge`) in place of a
         :class:`FrameDecoder`: the LP feeds use it to decode market data in batch.
 
-        ``defer_session_reads``: the session processes each read's messages in a callback queued
-        on the loop, behind what the decoder queued while decoding them, rather than at once. An
-        LP feed's decoder turns prices into engine rows and wakes the gateway's loop turn, so the
-        turn (engine, publish) runs first and the session's bookkeeping of those messages (~50 µs
-        per read here) is no longer in every tick-to-quote. Messages still reach the session in
-        order, each read's before the next read is decoded, and all of them before it hears that
-        the connection was lost."""
+        ``defer_session_reads``: the session processes a read that holds only market data (W/X)
+        in a callback queued on the loop, behind what the decoder queued while decoding it,
+        rather than at once. An LP feed's decoder turns prices into engine rows and wakes the
+        gateway's loop turn, so the turn (engine, publish) runs first and the session's
+        bookkeeping of those messages (~50 µs per read here) is no longer in every tick-to-quote.
+        Messages still reach the session in order, each read's before the next read is decoded
+        (which is skipped if the session closed the connection), and all of them before it hears
+        that the connection was lost. A read with anything else in it is processed at once."""
         if config.role is not Role.INITIATOR:
             raise ValueError(f"{config.session_id.key}: an initiator runs an initiator session")
         self.host = host

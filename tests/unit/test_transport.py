@@ -85,14 +85,35 @@ def test_a_report_sent_while_the_client_is_away_is_committed_at_once(tmp_path) -
 
 
 class _RecordingHandle:
-    def __init__(self, events: list) -> None:
+    def __init__(self, events: list, transport: _FakeTransport) -> None:
         self.events = events
+        self.transport = transport
+        self.fail = False
 
     def receive_batch(self, messages) -> None:
         self.events.append(("session", [m.get(34) for m in messages]))
+        if self.fail:
+            raise RuntimeError("session bug")
+        if any(m.get(34) == b"0" for m in messages):
+            self.transport.close()  # MsgSeqNum too low: the session ends the connection
 
     def connection_lost(self, reason: str) -> None:
         self.events.append(("lost",))
+
+
+class _FakeTransport:
+    def __init__(self) -> None:
+        self.closing = False
+        self.aborted = False
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def close(self) -> None:
+        self.closing = True
+
+    def abort(self) -> None:
+        self.closing = self.aborted = True
 
 
 def _protocol(events: list, defer: bool) -> _FixProtocol:
@@ -101,11 +122,15 @@ def _protocol(events: list, defer: bool) -> _FixProtocol:
     class Decoder:  # like the LP feed's: decoding queues the gateway's loop turn
         def feed(self, data: bytes) -> list[FixMessage]:
             loop.call_soon(events.append, ("turn", data))
-            return [FixMessage([(35, b"X"), (34, data)])]
+            # b"2" is market data (35=X, MsgSeqNum 2); b"8:3" an ExecutionReport, MsgSeqNum 3.
+            kind, _, seq = data.rpartition(b":")
+            return [FixMessage([(35, kind or b"X"), (34, seq)])]
 
     protocol = _FixProtocol(1 << 20)
     protocol.decoder = Decoder()  # type: ignore[assignment]
-    protocol.handle = _RecordingHandle(events)  # type: ignore[assignment]
+    transport = _FakeTransport()
+    protocol.transport = transport  # type: ignore[assignment]
+    protocol.handle = _RecordingHandle(events, transport)  # type: ignore[assignment]
     protocol.defer_session_reads = defer
     return protocol
 
@@ -135,3 +160,32 @@ async def test_deferred_session_reads_come_after_the_turn_in_order_and_before_th
     assert events == [("session", [b"2"]), ("session", [b"3"]), ("lost",)]
     await asyncio.sleep(0)
     assert events == [("session", [b"2"]), ("session", [b"3"]), ("lost",), ("turn", b"2"), ("turn", b"3")]
+
+
+async def test_a_read_that_is_not_only_market_data_is_not_deferred() -> None:
+    # An LP's ExecutionReport (or reject, or Logout) is seen before the turn: an order route's
+    # deadline is checked in that turn.
+    events: list = []
+    protocol = _protocol(events, defer=True)
+    protocol.data_received(b"2")
+    protocol.data_received(b"8:3")
+    assert events == [("session", [b"2"]), ("session", [b"3"])]
+
+
+async def test_a_read_after_the_session_closed_the_connection_is_not_decoded() -> None:
+    events: list = []
+    protocol = _protocol(events, defer=True)
+    protocol.data_received(b"X:0")  # deferred; the session will end the connection over it
+    decoded: list = []
+    protocol.decoder.feed = lambda data: decoded.append(data) or []  # type: ignore[method-assign]
+    protocol.data_received(b"X:4")  # the session reads X:0 first, and closes
+    assert events == [("session", [b"0"])] and decoded == []
+
+
+async def test_a_session_that_fails_on_a_deferred_read_loses_its_connection() -> None:
+    events: list = []
+    protocol = _protocol(events, defer=True)
+    protocol.handle.fail = True  # type: ignore[union-attr]
+    protocol.data_received(b"2")
+    await asyncio.sleep(0)
+    assert ("session", [b"2"]) in events and protocol.transport.aborted  # type: ignore[union-attr]
