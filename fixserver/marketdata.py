@@ -222,7 +222,9 @@ class MarketDataHub:
         With ``deliver``, each session's ``(MDReqID, body)`` list goes to ``deliver(session,
         bodies)`` as soon as it is complete, in session order, and the returned dict is empty:
         the first session's bytes can be on the wire before the last session is visited. The
-        hub counts a delivered update as sent, so ``deliver`` must not raise.
+        hub counts an update as sent once ``deliver`` returns. If anything raises first (the
+        engine read, an encoding, ``writable``, ``deliver`` itself), the updates not yet handed
+        out are taken back and the next call sends them.
         """
         plan = self._plan if self._plan is not None else self._plan_fanout()
         versions = self._read_versions(now_ns)
@@ -243,45 +245,58 @@ class MarketDataHub:
         session: SessionKey = _NO_SESSION
         can_send = None
         sent: list[tuple[bytes, PreparedBody]] | None = None
-        for position in sorted(visit):
-            new_session, last_version, i, key, md_req_id, depth, incremental = plan[position]
-            if new_session is not session:
-                if sent and deliver is not None:
-                    deliver(session, sent)
-                session, can_send, sent = new_session, None, None
-            entry = current.get(key)
-            if entry is None:
-                entry = current[key] = self._ladder_at(key, versions[key], now_ns)
-            ladder, version = entry
-            last = last_version.get(i, -1)
-            if version == last:
-                continue
-            if can_send is None:
-                can_send = writable(session)
-            if not can_send:
-                self.conflated += 1
-                behind.add(position)
-                continue
-            # In step (exactly one version behind) and incremental: a shared X.
-            # Otherwise a shared W, which replaces the client's book outright.
-            in_step = incremental and last == version - 1 and last in history[key]
-            ck = (key, depth, in_step)  # the version is the key's, one per call
-            body = cache.get(ck)
-            if body is None:
-                if in_step:
-                    prev = history[key][last][0]
-                    body = self._incremental(i, key[0], version, prev, ladder, depth)
+        # (last_version, instrument, previous) of updates built but not yet handed out: if this
+        # call raises, they are taken back, so the next call sends them again.
+        undo: list[tuple[dict[int, int], int, int]] = []
+        try:
+            for position in sorted(visit):
+                new_session, last_version, i, key, md_req_id, depth, incremental = plan[position]
+                if new_session is not session:
+                    if sent and deliver is not None:
+                        deliver(session, sent)
+                        undo.clear()  # out: no longer ours to take back
+                    session, can_send, sent = new_session, None, None
+                entry = current.get(key)
+                if entry is None:
+                    entry = current[key] = self._ladder_at(key, versions[key], now_ns)
+                ladder, version = entry
+                last = last_version.get(i, -1)
+                if version == last:
+                    continue
+                if can_send is None:
+                    can_send = writable(session)
+                if not can_send:
+                    self.conflated += 1
+                    behind.add(position)
+                    continue
+                # In step (exactly one version behind) and incremental: a shared X.
+                # Otherwise a shared W, which replaces the client's book outright.
+                in_step = incremental and last == version - 1 and last in history[key]
+                ck = (key, depth, in_step)  # the version is the key's, one per call
+                body = cache.get(ck)
+                if body is None:
+                    if in_step:
+                        prev = history[key][last][0]
+                        body = self._incremental(i, key[0], version, prev, ladder, depth)
+                    else:
+                        body = self._snapshot(i, key[0], version, ladder, depth)
+                    cache[ck] = body
+                if sent is None:
+                    sent = []
+                    if deliver is None:
+                        out[session] = sent
+                sent.append((md_req_id, body))
+                undo.append((last_version, i, last))
+                last_version[i] = version
+            if sent and deliver is not None:
+                deliver(session, sent)
+        except BaseException:
+            for versions_sent, instr, previous in reversed(undo):
+                if previous < 0:
+                    del versions_sent[instr]
                 else:
-                    body = self._snapshot(i, key[0], version, ladder, depth)
-                cache[ck] = body
-            if sent is None:
-                sent = []
-                if deliver is None:
-                    out[session] = sent
-            sent.append((md_req_id, body))
-            last_version[i] = version
-        if sent and deliver is not None:
-            deliver(session, sent)
+                    versions_sent[instr] = previous
+            raise
         # Only now: if anything above raised, the next call visits all of this call's pairs again.
         self._behind = behind
         for key, (_, version) in current.items():

@@ -1,6 +1,8 @@
 """Market data to clients: V requests answered or rejected with the right 281, W/X bodies encoded
 once and shared, slow clients conflated to a full refresh, QuoteIDs resolvable while live."""
 
+import pytest
+
 from engine.fixedpoint import Grid
 from fixserver.codec import FrameDecoder, encode_with_prepared
 from fixserver.marketdata import MarketDataHub, MdRejectReason
@@ -226,3 +228,43 @@ def test_a_publish_that_fails_half_way_loses_no_conflated_session():
         pass
     ((_, body),) = hub.publish(3)["slow"]  # still owed the update, though the quote has not moved since
     assert body.msg_type == b"X" and hub.sessions["slow"][b"r1"].last_version[0] == engine.quote_of(0, 0)[1]
+
+
+@pytest.mark.parametrize("with_deliver", [False, True])
+def test_updates_built_but_not_handed_out_when_a_publish_fails_are_sent_by_the_next(with_deliver):
+    # One session, two instruments; reading the second quote fails after the first update is
+    # built. Nothing went out, so the next publish owes the session both, with or without deliver.
+    engine = FakeEngine()
+    for i in (0, 1):
+        engine.set(0, i, [(100, 1)], [(101, 1)])
+    failing = False
+
+    def quote_of(tier, instr):
+        if failing and instr == 1:
+            raise RuntimeError("engine read failed")
+        return engine.quote_of(tier, instr)
+
+    def versions():
+        return [[engine.quote_of(t, i)[1] for i in (0, 1)] for t in (0, 1)]
+
+    hub = MarketDataHub(SYMBOLS, GRIDS, QTY, tier_depths=[5, 1], quote_of=quote_of, versions=versions)
+    hub.on_request("s", 0, _v(symbols=(b"EUR/USD", b"WTI")), 0)
+    for i in (0, 1):
+        engine.set(0, i, [(102, 1)], [(103, 1)])
+    delivered: list = []
+
+    def publish(now):
+        if not with_deliver:
+            return hub.publish(now)
+        assert hub.publish(now, deliver=lambda *d: delivered.append(d)) == {}
+        return dict(delivered)
+
+    failing = True
+    with pytest.raises(RuntimeError):
+        publish(1)
+    assert delivered == []
+    failing = False
+    bodies = publish(2)["s"]
+    assert [body.msg_type for _, body in bodies] == [b"X", b"X"]  # both, each one version on
+    assert b"55=EUR/USD" in bodies[0][1].body and b"55=WTI" in bodies[1][1].body
+    assert hub.sessions["s"][b"r1"].last_version == {0: 2, 1: 2}
