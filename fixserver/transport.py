@@ -198,18 +198,11 @@ class SessionHandle:
         the body encoded once for every session (:class:`fixserver.marketdata.MarketDataHub`).
         The same bytes and sequence numbers as :meth:`send_shared` of each then :meth:`flush`,
         with one call per session instead of several per message while ACTIVE."""
-        transport = self._transport
-        if transport is not None and not self._batch_depth and not self._pending:
+        if self._transport is not None and not self._batch_depth and not self._pending:
             data = self.session.encode_market_data(bodies, self.clock.now_ns())
             if data is not None:
-                # _flush's steps for one run of bytes, inlined: this runs for every session on
-                # every publish.
                 self.messages_sent += len(bodies)
-                self.session.store.commit()  # the counters before the bytes (fixserver.store)
-                if not transport.is_closing():
-                    transport.write(data)
-                    if transport.get_write_buffer_size() > self.max_send_buffer_bytes:
-                        self._check_send_buffer(transport)
+                self._commit_and_write(data)  # nothing else pending: no list to join
                 return
         for md_req_id, prepared in bodies:
             self.send_shared(SharedBody(((262, md_req_id),), prepared), defer=False)
@@ -367,18 +360,19 @@ class SessionHandle:
         # The durability rule: committed before the bytes leave (fixserver.store). Also with
         # nothing to write: the inbound sequence number moved (a crash must not make us process
         # the peer's messages twice) or a message was stored for a later resend.
-        self.session.store.commit()
         if not self._pending:
+            self.session.store.commit()
             return
         data = b"".join(self._pending)
         self._pending.clear()
+        self._commit_and_write(data)
+
+    def _commit_and_write(self, data: bytes) -> None:
+        self.session.store.commit()  # the counters before the bytes (fixserver.store)
         transport = self._transport
         if transport is None or transport.is_closing():
             return  # sequence numbers and stored messages are kept; the peer will ask
         transport.write(data)
-        self._check_send_buffer(transport)
-
-    def _check_send_buffer(self, transport: asyncio.Transport) -> None:
         if transport.get_write_buffer_size() > self.max_send_buffer_bytes:
             log.warning(
                 "%s: send buffer %d bytes over the limit %d, dropping the connection",
