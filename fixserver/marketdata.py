@@ -308,7 +308,10 @@ class MarketDataHub:
         if self._versions is not None:
             table = self._versions()
             return {key: table[key[0]][key[1]] for key in self._plan_by_key}
-        return {key: self._latest(key[0], key[1], now_ns)[1] for key in self._plan_by_key}
+        if self._version_of is not None:
+            return {key: self._version_of(key[0], key[1]) for key in self._plan_by_key}
+        # No version source: every quote is copied (publish then finds the copy in _ladder_at).
+        return {key: self._fetch(key[0], key[1], now_ns)[1] for key in self._plan_by_key}
 
     def _ladder_at(self, key: tuple[int, int], version: int, now_ns: int) -> tuple[Ladder, int]:
         """``(ladder, version)`` of ``key``: the copy read last if ``version`` is still its version."""
@@ -331,14 +334,6 @@ class MarketDataHub:
         # New or removed subscriptions: every pair is checked once, as if behind.
         self._behind = set(range(len(plan)))
         return plan
-
-    def _latest(self, tier: int, instr: int, now_ns: int) -> tuple[Ladder, int]:
-        """The current ``(ladder, version)``; with ``version_of``, copied only if it moved."""
-        if self._version_of is not None:
-            known = self._fetched.get((tier, instr))
-            if known is not None and known[1] == self._version_of(tier, instr):
-                return known
-        return self._fetch(tier, instr, now_ns)
 
     def _fetch(self, tier: int, instr: int, now_ns: int) -> tuple[Ladder, int]:
         quote = self._quote_of(tier, instr)
