@@ -357,6 +357,18 @@ def _present(items: list[Any]) -> list[tuple[int, Any]]:
     return [(i, x) for i, x in enumerate(items) if x is not None]
 
 
+def _lp_symbol_clashes(i: int, lp: LpConfig) -> Iterator[str]:
+    """Two of our instruments under one LP symbol: the LP's prices for it would feed both."""
+    owner: dict[str, str] = {}  # LP symbol -> our instrument
+    for sym in dict.fromkeys([*lp.instruments, *lp.symbol_map]):
+        theirs = lp.symbol_map.get(sym, sym)
+        if theirs in owner:
+            where = f"symbol_map.{sym}" if sym in lp.symbol_map else f"symbol_map.{owner[theirs]}"
+            yield f"lps[{i}].{where}: LP symbol {theirs!r} is used for both {owner[theirs]!r} and {sym!r}"
+        else:
+            owner[theirs] = sym
+
+
 def _semantic_errors(cfg: Config) -> list[str]:
     """Rules across fields; items that failed structural checks (None) are skipped."""
     errors: list[str] = []
@@ -386,13 +398,26 @@ def _semantic_errors(cfg: Config) -> list[str]:
             except (DecimalFormatError, ValueError) as exc:
                 errors.append(f"instruments[{i}].price_decimals: {exc}")
 
+    sessions: dict[tuple[str, int, str], int] = {}
     for i, lp in _present(cfg.lps):
         for j, sym in enumerate(lp.instruments):
             if sym not in symbols:
                 errors.append(f"lps[{i}].instruments[{j}]: unknown instrument {sym!r}")
+            elif sym in lp.instruments[:j]:
+                errors.append(f"lps[{i}].instruments[{j}]: duplicate instrument {sym!r}")
         for sym in lp.symbol_map:
             if sym not in symbols:
                 errors.append(f"lps[{i}].symbol_map.{sym}: unknown instrument {sym!r}")
+        errors.extend(_lp_symbol_clashes(i, lp))
+        # Port 0 is the unset default (tests and `--lp-port` fill it in), not an address.
+        if lp.port:
+            session = (lp.host, lp.port, lp.target_comp_id)
+            if session in sessions:
+                errors.append(
+                    f"lps[{i}]: same host, port and target_comp_id as lps[{sessions[session]}] "
+                    f"({lp.host}:{lp.port} {lp.target_comp_id})"
+                )
+            sessions.setdefault(session, i)
 
     for i, tier in _present(cfg.tiers):
         if tier.max_spread_ticks and tier.max_spread_ticks < tier.min_spread_ticks:
@@ -412,6 +437,11 @@ def _semantic_errors(cfg: Config) -> list[str]:
 
     tiers = {t.name for _, t in _present(cfg.tiers)}
     for i, client in _present(cfg.clients):
+        if client.sender_comp_id == cfg.server.sender_comp_id:
+            errors.append(
+                f"clients[{i}].sender_comp_id: {client.sender_comp_id!r} is the server's own CompID "
+                "(server.sender_comp_id)"
+            )
         if client.tier not in tiers:
             errors.append(f"clients[{i}].tier: unknown tier {client.tier!r} (known: {', '.join(sorted(tiers))})")
         if (client.password_sha256 is None) == (client.password_env is None):

@@ -159,3 +159,61 @@ def test_hybrid_routing_without_a_threshold_is_refused_where_it_is_set(example_c
         "tiers[2].hybrid_threshold: must be > 0 for hybrid routing",
         "clients[1].hybrid_threshold: must be > 0 for hybrid routing",
     ]
+
+
+_TWO_INSTRUMENTS = """
+[server]
+sender_comp_id = "LAGG"
+
+[[instruments]]
+symbol = "EUR/USD"
+tick_size = "0.00001"
+qty_step = "1000"
+
+[[instruments]]
+symbol = "GBP/USD"
+tick_size = "0.00001"
+qty_step = "1000"
+
+[[tiers]]
+name = "t"
+"""
+
+
+def test_an_lp_listing_an_instrument_twice_is_refused():
+    errors = _errors(_TWO_INSTRUMENTS + '[[lps]]\nname = "LP1"\ninstruments = ["EUR/USD", "GBP/USD", "EUR/USD"]\n')
+    assert errors == ["lps[0].instruments[2]: duplicate instrument 'EUR/USD'"]
+
+
+def test_two_lps_on_one_fix_session_are_refused_but_unset_ports_are_not():
+    lp = '[[lps]]\nname = "{}"\nhost = "10.0.0.1"\nport = {}\ntarget_comp_id = "{}"\n'
+    errors = _errors(_TWO_INSTRUMENTS + lp.format("A", 9101, "LPX") + lp.format("B", 9101, "LPX"))
+    assert errors == ["lps[1]: same host, port and target_comp_id as lps[0] (10.0.0.1:9101 LPX)"]
+    # Another port or another target is another session; port 0 is "set at run time".
+    parse_config(_TWO_INSTRUMENTS + lp.format("A", 9101, "LPX") + lp.format("B", 9102, "LPX"))
+    parse_config(_TWO_INSTRUMENTS + lp.format("A", 9101, "LPX") + lp.format("B", 9101, "LPY"))
+    parse_config(_TWO_INSTRUMENTS + lp.format("A", 0, "LPX") + lp.format("B", 0, "LPX"))
+
+
+def test_a_symbol_map_giving_two_instruments_one_lp_symbol_is_refused():
+    lp = '[[lps]]\nname = "LP1"\ninstruments = ["EUR/USD", "GBP/USD"]\nsymbol_map = {}\n'
+    errors = _errors(_TWO_INSTRUMENTS + lp.format('{ "EUR/USD" = "X", "GBP/USD" = "X" }'))
+    assert errors == ["lps[0].symbol_map.GBP/USD: LP symbol 'X' is used for both 'EUR/USD' and 'GBP/USD'"]
+    # Mapped onto another instrument's own (unmapped) symbol is the same clash.
+    errors = _errors(_TWO_INSTRUMENTS + lp.format('{ "EUR/USD" = "GBP/USD" }'))
+    assert errors == ["lps[0].symbol_map.EUR/USD: LP symbol 'GBP/USD' is used for both 'EUR/USD' and 'GBP/USD'"]
+    parse_config(_TWO_INSTRUMENTS + lp.format('{ "EUR/USD" = "EURUSD", "GBP/USD" = "GBPUSD" }'))
+
+
+def test_a_client_with_the_servers_own_comp_id_is_refused():
+    client = '[[clients]]\nname = "c"\nsender_comp_id = "{}"\ntier = "t"\npassword_env = "PW"\n'
+    errors = _errors("lps = []\n" + _TWO_INSTRUMENTS + client.format("LAGG"))
+    assert errors == ["clients[0].sender_comp_id: 'LAGG' is the server's own CompID (server.sender_comp_id)"]
+    parse_config("lps = []\n" + _TWO_INSTRUMENTS + client.format("BROKER1"))
+
+
+def test_an_empty_lp_list_is_a_valid_config():
+    # The session-only demo acceptor (fixserver.demo_acceptor) runs without LPs; a market needs
+    # its simulated LPs named in [[lps]] and SimFeed refuses any that are not.
+    cfg = parse_config("lps = []\n" + _TWO_INSTRUMENTS)
+    assert cfg.lps == []
