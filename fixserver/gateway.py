@@ -37,7 +37,7 @@ from fixserver.clock import Clock, SystemClock
 from fixserver.codec import PreparedBody
 from fixserver.marketdata import MarketDataHub, MdReject, MdRejectReason
 from fixserver.message import FixMessage
-from fixserver.orders import OrderDesk
+from fixserver.orders import OrderDesk, Outbound
 from fixserver.session import SessionState, SharedBody
 from fixserver.store import SqliteStoreFactory
 from fixserver.transport import Acceptor, Application, Initiator, SessionHandle
@@ -100,6 +100,8 @@ class Gateway(Application):
         self.skews_to_record: list[tuple[int, int]] | None = None
         self.skews = [0] * len(cfg.instruments)  # the skew input last set per instrument
         self._conflated_since: dict[str, int] = {}
+        # Reports for clients with no session in this process yet, in order (flush_orders).
+        self._undelivered: dict[str, list[Outbound]] = {}
         self._fanout_ns = 0  # time spent writing market data in the current publish
         self._stages = {name: metrics.stage_latency.labels(stage=name) for name in ("orders", "publish", "fanout")}
 
@@ -147,7 +149,10 @@ class Gateway(Application):
     # --- session callbacks -----------------------------------------------------------------------
 
     def on_logon(self, session: SessionHandle) -> None:
-        self.handles[session.session_id.target_comp_id] = session
+        comp_id = session.session_id.target_comp_id
+        self.handles[comp_id] = session
+        for out in self._undelivered.pop(comp_id, ()):
+            self._send_report(session, out)
         session.set_socket_send_buffer(self.cfg.server.socket_send_buffer_bytes)
         self.metrics.sessions.labels(state="logged_on").set(sum(h.is_logged_on for h in self.handles.values()))
 
@@ -162,6 +167,10 @@ class Gateway(Application):
         client = self.clients[comp_id]
         now = self.clock.now_ns()
         kind = message.msg_type
+        if kind in (b"D", b"V"):
+            # The loop takes stale LP prices out once per turn; an order or a snapshot read in
+            # between must not see them (a fill or a quote past the LP's staleness limit).
+            self.engine.expire(now)
         if kind == b"V":
             self._on_md_request(client, message, session, now)
         elif kind == b"x":
@@ -215,17 +224,23 @@ class Gateway(Application):
         for out in self.desk.flush():
             handle = self.handles.get(out.client)
             if handle is None:
-                log.warning("report for %s, which never logged on, kept in the journal only", out.client)
-                continue
-            if out.msg_type == b"8":
-                body = dict(out.body)
-                if body.get(150) == b"F":
-                    self.metrics.fills.labels(client=out.client, route=out.route).inc()
-                elif body.get(150) == b"8":
-                    self.metrics.rejects.labels(client=out.client, reason=body.get(103, b"?").decode()).inc()
-            # Stored by the session before it is written, so a client that was away gets it
-            # again by ResendRequest (43=Y) after its next logon.
-            handle.send(out.msg_type, out.body)
+                # Not logged on since this process started (a resting order filled, or an order
+                # at an LP was closed, after a restart): sent when it logs on.
+                log.info("report for %s, which is not logged on: sent at its next logon", out.client)
+                self._undelivered.setdefault(out.client, []).append(out)
+            else:
+                self._send_report(handle, out)
+
+    def _send_report(self, handle: SessionHandle, out: Outbound) -> None:
+        if out.msg_type == b"8":
+            body = dict(out.body)
+            if body.get(150) == b"F":
+                self.metrics.fills.labels(client=out.client, route=out.route).inc()
+            elif body.get(150) == b"8":
+                self.metrics.rejects.labels(client=out.client, reason=body.get(103, b"?").decode()).inc()
+        # Stored by the session before it is written, so a client that was away gets it
+        # again by ResendRequest (43=Y) after its next logon.
+        handle.send(out.msg_type, out.body)
 
     def on_batch(self, now_ns: int, timed: bool = True) -> None:
         """After the engine repriced: routes past their budget, resting orders, then market data.

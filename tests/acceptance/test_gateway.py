@@ -71,10 +71,10 @@ class _Client:
         self.app.logged_on.set()
 
 
-async def _start(cfg, tmp_path):
+async def _start(cfg, tmp_path, sim=SIM):
     stop = asyncio.Event()
     options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path)
-    task = asyncio.create_task(serve(cfg, SIM, options, stop))
+    task = asyncio.create_task(serve(cfg, sim, options, stop))
     await asyncio.wait_for(options.ready.wait(), 60)
     return stop, task, options
 

@@ -1,0 +1,80 @@
+"""The gateway between loop turns: what a client's message sees when it is read after an LP went
+stale but before the loop's next turn takes the LP's prices out."""
+
+import pytest
+
+from engine.batch import ASK, BID, UpdateBatch
+from engine.book import Engine
+from engine.config import parse_config
+from engine.journal import Journal
+from engine.metrics import Metrics
+from fixserver.clock import ManualClock
+from fixserver.gateway import Gateway
+from fixserver.md_book import md_request
+from fixserver.message import FixMessage
+from fixserver.session import SessionID, SessionState
+from tests.conftest import EXAMPLE_CONFIG
+
+T0 = 1_700_000_000_000_000_000
+MS = 1_000_000
+
+
+class _Handle:
+    """What the gateway uses of a client's session handle: its id, its state, and send."""
+
+    def __init__(self, comp_id: str) -> None:
+        self.session_id = SessionID("FIX.4.4", "LAGG", comp_id)
+        self.session = self
+        self.state = SessionState.ACTIVE
+        self.sent: list[tuple[bytes, dict]] = []
+
+    def send(self, msg_type, body, **_):
+        self.sent.append((msg_type, dict(body)))
+
+    def send_shared(self, body, **_):
+        self.sent.append((body.prepared.msg_type, body.prepared.body))
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    """LP1 quotes EUR/USD at T0 and is silent after; its staleness limit is 1000 ms. The loop's
+    last turn ran at 990 ms, while LP1 was still fresh."""
+    cfg = parse_config(EXAMPLE_CONFIG.read_text())
+    assert next(lp for lp in cfg.lps if lp.name == "LP1").staleness_ms == 1000
+    engine = Engine(cfg)
+    clock = ManualClock(T0)
+    gw = Gateway(cfg, engine, Journal(tmp_path / "journal.sqlite"), Metrics(), clock)
+    lp, eur = engine.lp_index("LP1"), engine.instrument_index("EUR/USD")
+    batch = UpdateBatch(16)
+    batch.set_level(lp, eur, BID, 0, 108500, 1000, T0)
+    batch.set_level(lp, eur, ASK, 0, 108510, 1000, T0)
+    batch.lp_up(lp, T0)
+    engine.apply(batch, T0)
+    for turn in (T0, T0 + 990 * MS):
+        engine.expire(turn)
+        gw.on_batch(turn)
+    assert engine.quote("institutional", "EUR/USD").asks  # LP1's price is live at 990 ms
+    clock.set(T0 + 1030 * MS)  # 30 ms past LP1's limit; the next turn is due at 1040 ms
+    return gw
+
+
+def test_an_order_read_after_the_lp_went_stale_does_not_fill_at_its_price(gateway):
+    handle = _Handle("DEMO")
+    gateway.handles["DEMO"] = handle
+    order = FixMessage([(35, b"D"), (11, b"c1"), (55, b"EUR/USD"), (54, b"1"), (38, b"1000000"), (40, b"1"),
+                        (59, b"3")])  # fmt: skip
+    gateway.from_app(order, handle)
+    ((msg_type, report),) = handle.sent
+    assert msg_type == b"8"
+    assert (report[150], report[39]) == (b"8", b"8"), report  # rejected: no liquidity, not a fill
+    assert 31 not in report
+
+
+def test_a_snapshot_requested_after_the_lp_went_stale_shows_no_price(gateway):
+    handle = _Handle("DEMO")
+    gateway.handles["DEMO"] = handle
+    request = FixMessage([(35, b"V"), *md_request(b"r1", [b"EUR/USD"], incremental=False)])
+    gateway.from_app(request, handle)
+    ((msg_type, snapshot),) = handle.sent
+    assert msg_type == b"W"
+    assert b"55=EUR/USD\x01" in snapshot and b"270=" not in snapshot, snapshot  # both sides withdrawn
