@@ -252,7 +252,7 @@ def parse_config(text: str, source: str = "config") -> Config:
     errors: list[str] = []
     config = _convert(raw, Config, "", errors)
     if config is not _INVALID:
-        errors.extend(_semantic_errors(config))
+        errors.extend(_semantic_errors(config, _unparsed_names(raw, config)))
     if errors:
         raise ConfigError(errors, source)
     return config
@@ -369,8 +369,23 @@ def _lp_symbol_clashes(i: int, lp: LpConfig) -> Iterator[str]:
             owner[theirs] = sym
 
 
-def _semantic_errors(cfg: Config) -> list[str]:
-    """Rules across fields; items that failed structural checks (None) are skipped."""
+def _unparsed_names(raw: dict[str, Any], cfg: Config) -> dict[str, set[str]]:
+    """The names of instruments and tiers that are in the file but failed to parse (None in
+    ``cfg``), by section: a reference to one of them is not "unknown", its own error says it all."""
+    names: dict[str, set[str]] = {}
+    for section, items, key in (("instruments", cfg.instruments, "symbol"), ("tiers", cfg.tiers, "name")):
+        rows = raw.get(section)
+        names[section] = {
+            row[key]
+            for row, item in zip(rows if isinstance(rows, list) else [], items, strict=False)
+            if item is None and isinstance(row, dict) and isinstance(row.get(key), str)
+        }
+    return names
+
+
+def _semantic_errors(cfg: Config, unparsed: dict[str, set[str]]) -> list[str]:
+    """Rules across fields; items that failed structural checks (None) are skipped, and so are
+    references to them (``unparsed``): one bad value gives one error, not one per reference."""
     errors: list[str] = []
     if not cfg.instruments:
         errors.append("instruments: at least one instrument is required")
@@ -385,7 +400,7 @@ def _semantic_errors(cfg: Config) -> list[str]:
     for i, name in _duplicates([x.sender_comp_id for _, x in _present(cfg.clients)]):
         errors.append(f"clients[{i}].sender_comp_id: duplicate CompID {name!r}")
 
-    symbols = {x.symbol for _, x in _present(cfg.instruments)}
+    symbols = {x.symbol for _, x in _present(cfg.instruments)} | unparsed["instruments"]
     for i, inst in _present(cfg.instruments):
         for key in ("tick_size", "qty_step"):
             try:
@@ -436,20 +451,23 @@ def _semantic_errors(cfg: Config) -> list[str]:
             errors.append(f"tiers[{i}].hybrid_threshold: must be > 0 for hybrid routing")
 
     tiers = {t.name for _, t in _present(cfg.tiers)}
+    unparsed_tiers = unparsed["tiers"]
+    # routing_of looks tiers up by name: give it only the ones that parsed.
+    parsed = msgspec.structs.replace(cfg, tiers=[t for _, t in _present(cfg.tiers)])
     for i, client in _present(cfg.clients):
         if client.sender_comp_id == cfg.server.sender_comp_id:
             errors.append(
                 f"clients[{i}].sender_comp_id: {client.sender_comp_id!r} is the server's own CompID "
                 "(server.sender_comp_id)"
             )
-        if client.tier not in tiers:
+        if client.tier not in tiers and client.tier not in unparsed_tiers:
             errors.append(f"clients[{i}].tier: unknown tier {client.tier!r} (known: {', '.join(sorted(tiers))})")
         if (client.password_sha256 is None) == (client.password_env is None):
             errors.append(f"clients[{i}]: set exactly one of password_sha256 or password_env")
         if client.password_sha256 is not None and not _SHA256.match(client.password_sha256):
             errors.append(f"clients[{i}].password_sha256: must be 64 lowercase hex digits")
         own = client.routing is not None or client.hybrid_threshold is not None  # else the tier's, checked there
-        if own and client.tier in tiers and cfg.routing_of(client) == (Routing.HYBRID, 0):
+        if own and client.tier in tiers and parsed.routing_of(client) == (Routing.HYBRID, 0):
             errors.append(f"clients[{i}].hybrid_threshold: must be > 0 for hybrid routing")
     return errors
 

@@ -217,3 +217,39 @@ def test_an_empty_lp_list_is_a_valid_config():
     # its simulated LPs named in [[lps]] and SimFeed refuses any that are not.
     cfg = parse_config("lps = []\n" + _TWO_INSTRUMENTS)
     assert cfg.lps == []
+
+
+def test_one_bad_value_is_one_error_not_one_per_reference_to_its_item(example_config_text):
+    # A TOML float where an exact decimal string belongs: EUR/USD fails to parse, and the LPs
+    # and symbol maps that name it must not each add "unknown instrument 'EUR/USD'".
+    errors = _errors(example_config_text.replace('tick_size = "0.00001"', "tick_size = 0.00001", 1))
+    assert errors == ["instruments[0].tick_size: expected str, got float"]
+    # Likewise a tier that failed to parse (its name is over 64 characters) is not "unknown" to
+    # the client that names it.
+    long = "retail " * 10
+    errors = _errors(example_config_text.replace('"retail"', f'"{long}"'))
+    assert len(errors) == 1 and errors[0].startswith("tiers[1].name: "), errors
+
+
+def test_a_tier_that_failed_to_parse_does_not_break_the_other_checks():
+    errors = _errors(
+        """
+        lps = []
+        [[instruments]]
+        symbol = "EUR/USD"
+        tick_size = "0.00001"
+        qty_step = "1000"
+        [[tiers]]
+        name = ""
+        [[tiers]]
+        name = "t"
+        [[clients]]
+        name = "c"
+        sender_comp_id = "C1"
+        tier = "t"
+        password_env = "C1_PASSWORD"
+        routing = "hybrid"
+        """
+    )
+    assert errors[0].startswith("tiers[0].name: ")
+    assert errors[1:] == ["clients[0].hybrid_threshold: must be > 0 for hybrid routing"]
