@@ -166,6 +166,15 @@ class ClientConfig(Struct, frozen=True, forbid_unknown_fields=True):
     market_data: bool = True
     trading: bool = True
 
+    # The digest is unsalted, so a weak password is one lookup away from it: a logged or printed
+    # config shows only whether it is set.
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        masked = {"password_sha256": "***"} if self.password_sha256 is not None else {}
+        return [(name, masked.get(name, getattr(self, name))) for name in self.__struct_fields__]
+
+    def __repr__(self) -> str:
+        return f"ClientConfig({', '.join(f'{name}={value!r}' for name, value in self.__rich_repr__())})"
+
 
 class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
