@@ -32,13 +32,13 @@ from decimal import Decimal
 
 from engine.config import ClientConfig, Config, Routing
 from engine.execution import Execution, Order, OrdType, TimeInForce, execute, fill_at_quote, match_resting, rests
-from engine.fixedpoint import DecimalFormatError, Grid, OffGridError
+from engine.fixedpoint import DecimalFormatError, Grid, OffGridError, Rounding
 from engine.journal import Journal, JournalOrder
 from fixserver.marketdata import QuoteLookup
 from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
-from risk import PositionBook, PreTradeChecker
-from risk.routing import LateFill, RouteDone, RouteEvent, RouteFill, Router, client_price, lp_limit
+from risk import BUY, PositionBook, PreTradeChecker
+from risk.routing import ChildOrder, LateFill, RouteDone, RouteEvent, RouteFill, Router, client_price, lp_limit
 
 __all__ = ["HOUSE", "Outbound", "OrderDesk"]
 
@@ -52,6 +52,8 @@ _UNKNOWN_SYMBOL = b"1"
 _DUPLICATE = b"6"
 _INCORRECT_QTY = b"13"
 _OTHER = b"99"
+
+_INT64_MAX = 2**63 - 1  # the journal's integers are SQLite's: 64-bit signed
 
 HOUSE = "__house__"  # the journal's client for the house's own orders (hedges, late LP fills)
 
@@ -346,22 +348,58 @@ class OrderDesk:
         if self.router is None:
             return
         cl_ord_id = msg.get_str(11) or ""
-        instr = self.router.instrument_of(cl_ord_id)
-        if instr is None:
+        child = self.router.child_order(cl_ord_id)
+        if child is None:
             return
         last_qty, last_px = 0, None
         qty_text, px_text = msg.get(32), msg.get(31)
-        try:
-            if msg.get(150) in (b"F", b"1", b"2") and qty_text is not None and px_text is not None:
-                last_qty = self._qty_grids[instr].to_steps(qty_text)
-                last_px = self._price_grids[instr].to_steps(px_text)
-        except (OffGridError, DecimalFormatError):
-            # A fill we cannot read exactly is still a fill: the route ends for that LP, and the
-            # mismatch is for the operator (the LP's own report is the record).
-            last_qty, last_px = 0, None
+        if msg.get(150) in (b"F", b"1", b"2") and qty_text is not None and px_text is not None:
+            read = self._read_lp_fill(lp, cl_ord_id, child, qty_text, px_text)
+            if isinstance(read, str):
+                # A fill we cannot read may still be a fill: sending the rest to another LP could
+                # fill it twice, so the route stops here and the operator reconciles with the LP.
+                log.error("LP %s fill for %s unreadable (32=%r 31=%r): %s; route stopped",
+                          self._lp_names[lp], cl_ord_id, qty_text, px_text, read)  # fmt: skip
+                self._on_route_events(self.router.abandon(lp, cl_ord_id, read), now_ns)
+                return
+            last_qty, last_px = read
         status = msg.get(39) or b""
         events = self.router.on_execution(lp, cl_ord_id, status, last_qty, last_px, msg.get_str(58) or "", now_ns)
         self._on_route_events(events, now_ns)
+
+    def _read_lp_fill(
+        self, lp: int, cl_ord_id: str, child: ChildOrder, qty_text: bytes, px_text: bytes
+    ) -> tuple[int, int] | str:
+        """An LP fill's quantity (steps) and price (ticks), or why it cannot be read.
+
+        An LP's fill is a fact, so a value off our grids is rounded, never dropped: the price in
+        the favour of whoever we filled for (a client: it is charged that price plus the markup;
+        the house's own hedges and late fills: against the house, so its books never look better
+        than the LP's), the quantity down to a whole step. Either is logged with the LP's exact
+        text, which its own trade report also holds.
+        """
+        instr = child.instr
+        qty_grid, price_grid = self._qty_grids[instr], self._price_grids[instr]
+        for_client = not child.orphan and child.key not in self._hedges
+        # A buy for a client rounds down (it pays less); a buy of the house's rounds up.
+        px_rounding = Rounding.DOWN if (child.side == BUY) == for_client else Rounding.UP
+        try:
+            qty, qty_exact = _to_grid(qty_grid, qty_text, Rounding.DOWN)
+            price, px_exact = _to_grid(price_grid, px_text, px_rounding)
+        except DecimalFormatError as e:
+            return f"unreadable fill ({e})"
+        if not (0 <= qty <= _INT64_MAX and abs(price) <= _INT64_MAX):
+            return "fill quantity or price out of range"
+        if not (qty_exact and px_exact):
+            log.warning(
+                "LP %s filled %s: 32=%s 31=%s is off the grids (qty step %s, tick %s); recorded as %s at %s"
+                " (price rounded %s, quantity down to a whole step)",
+                self._lp_names[lp], cl_ord_id, qty_text.decode("ascii", "replace"),
+                px_text.decode("ascii", "replace"), qty_grid.step_text, price_grid.step_text,
+                qty_grid.to_text(qty), price_grid.to_text(price),
+                "in the client's favour" if for_client else "against the house",
+            )  # fmt: skip
+        return qty, price
 
     def on_lp_down(self, lp: int, now_ns: int) -> None:
         if self.router is not None:
@@ -647,6 +685,14 @@ class _Echo:
             qty_grid.to_text(row.qty).encode(), row.ord_type, row.tif,
             price_grid.to_text(row.price).encode() if row.price is not None else None,
         )  # fmt: skip
+
+
+def _to_grid(grid: Grid, text: bytes, rounding: Rounding) -> tuple[int, bool]:
+    """``text`` in whole steps, rounded by ``rounding`` if it is off the grid; and whether it was on it."""
+    try:
+        return grid.to_steps(text), True
+    except OffGridError:
+        return grid.to_steps(text, rounding), False
 
 
 def _avg_px(cost: int, cum: int, grid: Grid | None) -> bytes:

@@ -27,7 +27,16 @@ from engine.execution import crosses
 from risk.positions import BUY
 
 __all__ = [
-    "LateFill", "LpPrice", "RouteDone", "RouteEvent", "RouteFill", "Router", "client_price", "lp_limit", "markup_ticks",
+    "ChildOrder",
+    "LateFill",
+    "LpPrice",
+    "RouteDone",
+    "RouteEvent",
+    "RouteFill",
+    "Router",
+    "client_price",
+    "lp_limit",
+    "markup_ticks",
 ]
 
 # OrdStatus (39) values after which an LP sends nothing more for that order.
@@ -68,6 +77,16 @@ class LateFill:
     side: int
     qty: int
     price: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChildOrder:
+    """One of our orders at an LP, as its owner needs it to read the LP's report."""
+
+    key: str  # the route's key
+    instr: int
+    side: int
+    orphan: bool  # its route is over: a fill now is a LateFill, the house's
 
 
 RouteEvent = RouteFill | RouteDone | LateFill
@@ -128,6 +147,13 @@ class Router:
         child = self._children.get(cl_ord_id)
         return child.route.instr if child is not None else None
 
+    def child_order(self, cl_ord_id: str) -> ChildOrder | None:
+        """Who one of our child orders belongs to (None: not one we know, or forgotten)."""
+        child = self._children.get(cl_ord_id)
+        if child is None:
+            return None
+        return ChildOrder(child.route.key, child.route.instr, child.route.side, child.orphan)
+
     def start(
         self, key: str, instr: int, side: int, qty: int, limit: int | None, now_ns: int, budget_ns: int
     ) -> list[RouteEvent]:
@@ -169,6 +195,21 @@ class Router:
                     self._note(route, lp, text or "not filled")
                 events += self._next(route, now_ns)
         return events
+
+    def abandon(self, lp: int, cl_ord_id: str, why: str) -> list[RouteEvent]:
+        """End the route of a child order whose report we could not read.
+
+        Such a report may hide a fill, so the remainder must not go to another LP (that could
+        fill it twice): the route ends here, and the child is kept as an orphan, so what it
+        reports later is a :class:`LateFill` for the house.
+        """
+        child = self._children.get(cl_ord_id)
+        if child is None or child.lp != lp or child.orphan:
+            return []
+        child.orphan = True
+        route = child.route
+        route.child = None
+        return self._finish(route, f"{self._lp_names[lp]}: {why}")
 
     def on_lp_down(self, lp: int, now_ns: int) -> list[RouteEvent]:
         """The LP's session is gone: what it had of ours will not be answered on that session.

@@ -279,3 +279,39 @@ def test_restart_recovers_the_house_position_and_closes_routes_that_were_in_flig
     assert again.positions.exposure(EURUSD) == -12000 + 5000
     assert again.journal.order_by_cl_ord_id("FUNDA", "f1").status == "4"
     assert again.journal.open_orders() == []
+
+
+def test_an_lp_fill_off_the_tick_grid_is_kept_and_the_client_is_charged_it_rounded_in_its_favour(desk, lps, caplog):
+    funda = desk.clients["FUNDA"]  # tier "bands": 2 ticks of markup each side
+    desk.on_new_order(funda, _d("B1"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"2", b"1000000", b"1.085105"), MS)  # sub-pip
+    desk.on_new_order(funda, _d("S1", side=b"2"), now_ns=2 * MS)
+    desk.on_lp_execution(0, _lp_report(lps.sent[1][1], b"2", b"1000000", b"1.084895"), 3 * MS)
+    buy, sell = _reports(desk)
+    assert (buy[150], buy[39], buy[31], buy[14]) == (b"F", b"2", b"1.08512", b"1000000")  # 1.08510 + markup
+    assert (sell[150], sell[39], sell[31], sell[14]) == (b"F", b"2", b"1.08488", b"1000000")  # 1.08490 - markup
+    assert len(lps.sent) == 2  # nothing sent on to another LP: each LP fill counted once
+    assert [(f.client, f.route, f.qty, f.price) for f in desk.journal.fills()] == [
+        ("FUNDA", "LP1", 1000, 108512), ("FUNDA", "LP1", 1000, 108488),
+    ]  # fmt: skip
+    assert "1.085105 is off the grids" in caplog.text and "in the client's favour" in caplog.text
+
+
+def test_an_off_grid_lp_fill_of_the_houses_own_is_recorded_against_the_house(desk, lps):
+    demo = desk.clients["DEMO"]
+    desk.on_new_order(demo, _d("a", qty=b"6000000"), now_ns=0)
+    desk.on_new_order(demo, _d("b", qty=b"6000000"), now_ns=1)  # the house is short 12000: hedged
+    hedge_id = lps.sent[0][1]
+    desk.on_lp_execution(0, _lp_report(hedge_id, b"2", b"12000000", b"1.085101"), 2 * MS)
+    assert desk.positions.exposure(EURUSD) == 0
+    hedge = desk.journal.order(hedge_id.split(".")[0])
+    assert (hedge.status, hedge.cum_qty, hedge.cost) == ("2", 12000, 12000 * 108511)  # paid up, not down
+
+
+def test_an_unreadable_lp_fill_stops_the_route_rather_than_sending_the_rest_elsewhere(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d(qty=b"3000000"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"2", b"3000000", b"1.08.51"), MS)
+    (rej,) = _reports(desk)
+    assert (rej[150], rej[39]) == (b"8", b"8")
+    assert b"LP1: unreadable fill" in rej[58]
+    assert len(lps.sent) == 1

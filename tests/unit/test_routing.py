@@ -4,7 +4,7 @@ reject or a partial fill, each LP once, and never past the time budget."""
 import pytest
 
 from engine.config import MarkupUnit, TierConfig
-from risk.routing import LateFill, LpPrice, RouteDone, RouteFill, Router, client_price, lp_limit
+from risk.routing import ChildOrder, LateFill, LpPrice, RouteDone, RouteFill, Router, client_price, lp_limit
 
 BUY, SELL = 1, -1
 MS = 1_000_000
@@ -174,3 +174,12 @@ def test_the_client_never_pays_worse_than_its_limit():
     assert lp_limit(TICKS, SELL, 95) == 97
     assert client_price(TICKS, SELL, 96, 95) == 95
     assert lp_limit(TICKS, BUY, None) is None
+
+
+def test_an_abandoned_child_ends_its_route_and_what_it_fills_later_is_the_houses(router, lps):
+    router.start("O1", 0, BUY, 10, None, 0, 250 * MS)
+    assert router.child_order("O1.1") == ChildOrder("O1", 0, BUY, orphan=False)
+    (done,) = router.abandon(0, "O1.1", "unreadable fill")
+    assert (done.filled, done.unfilled, done.reason) == (0, 10, "LP1: unreadable fill")
+    assert len(lps.sent) == 1 and "O1" not in router  # the rest goes nowhere else
+    assert router.on_execution(0, "O1.1", b"2", 10, 100, "", 5 * MS) == [LateFill(0, 0, BUY, 10, 100)]
