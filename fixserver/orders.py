@@ -12,8 +12,9 @@ Routing, per tier (``routing`` in ``[[tiers]]``) unless a client sets its own:
   to the next LP after a last-look reject or a partial fill, within ``routing.budget_ms``). The
   client is charged the LP's price worsened by the tier's markup, never worse than its limit.
   A DAY/GTC limit order is routed at once, then rests here and is routed again whenever the tier
-  price reaches it. A FOK order is reported only if the LPs filled all of it; if they filled part,
-  the house keeps that part and the client gets a reject.
+  price reaches it. A FOK order is reported only if the LPs filled all of it; until then its LP
+  fills are the house's, journaled as they come; if the LPs filled only part, the house keeps that
+  part and the client gets a reject.
 * ``hybrid``: an order up to ``hybrid_threshold`` steps is internalised; a larger IOC/market order
   internalises that many steps and routes the rest; a larger FOK or resting order is routed whole.
 
@@ -92,7 +93,10 @@ class _Routed:
     tier: int
     cum: int  # filled so far (all routes, internal part included), steps
     cost: int
-    held: list[tuple[int, int, int, int]] | None = None  # FOK: (qty, client px, lp px, lp) until all filled
+    # FOK: the LP fills, (qty, client px, lp px, lp), that the house holds until the LPs filled all
+    # of it; journaled as they come, on the house order ``held_by`` (made with the first fill).
+    held: list[tuple[int, int, int, int]] | None = None
+    held_by: str | None = None
 
 
 class OrderDesk:
@@ -438,25 +442,33 @@ class OrderDesk:
         r = self._routed[event.key]
         price = client_price(self.cfg.tiers[r.tier], r.order.side, event.price, r.order.price)
         if r.held is not None:
-            r.held.append((event.qty, price, event.price, event.lp))
+            self._hold(r, event, price, now_ns)
             return
         r.cum, r.cost = self._fill(
             r.client, r.echo, r.order_id, r.order, r.instr, event.qty, price, event.lp, r.cum, r.cost, now_ns
         )
 
+    def _hold(self, r: _Routed, event: RouteFill, client_px: int, now_ns: int) -> None:
+        """A fill for a FOK order: the house's trade with the LP until the LPs have filled all of it.
+
+        Journaled now, like any LP fill, so that a crash before the route ends cannot lose it: the
+        recovered house position has it, and the client's order is closed as cancelled.
+        """
+        assert r.held is not None
+        if r.held_by is None:
+            why = f"fill-or-kill {r.order_id}: held until the LPs fill all of it"
+            r.held_by = self._house_order("K", r.instr, r.order.side, r.order.qty, now_ns, why)
+        held = sum(h[0] for h in r.held) + event.qty
+        status = "2" if held == r.order.qty else "1"
+        self.journal.fill(r.held_by, event.qty, event.price, self._lp_names[event.lp], now_ns, status)
+        self.positions.on_hedge_fill(r.instr, r.order.side, event.qty, event.price)
+        r.held.append((event.qty, client_px, event.price, event.lp))
+        # No skew or hedge for it yet: if the FOK completes, the house is flat again.
+
     def _on_route_done(self, event: RouteDone, now_ns: int) -> None:
         r = self._routed.pop(event.key)
-        if r.held is not None:  # FOK
-            if event.unfilled == 0:
-                for qty, price, _, lp in r.held:
-                    r.cum, r.cost = self._fill(
-                        r.client, r.echo, r.order_id, r.order, r.instr, qty, price, lp, r.cum, r.cost, now_ns
-                    )
-                return
-            for qty, _, lp_price, lp in r.held:  # filled at LPs for nobody: the house holds it
-                self._house_fill(r.instr, r.order.side, qty, lp_price, lp, now_ns, "FOK not completed")
-            why = f"fill-or-kill: the LPs could not fill all of it ({event.reason})"
-            self._cancel_remainder(r.client, r.echo, r.order_id, r.instr, 0, 0, now_ns, why)
+        if r.held is not None:
+            self._fok_done(r, event, now_ns)
             return
         if not r.order.rests:
             if event.unfilled:
@@ -477,6 +489,33 @@ class OrderDesk:
         else:
             rest.leaves = leaves
             rest.retry_after_ns = now_ns + self._budget_ns
+
+    def _fok_done(self, r: _Routed, event: RouteDone, now_ns: int) -> None:
+        """A FOK route is over: the client gets all of it, or a reject and the house keeps the part."""
+        assert r.held is not None
+        if event.unfilled == 0:
+            # The house passes what it holds to the client at the LPs' prices: a house order on
+            # the other side balances the held one, so the journal (and a restart) says the same.
+            assert r.held_by is not None
+            why = f"fill-or-kill {r.order_id}: passed to the client"
+            side = -r.order.side
+            passed = self._house_order("T", r.instr, side, r.order.qty, now_ns, why)
+            self.journal.set_status(r.held_by, "2", now_ns, why)
+            done = 0
+            for qty, price, lp_price, lp in r.held:
+                done += qty
+                self.journal.fill(passed, qty, lp_price, "internal", now_ns, "2" if done == r.order.qty else "1")
+                self.positions.on_hedge_fill(r.instr, side, qty, lp_price)
+                r.cum, r.cost = self._fill(
+                    r.client, r.echo, r.order_id, r.order, r.instr, qty, price, lp, r.cum, r.cost, now_ns
+                )
+            return
+        if r.held_by is not None:  # filled at LPs for nobody: the house keeps it
+            kept = f"fill-or-kill {r.order_id} not completed: the house keeps what the LPs filled"
+            self.journal.set_status(r.held_by, "4", now_ns, kept)
+            self._exposure_changed(r.instr, now_ns)
+        why = f"fill-or-kill: the LPs could not fill all of it ({event.reason})"
+        self._cancel_remainder(r.client, r.echo, r.order_id, r.instr, 0, 0, now_ns, why)
 
     def _house_fill(self, instr: int, side: int, qty: int, price: int, lp: int, now_ns: int, why: str) -> None:
         """An LP fill that belongs to no client: journal it as the house's and take the position."""

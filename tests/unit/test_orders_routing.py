@@ -315,3 +315,37 @@ def test_an_unreadable_lp_fill_stops_the_route_rather_than_sending_the_rest_else
     assert (rej[150], rej[39]) == (b"8", b"8")
     assert b"LP1: unreadable fill" in rej[58]
     assert len(lps.sent) == 1
+
+
+def test_lp_fills_of_a_fok_order_are_journaled_as_they_come_so_a_crash_before_the_end_keeps_them(tmp_path, lps):
+    path = tmp_path / "journal.sqlite"
+    desk = _make_desk(path, lps)
+    desk.on_new_order(desk.clients["FUNDA"], _d("K1", qty=b"3000000", tif=b"4"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"1000000", b"1.08510"), 1 * MS)
+    assert _reports(desk) == []  # the client still waits for all or nothing
+    desk.journal.close()  # the gateway stops before the route ends
+
+    again = _make_desk(path, lps)
+    again.recover(again.clients)
+    assert again.positions.exposure(EURUSD) == 1000  # LP1 sold us 1000 steps: the house holds them
+    assert again.positions.client("FUNDA", EURUSD).qty == 0
+    ((house_fill),) = [f for f in again.journal.fills() if f.client == HOUSE]
+    assert (house_fill.qty, house_fill.price, house_fill.route) == (1000, 108510, "LP1")
+
+
+def test_a_completed_fok_passes_the_held_lp_fills_to_the_client_and_a_restart_agrees(tmp_path, lps):
+    path = tmp_path / "journal.sqlite"
+    desk = _make_desk(path, lps)
+    desk.on_new_order(desk.clients["FUNDA"], _d("K1", qty=b"2000000", tif=b"4"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"1000000", b"1.08510"), 1 * MS)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"4"), 1 * MS)
+    desk.on_lp_execution(1, _lp_report(lps.sent[1][1], b"2", b"1000000", b"1.08511"), 2 * MS)
+    a, b = _reports(desk)
+    assert (a[31], a["route"], b[31], b[39], b[14]) == (b"1.08512", "LP1", b"1.08513", b"2", b"2000000")
+    assert desk.positions.exposure(EURUSD) == 0 and desk.positions.client("FUNDA", EURUSD).qty == 2000
+    desk.journal.close()
+
+    again = _make_desk(path, lps)
+    again.recover(again.clients)
+    assert again.positions.exposure(EURUSD) == 0 and again.positions.client("FUNDA", EURUSD).qty == 2000
+    assert again.journal.open_orders() == []
