@@ -127,6 +127,12 @@ class Engine:
             self.instr_state[i, k.I_SPIKE_K] = inst.spike_filter_ticks
             self.instr_state[i, k.I_HALFLIFE_NS] = min(inst.vol_halflife_ms, MAX_HALFLIFE_MS) * 1_000_000
         self.instr_state[n_instr, k.I_HALFLIFE_NS] = 1
+        # stale_exclusions[i, j]: times LP j, up, went past its staleness limit on instrument i
+        # (read by the metrics exporter). Counted in expire(), the only place an LP goes stale;
+        # _stale_seen holds the last update time of the silence already counted, so one silence
+        # counts once however many expire() calls see it.
+        self.stale_exclusions = np.zeros((n_instr, n_lp), np.int64)
+        self._stale_seen = np.full((n_instr, n_lp), k.NEVER, np.int64)
         # Seconds this process spent compiling (or loading from Numba's cache) the kernels; 0.0
         # for every Engine after the first.
         self.compile_seconds = _warm_up(self)
@@ -147,7 +153,21 @@ class Engine:
         it on a timer, and a stale LP's prices are gone within its limit plus that period.
         Returns the number of instruments repriced.
         """
-        return k.expire(now_ns, self.arena)  # type: ignore[no-any-return]
+        repriced: int = k.expire(now_ns, self.arena)
+        if repriced:  # nothing went stale on a turn that repriced nothing: no extra work then
+            self._count_stale()
+        return repriced
+
+    def _count_stale(self) -> None:
+        state = self.lp_state
+        last = state[:, :, k.LPS_LAST_NS]
+        silent = (state[:, :, k.LPS_FRESH] == 0) & (last != self._stale_seen)
+        if silent.any():
+            # An LP that is down or not set up for the instrument was not priced anyway: its
+            # silence is remembered but not counted as an exclusion.
+            priced = (state[:, :, k.LPS_UP] == 1) & (state[:, :, k.LPS_ALLOWED] == 1)
+            self.stale_exclusions += silent & priced
+            self._stale_seen[silent] = last[silent]
 
     def set_skew(self, instr_index: int, ticks: int, now_ns: int | None = None) -> int:
         """Set the risk skew input of an instrument (ticks; positive = long, prices move down).
