@@ -29,10 +29,11 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from engine.batch import UpdateBatch
 from engine.config import BookKeys, Config, LpConfig
+from feeds import lpbook
 from feeds.md_decode import KEYED_BY_ID, KEYED_BY_POSITION, KIND_OTHER, KIND_W, M_END, M_KIND, M_SEQ, M_START, MdDecoder
 from fixserver.clock import Clock, SystemClock
 from fixserver.codec import decode_fields
@@ -48,6 +49,10 @@ log = logging.getLogger("lagg.feed")
 
 # Header tags the session reads; a market-data message is decoded only this far.
 _HEADER_TAGS = frozenset({8, 9, 35, 49, 56, 34, 52, 43, 97, 122, 115, 128, 50, 57})
+
+# The decoder's counters of entries it dropped as invalid, by reason (feeds.lpbook.C_NAMES);
+# "ignored" entries (other entry types, positions past our depth) are no error and not listed.
+DROP_REASONS = {lpbook.C_NAMES[c]: c for c in range(lpbook.C_UNKNOWN_INSTRUMENT, lpbook.C_IGNORED)}
 
 
 def _header_only(frame: bytes) -> FixMessage:
@@ -104,6 +109,7 @@ class LpFeed(Application):
         self.gaps = 0
         self.rejected: set[int] = set()
         self.handle: SessionHandle | None = None
+        self.connector: Initiator | None = None  # the initiator made by initiator(), if any
 
     # --- the initiator -------------------------------------------------------------------------
 
@@ -117,11 +123,30 @@ class LpFeed(Application):
             reset_on_logon=True,  # market data is not recoverable by resend: start clean each time
             credentials=Credentials(None, password) if password else None,
         )  # fmt: skip
-        return Initiator(
+        self.connector = Initiator(
             self, config, MemoryStoreFactory(), self.lp.host, self.lp.port,
             clock=self.clock, decoder_factory=self._decoder, defer_session_reads=True,
             **kwargs,  # type: ignore[arg-type]
         )  # fmt: skip
+        return self.connector
+
+    # --- what the metrics exporter reads (plain ints, from its own thread) -------------------------
+
+    @property
+    def entries_received(self) -> int:
+        """MD entries of every 35=W / 35=X applied (valid or not), since the feed was made."""
+        return int(self.decoder.counter_array[lpbook.C_ENTRIES])
+
+    @property
+    def entries_dropped(self) -> Mapping[str, int]:
+        """MD entries dropped as invalid, by reason (every reason, zeros included)."""
+        counts = self.decoder.counter_array
+        return {reason: int(counts[c]) for reason, c in DROP_REASONS.items()}
+
+    @property
+    def reconnect_attempts(self) -> int:
+        """Connection attempts after the first one (refused, failed or successful)."""
+        return max(self.connector.connect_attempts - 1, 0) if self.connector is not None else 0
 
     def _decoder(self) -> object:
         feed = self

@@ -9,11 +9,31 @@ and the engine's staleness limit excludes it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from engine.batch import ASK, BID, UpdateBatch
-from engine.config import Config
+from engine.config import Config, LpConfig
 from feeds.sim_market import LpState, SimConfig, SimMarket
 
-__all__ = ["SimFeed"]
+__all__ = ["SimFeed", "SimLpStatus"]
+
+
+class SimLpStatus:
+    """One configured LP as the simulator runs it: what an :class:`~feeds.lp_feed.LpFeed` reports
+    for a real LP (``lp``, ``up``, the counters the metrics exporter reads), so the gateway and
+    the exporter treat both markets alike. An LP of the config the simulator does not run stays
+    down."""
+
+    __slots__ = ("lp", "up", "entries_received", "reconnect_attempts", "_ever_up")
+
+    entries_dropped: Mapping[str, int] = {}  # the simulator sends no invalid entry
+
+    def __init__(self, lp: LpConfig) -> None:
+        self.lp = lp
+        self.up = False
+        self.entries_received = 0  # levels sent to the engine
+        self.reconnect_attempts = 0  # returns after a disconnect (a simulated LP never fails one)
+        self._ever_up = False
 
 
 class SimFeed:
@@ -30,6 +50,8 @@ class SimFeed:
         # Every LP starts down: the engine prices an LP only after LP_UP, which follows its
         # first full book (the same path as a reconnect).
         self._down: set[str] = {lp.name for lp in sim.lps}
+        self.lps = [SimLpStatus(lp) for lp in cfg.lps if lp.enabled]
+        self._status = {status.lp.name: status for status in self.lps}
 
     @property
     def step_ms(self) -> int:
@@ -44,15 +66,30 @@ class SimFeed:
                 # Announce only a real drop; an LP that never came up has nothing to withdraw.
                 self._down.add(lp.name)
                 batch.lp_down(self._lp_index[lp.name], now_ns)
+                self._set_up(lp.name, False)
         returning = set()
+        max_levels = self._max_levels
         for (lp_name, symbol), book in books.items():
             j, k = self._lp_index[lp_name], self._instr_index[symbol]
             if lp_name in self._down:
                 returning.add(lp_name)
                 batch.clear_book(j, k, now_ns)
             for side, prices, sizes in ((BID, book.bid_px, book.bid_qty), (ASK, book.ask_px, book.ask_qty)):
-                for level, (px, qty) in enumerate(zip(prices[: self._max_levels], sizes, strict=False)):
+                for level, (px, qty) in enumerate(zip(prices[:max_levels], sizes, strict=False)):
                     batch.set_level(j, k, side, level, px, qty, now_ns)
+            status = self._status.get(lp_name)
+            if status is not None:
+                status.entries_received += min(len(book.bid_px), max_levels) + min(len(book.ask_px), max_levels)
         for lp_name in returning:
             self._down.discard(lp_name)
             batch.lp_up(self._lp_index[lp_name], now_ns)
+            self._set_up(lp_name, True)
+
+    def _set_up(self, lp_name: str, up: bool) -> None:
+        status = self._status.get(lp_name)
+        if status is None:
+            return
+        if up and status._ever_up and not status.up:
+            status.reconnect_attempts += 1  # back after a drop (the first LP_UP is no reconnect)
+        status.up = up
+        status._ever_up |= up
