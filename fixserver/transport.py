@@ -37,6 +37,7 @@ from fixserver.clock import Clock, SystemClock
 from fixserver.codec import FrameDecoder, FrameTooLarge, PreparedBody, encode, encode_with_prepared
 from fixserver.message import FixMessage
 from fixserver.session import (
+    NEUTRAL_LOGON_REJECT_TEXT,
     Action,
     AdminReceived,
     Authenticator,
@@ -131,6 +132,7 @@ class SessionHandle:
         self.writing_paused = False
         self.messages_sent = 0
         self.logon_count = 0
+        self.logon_rejects = 0  # Logons the session refused (bad password, wrong CompIDs)
         self.callback_errors = 0
         self._transport: asyncio.Transport | None = None
         self._pending: list[bytes] = []
@@ -336,6 +338,8 @@ class SessionHandle:
                     self._notify(self.application.on_logout, self, action.reason)
                 elif isinstance(action, Disconnect):
                     log.info("%s disconnect: %s", self.session_id.key, action.reason)
+                    if action.reason == NEUTRAL_LOGON_REJECT_TEXT:  # the session's refusal of a Logon
+                        self.logon_rejects += 1
                     self._flush(force=True)
                     self._close()
         finally:
@@ -539,6 +543,7 @@ class _AcceptorProtocol(_FixProtocol):
                     self.transport.get_extra_info("peername"), first.msg_type.decode("ascii", "replace"),
                 )
                 if first.msg_type == b"A":
+                    self.acceptor.unbound_logon_rejects += 1
                     reject = neutral_logon_reject(
                         first.get(8) or b"FIX.4.4", first.get(56) or b"?", first.get(49) or b"?",
                         self.acceptor.clock.now_ns(),
@@ -581,6 +586,8 @@ class Acceptor:
         self.max_message_size = max_message_size
         self.store_factory = store_factory
         self._server: asyncio.AbstractServer | None = None
+        # Logons refused before any session took them (unknown CompIDs, session already connected).
+        self.unbound_logon_rejects = 0
         self.handles: dict[tuple[bytes, bytes, bytes], SessionHandle] = {}
         now = self.clock.now_ns()
         for cfg in sessions:
@@ -618,6 +625,13 @@ class Acceptor:
             authenticator=ConfigAuthenticator(config.clients), validator=validator,
             max_send_buffer_bytes=server.max_send_buffer_bytes,
         )
+
+    @property
+    def logon_rejects(self) -> int:
+        """Every Logon refused: unknown CompIDs or an already connected session here, a wrong
+        password (or CompIDs) in the session. Plain ints only, so the metrics exporter may read
+        it from its own thread (the handles are all made in __init__)."""
+        return self.unbound_logon_rejects + sum(h.logon_rejects for h in self.handles.values())
 
     def handle(self, target_comp_id: str, begin_string: str = "FIX.4.4") -> SessionHandle:
         """The handle of the session with client ``target_comp_id``."""
