@@ -53,7 +53,7 @@ def test_dashboard_panels_have_unique_ids_and_queries():
 def test_metrics_endpoint_serves_on_loopback():
     metrics = Metrics()
     metrics.lp_up.labels(lp="LP1").set(1)
-    metrics.no_quote.labels(tier="retail", instrument="WTI", reason="crossed").inc(3)
+    metrics.slow_logouts.labels(client="SLOW1").inc(3)
     server = metrics.serve("127.0.0.1", 0)
     try:
         host, port = server.server_address[:2]
@@ -62,4 +62,5 @@ def test_metrics_endpoint_serves_on_loopback():
     finally:
         server.shutdown()
     assert 'lagg_lp_up{lp="LP1"} 1.0' in body
-    assert 'lagg_no_quote_total{instrument="WTI",reason="crossed",tier="retail"} 3.0' in body
+    assert 'lagg_slow_client_logouts_total{client="SLOW1"} 3.0' in body
+    assert "# TYPE lagg_no_quote_total counter" in body  # read at scrape time, nothing attached yet
