@@ -241,6 +241,10 @@ class SessionConfig:
     # Not kept for resends: stale prices are worse than a gap fill.
     non_resendable_msg_types: frozenset[bytes] = frozenset({b"W", b"X"})
     max_queued: int = 10_000  # messages held back behind a sequence gap before we give up
+    # Acceptor: a Logon proposing a longer HeartBtInt is refused. The client's interval is ours
+    # too: past it we test, then drop, a silent connection; with 108=10^12 a half-open connection
+    # would hold the session (and lock its client out) for ever.
+    max_heartbeat_s: int = 300
 
 
 # --- actions ------------------------------------------------------------------------------------
@@ -860,6 +864,11 @@ class Session:
             return
         hb = self._check_logon_fields(out, now_ns, msg)
         if hb is None:
+            return
+        if hb > self.config.max_heartbeat_s:
+            self._logout_and_disconnect(
+                out, now_ns, f"HeartBtInt(108) must be at most {self.config.max_heartbeat_s} seconds, got {hb}"
+            )
             return
         seq = msg.seq_num
         assert seq is not None

@@ -149,6 +149,9 @@ def test_first_message_not_logon_disconnects_without_reply() -> None:
         (((98, b"1"), (108, b"30")), "EncryptMethod(98) must be 0"),
         (((98, b"0"),), "HeartBtInt(108) must be a positive integer"),
         (((98, b"0"), (108, b"0")), "HeartBtInt(108) must be a positive integer"),
+        # We would heartbeat (and notice a dead peer) only every 31,000 years.
+        (((98, b"0"), (108, b"1000000000000")), "HeartBtInt(108) must be at most 300 seconds, got 1000000000000"),
+        (((98, b"0"), (108, b"301")), "HeartBtInt(108) must be at most 300 seconds, got 301"),
     ],
 )
 def test_bad_logon_fields_get_logout_with_reason(fields, reason) -> None:
@@ -158,6 +161,26 @@ def test_bad_logon_fields_get_logout_with_reason(fields, reason) -> None:
     assert types(actions) == [b"5"]
     assert field_map(sends(actions)[0])[58] == reason.encode()
     assert of(actions, Disconnect) == [Disconnect(reason)]
+
+
+@pytest.mark.parametrize("hb", [1, 300])
+def test_heartbeat_intervals_at_the_bounds_are_accepted_and_used(hb) -> None:
+    session, peer = acceptor()
+    session.connected(T0)
+    actions = peer.send(b"A", (98, b"0"), (108, str(hb).encode()), (554, PASSWORD.encode()))
+    assert types(actions) == [b"A"] and field_map(sends(actions)[0])[108] == str(hb).encode()
+    assert session.state is SessionState.ACTIVE
+    # Silence past the interval (+20%) gets a TestRequest: a dead peer is noticed in bounded time.
+    probe = session.on_timer(T0 + hb * 12 * NS // 10 + NS)
+    assert types(probe) == [b"1"]
+
+
+def test_the_heartbeat_bound_is_a_session_setting() -> None:
+    session, peer = acceptor(max_heartbeat_s=30)
+    session.connected(T0)
+    actions = peer.send(b"A", (98, b"0"), (108, b"31"), (554, PASSWORD.encode()))
+    assert field_map(sends(actions)[0])[58] == b"HeartBtInt(108) must be at most 30 seconds, got 31"
+    assert session.state is SessionState.DISCONNECTED
 
 
 def test_logon_with_a_stale_sending_time_is_refused_after_authentication() -> None:
