@@ -110,7 +110,6 @@ class Engine:
         self.lp_state = views["lp_state"]
         self.instr_state = views["instr_state"]
         self.tiers = views["tiers"]
-        self.tiers[:] = tiers
         self.quotes = views["quotes"]
         self.quote_state = views["quote_state"]
         self.scratch = views["scratch"]
@@ -120,12 +119,7 @@ class Engine:
                 i = self._instr_index[sym]
                 if lp.enabled and cfg.instruments[i].enabled:
                     self.lp_state[i, j, k.LPS_ALLOWED] = 1
-            self.lp_state[:, j, k.LPS_HAIRCUT] = lp.haircut_ticks
-            self.lp_state[:, j, k.LPS_WEIGHT] = lp.size_weight_pct
-            self.lp_state[:, j, k.LPS_STALE_NS] = lp.staleness_ms * 1_000_000
-        for i, inst in enumerate(cfg.instruments):
-            self.instr_state[i, k.I_SPIKE_K] = inst.spike_filter_ticks
-            self.instr_state[i, k.I_HALFLIFE_NS] = min(inst.vol_halflife_ms, MAX_HALFLIFE_MS) * 1_000_000
+        self._write_params(cfg)
         self.instr_state[n_instr, k.I_HALFLIFE_NS] = 1
         # stale_exclusions[i, j]: times LP j, up, went past its staleness limit on instrument i
         # (read by the metrics exporter). Counted in expire(), the only place an LP goes stale;
@@ -136,6 +130,40 @@ class Engine:
         # Seconds this process spent compiling (or loading from Numba's cache) the kernels; 0.0
         # for every Engine after the first.
         self.compile_seconds = _warm_up(self)
+
+    def reconfigure(self, cfg: Config) -> None:
+        """Take a new config's pricing parameters (a hot reload): the tiers' (markups, spreads,
+        skew, widening, rounding, mode, bands), the LPs' haircut, size weight and staleness, the
+        instruments' spike filter and volatility half-life. Every instrument is repriced by the
+        next :meth:`apply` or :meth:`expire`.
+
+        The shape must stay: the same instruments, LPs and tiers in the same order, no tier
+        deeper and no more size bands than this engine was built for (:mod:`engine.reload`
+        refuses other changes; here they raise ValueError)."""
+        shape = (self.symbols, self.lp_names, self.tier_names)
+        if shape != (tuple(i.symbol for i in cfg.instruments), tuple(lp.name for lp in cfg.lps),
+                     tuple(t.name for t in cfg.tiers)):  # fmt: skip
+            raise ValueError("instruments, LPs or tiers changed: a new engine is needed")
+        if max(t.depth for t in cfg.tiers) > self.quotes.shape[-1]:
+            raise ValueError("a tier is deeper than the engine's quote arrays")
+        self._write_params(cfg)
+        self.cfg = cfg
+        self.instr_state[: len(self.symbols), k.I_DIRTY] = 1
+
+    def _write_params(self, cfg: Config) -> None:
+        """The config's parameters into the state arrays (at build and at a reload)."""
+        tiers = tier_params(list(cfg.tiers))
+        if tiers.shape[1] > self.tiers.shape[1]:
+            raise ValueError(f"more size bands than the engine was built for ({self.tiers.shape[1] - k.T_NF})")
+        self.tiers[:] = 0
+        self.tiers[:, : tiers.shape[1]] = tiers
+        for j, lp in enumerate(cfg.lps):
+            self.lp_state[:, j, k.LPS_HAIRCUT] = lp.haircut_ticks
+            self.lp_state[:, j, k.LPS_WEIGHT] = lp.size_weight_pct
+            self.lp_state[:, j, k.LPS_STALE_NS] = lp.staleness_ms * 1_000_000
+        for i, inst in enumerate(cfg.instruments):
+            self.instr_state[i, k.I_SPIKE_K] = inst.spike_filter_ticks
+            self.instr_state[i, k.I_HALFLIFE_NS] = min(inst.vol_halflife_ms, MAX_HALFLIFE_MS) * 1_000_000
 
     # --- inputs ------------------------------------------------------------------------------
 

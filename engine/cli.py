@@ -124,7 +124,7 @@ def _serve(args: argparse.Namespace) -> int:
             port=args.port, metrics_port=args.metrics_port,
             state_dir=Path(args.state_dir) if args.state_dir else None, run_seconds=args.seconds,
             market=args.market, lp_ports=_lp_ports(args.lp_port),
-            record_path=Path(args.record) if args.record else None,
+            record_path=Path(args.record) if args.record else None, config_path=Path(args.config),
         )  # fmt: skip
         await serve(cfg, sim, options, stop)
 

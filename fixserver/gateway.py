@@ -17,7 +17,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Hashable
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,10 +28,11 @@ from engine.book import Engine
 from engine.config import ClientConfig, Config
 from engine.journal import Journal
 from engine.metrics import Metrics
+from engine.reload import ConfigReloader, restart_needed
 from feeds import md_decode
 from feeds.lp_feed import LpFeed
 from feeds.replay import QuoteHasher, recorder_for
-from feeds.sim_feed import SimFeed
+from feeds.sim_feed import SimFeed, SimLpStatus
 from feeds.sim_market import SimConfig
 from fixserver.clock import Clock, SystemClock
 from fixserver.codec import PreparedBody
@@ -116,6 +117,22 @@ class Gateway(Application):
         if self.skews_to_record is not None:
             self.skews_to_record.append((instr, skew_ticks))
         self.metrics.exposure.labels(instrument=self._symbols[instr]).set(self.positions.exposure(instr))
+
+    def reconfigure(self, new: Config) -> None:
+        """Apply a hot reload that :func:`engine.reload.restart_needed` let through: tier
+        pricing, LP haircuts and staleness, spike filters, skew steps, hedge thresholds, quote
+        TTLs, client limits and routing. Quotes are repriced by the loop's next turn; orders
+        read from now on see the new limits and routing."""
+        self.engine.reconfigure(new)
+        self.cfg = self.desk.cfg = new
+        self.clients = {c.sender_comp_id: c for c in new.clients}
+        self.positions.skew_step_qty = [i.skew_step_qty for i in new.instruments]
+        for instr in range(len(new.instruments)):
+            skew = self.positions.skew_ticks(instr)
+            if skew != self.skews[instr]:
+                self._on_exposure(instr, skew)
+        if self.skews_to_record is not None:
+            log.warning("config reloaded while recording: a replay of the recording prices with one config")
 
     # --- LP order sessions -----------------------------------------------------------------------
 
@@ -323,6 +340,7 @@ class GatewayOptions:
     lp_ports: dict[str, int] = field(default_factory=dict)  # override LP ports by name ("fix")
     record_path: Path | None = None  # record every applied batch (feeds/recording.py format)
     quote_hash: str | None = None  # set when stopped, if recording: digest of every published tier quote
+    config_path: Path | None = None  # reload this file on change or SIGHUP (None: no reloading)
 
 
 async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyncio.Event) -> None:
@@ -353,6 +371,14 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
         "gateway up: FIX %s:%d, metrics %s, engine compiled in %.2fs, %d resting orders restored",
         cfg.server.host, acceptor.port, options.bound.get("metrics", "off"), engine.compile_seconds, restored,
     )  # fmt: skip
+    reload_task: asyncio.Future[None] | None = None
+    if options.config_path is not None:
+        reloads = metrics.config_reloads
+        reloader = ConfigReloader(
+            options.config_path, cfg, on_change=lambda old, new: gateway.reconfigure(new),
+            on_result=lambda ok: reloads.labels(result="ok" if ok else "refused").inc(), check=restart_needed,
+        )  # fmt: skip
+        reload_task = asyncio.ensure_future(reloader.watch(stop))
     options.ready.set()
 
     batch = UpdateBatch(4096)
@@ -396,6 +422,10 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     else:
         sim_feed = SimFeed(cfg, sim)
         idle_s = sim_feed.step_ms / 1000
+    # The LPs' sessions as the loop and the metrics see them, over FIX or simulated alike.
+    lp_links: Sequence[LpFeed | SimLpStatus] = feeds if sim_feed is None else sim_feed.lps
+    # Counts the engine, the feeds and the acceptor keep, read when Prometheus scrapes.
+    metrics.attach(engine=engine, feeds=lp_links, acceptor=acceptor)
     recorder = recorder_for(options.record_path, cfg, clock.now_ns()) if options.record_path else None
     if recorder is not None:
         # A recording starts from the skews recovered from the journal, not from zero.
@@ -415,11 +445,8 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     # "fanout" (on_batch). Together, the gateway's share of a tick-to-quote.
     wait_latency = metrics.stage_latency.labels(stage="wait")
     engine_latency = metrics.stage_latency.labels(stage="engine")
-    lp_up = [(feed, metrics.lp_up.labels(lp=feed.lp.name)) for feed in feeds]
+    lp_up = [(link, metrics.lp_up.labels(lp=link.lp.name)) for link in lp_links]
     lp_shown: list[bool | None] = [None] * len(lp_up)  # what each gauge shows
-    if sim_feed is not None:
-        for lp in cfg.lps:
-            metrics.lp_up.labels(lp=lp.name).set(1)
     try:
         next_wake = loop.time()
         while not stop.is_set() and (deadline is None or loop.time() < deadline):
@@ -443,10 +470,10 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             gateway.on_batch(now, timed=rows)
             if hasher is not None:  # after the quotes went out (fills only mark skew; prices are as published)
                 hasher.update(engine)
-            for n, (feed, gauge) in enumerate(lp_up):
-                if feed.up is not lp_shown[n]:  # a gauge write takes a lock: only on a change
-                    lp_shown[n] = feed.up
-                    gauge.set(1 if feed.up else 0)
+            for n, (link, gauge) in enumerate(lp_up):
+                if link.up is not lp_shown[n]:  # a gauge write takes a lock: only on a change
+                    lp_shown[n] = link.up
+                    gauge.set(1 if link.up else 0)
             next_wake += idle_s
             delay = next_wake - loop.time()
             if delay < 0:  # we fell behind: do not try to catch up with a burst
@@ -467,6 +494,9 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
                 next_wake = loop.time()
     finally:
         stop_watch.cancel()
+        if reload_task is not None:
+            reload_task.cancel()
+            await asyncio.gather(reload_task, return_exceptions=True)
         if recorder is not None and hasher is not None:
             recorder.close()
             options.quote_hash = hasher.hexdigest()

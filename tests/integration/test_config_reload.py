@@ -57,3 +57,40 @@ async def test_sighup_reloads_a_change_the_watcher_never_saw(tmp_path):
     assert reloader.current.tier("bands").ask_markup == 3
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_a_running_gateway_prices_with_an_edited_file_and_refuses_a_restart_only_edit(tmp_path):
+    from fixserver.gateway import GatewayOptions, serve
+    from tests.acceptance.test_gateway import SIM
+
+    path = tmp_path / "lagg.toml"
+    text = EXAMPLE_CONFIG.read_text()
+    path.write_text(text)
+    stop = asyncio.Event()
+    options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path, config_path=path)
+    task = asyncio.create_task(serve(load_config(path), SIM, options, stop))
+    try:
+        await asyncio.wait_for(options.ready.wait(), 60)
+        gateway = options.gateway
+        await asyncio.sleep(1.5)  # the simulated market stands still after its first second
+        before = gateway.engine.quote("institutional", "EUR/USD")
+        assert before.bids and before.asks
+
+        path.write_text(text.replace("bid_markup = 1", "bid_markup = 11", 1))  # the institutional tier
+        await _wait_for(lambda: gateway.engine.quote("institutional", "EUR/USD").bids[0][0] == before.bids[0][0] - 10)
+        assert gateway.engine.quote("institutional", "EUR/USD").asks == before.asks
+
+        path.write_text(text.replace("bid_markup = 1", "bid_markup = 11", 1).replace("depth = 5", "depth = 4", 1))
+        def reloads(result):
+            return gateway.metrics.registry.get_sample_value("lagg_config_reloads_total", {"result": result})
+
+        await _wait_for(lambda: reloads("refused") == 1)
+        assert gateway.cfg.tier("institutional").depth == 5  # the running config stays
+        assert reloads("ok") == 1
+
+        os.kill(os.getpid(), signal.SIGHUP)  # a reload, not the end of the process
+        await _wait_for(lambda: reloads("refused") == 2)
+        assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

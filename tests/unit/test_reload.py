@@ -1,0 +1,63 @@
+"""What a hot reload may change in a running gateway: pricing, limits and routing apply live;
+what is built into sessions, subscriptions and arrays is named and needs a restart."""
+
+import msgspec
+
+from engine.batch import ASK, BID, UpdateBatch
+from engine.book import Engine
+from engine.config import parse_config
+from engine.reload import restart_needed
+from tests.conftest import EXAMPLE_CONFIG
+
+TEXT = EXAMPLE_CONFIG.read_text()
+T0 = 1_700_000_000_000_000_000
+
+
+def _edited(old: str, new: str):
+    assert old in TEXT
+    return parse_config(TEXT.replace(old, new, 1))
+
+
+def test_pricing_limits_routing_and_staleness_edits_apply_live():
+    running = parse_config(TEXT)
+    for old, new in [
+        ("bid_markup = 1", "bid_markup = 9"),
+        ("max_spread_rule = \"no_quote\"", "max_spread_rule = \"cap\""),
+        ("max_order_qty = 10000", "max_order_qty = 20000"),
+        ('routing = "internalise"', 'routing = "a_book"'),
+        ("staleness_ms = 2000", "staleness_ms = 500"),
+        ("size_bands = [1000, 3000, 5000]", "size_bands = [1000, 2000]"),
+    ]:
+        assert restart_needed(running, _edited(old, new)) == [], old
+
+
+def test_edits_built_into_sessions_and_arrays_are_named():
+    running = parse_config(TEXT)
+    assert restart_needed(running, _edited("depth = 5", "depth = 4")) == ["tiers[0].depth"]
+    assert restart_needed(running, _edited('tier = "institutional"', 'tier = "retail"')) == ["clients[0].tier"]
+    assert restart_needed(running, _edited('tick_size = "0.00001"', 'tick_size = "0.0001"')) == [
+        "instruments[0].tick_size"
+    ]
+    fewer_tiers = msgspec.structs.replace(running, tiers=running.tiers[:2])
+    assert restart_needed(running, fewer_tiers) == ["tiers (added, removed or reordered)"]
+    moved = msgspec.structs.replace(running, server=msgspec.structs.replace(running.server, port=9999))
+    assert restart_needed(running, moved) == ["server"]
+
+
+def test_the_engine_reprices_every_instrument_with_the_new_tier_parameters():
+    cfg = parse_config(TEXT)
+    engine = Engine(cfg)
+    lp, eur = engine.lp_index("LP1"), engine.instrument_index("EUR/USD")
+    batch = UpdateBatch(8)
+    batch.set_level(lp, eur, BID, 0, 108500, 1000, T0)
+    batch.set_level(lp, eur, ASK, 0, 108520, 1000, T0)
+    batch.lp_up(lp, T0)
+    engine.apply(batch, T0)
+    before = engine.quote("institutional", "EUR/USD")
+
+    engine.reconfigure(_edited("bid_markup = 1", "bid_markup = 11"))  # the institutional tier's
+    engine.expire(T0 + 1)
+    after = engine.quote("institutional", "EUR/USD")
+    assert after.bids[0][0] == before.bids[0][0] - 10
+    assert after.asks == before.asks
+    assert after.version == before.version + 1
