@@ -10,6 +10,13 @@ Group commit keeps FULL affordable: one fsync per loop iteration, not per order.
 
 Quantities are quantity steps and prices ticks (integers); the CSV export renders decimals with
 the instruments' grids.
+
+One event's writes (an order and its fills, a status change and its report) go inside
+:meth:`Journal.atomic`, a savepoint within the group transaction: if any of them fails, all of
+that event's are rolled back and the next commit cannot make half of it durable. OrderIDs and
+ExecIDs come from a counter in memory that each commit writes back, so handing out an id never
+touches the disk (a report of a failed event has used no row) and ids never repeat: every id a
+sent report carries was handed out before the commit that preceded the sending.
 """
 
 from __future__ import annotations
@@ -17,13 +24,14 @@ from __future__ import annotations
 import csv
 import sqlite3
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
 from engine.fixedpoint import Grid
 
-__all__ = ["Journal", "JournalOrder", "JournalFill", "DuplicateClOrdID"]
+__all__ = ["BatchLost", "Journal", "JournalOrder", "JournalFill", "DuplicateClOrdID"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -64,6 +72,11 @@ OPEN_STATUSES = ("0", "1", "A", "E", "6")  # new, partially filled, pending new/
 
 class DuplicateClOrdID(Exception):
     """The client already used this ClOrdID."""
+
+
+class BatchLost(Exception):
+    """Everything written since the last commit is gone (SQLite rolled the transaction back, or the
+    commit failed): the caller must not send the reports it queued for those writes."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +124,8 @@ class Journal:
         self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.executescript(_SCHEMA)
         self._in_tx = False
+        self._ids_to_save = False
+        self._batch = 0  # counts lost batches: an event sees whether its batch was lost under it
         row = self._db.execute("SELECT value FROM meta WHERE key='next_id'").fetchone()
         self._next_id = row[0] if row else 1
 
@@ -121,12 +136,58 @@ class Journal:
             self._db.execute("BEGIN")
             self._in_tx = True
 
-    def next_id(self, prefix: str) -> str:
-        """A new OrderID/ExecID, unique across restarts (the counter is journaled too)."""
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """The writes of one event: all of them, or none if the block raises (then re-raised).
+
+        Nests (each level is a savepoint). Raises :class:`BatchLost` instead when SQLite has
+        already rolled back the whole group transaction, so that not even earlier events are left.
+        """
         self._begin()
+        batch = self._batch
+        self._db.execute("SAVEPOINT event")
+        try:
+            yield
+        except BaseException:
+            self._roll_back_event(batch)
+            raise
+        if batch != self._batch:
+            # The batch this event began in was lost inside it (a nested event's failure): what
+            # the event wrote since then must not ride on into the next commit either.
+            self._abandon_batch()
+            raise BatchLost("the uncommitted batch was lost during this event")
+        self._db.execute("RELEASE event")
+
+    def _roll_back_event(self, batch: int) -> None:
+        if batch != self._batch:
+            self._abandon_batch()
+            raise BatchLost("the uncommitted batch was lost during this event")
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK TO event")
+                self._db.execute("RELEASE event")
+                return
+        except sqlite3.Error:
+            self._abandon_batch()
+            raise BatchLost("the journal could not roll back one event; the batch is rolled back") from None
+        # Some errors (disk full, I/O) make SQLite roll back the whole transaction by itself.
+        self._abandon_batch()
+        raise BatchLost("SQLite rolled back the uncommitted batch")
+
+    def _abandon_batch(self) -> None:
+        self._batch += 1
+        self._in_tx = False
+        try:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass  # nothing more to undo here: the caller is told the batch is lost either way
+
+    def next_id(self, prefix: str) -> str:
+        """A new OrderID/ExecID, unique across restarts (each commit journals the counter)."""
         value = self._next_id
         self._next_id += 1
-        self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', ?)", (self._next_id,))
+        self._ids_to_save = True
         return f"{prefix}{value}"
 
     def new_order(
@@ -189,10 +250,22 @@ class Journal:
         )
 
     def commit(self) -> None:
-        """Make everything since the last commit durable. Call before sending the reports."""
-        if self._in_tx:
+        """Make everything since the last commit durable. Call before sending the reports.
+
+        Raises :class:`BatchLost` (after rolling back) if the commit fails.
+        """
+        if not (self._in_tx or self._ids_to_save):
+            return
+        try:
+            self._begin()
+            if self._ids_to_save:
+                self._db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES('next_id', ?)", (self._next_id,))
             self._db.execute("COMMIT")
-            self._in_tx = False
+        except sqlite3.Error as e:
+            self._abandon_batch()
+            raise BatchLost(f"the journal commit failed: {e}") from e
+        self._in_tx = False
+        self._ids_to_save = False
 
     def close(self) -> None:
         self.commit()

@@ -5,6 +5,15 @@ Durability by construction: the handlers only *queue* reports. :meth:`OrderDesk.
 the journal (one group commit for everything queued since the last flush) and only then returns
 the reports for sending, so no client ever holds an execution report for a fill we could lose.
 
+Failing closed: each event (an order, a cancel, one LP report's consequence, a resting order's
+match) is one unit. If anything in it fails (the journal's disk, say), its journal writes, its
+position moves and its queued reports are all taken back, and the client gets a definite answer:
+a new order is rejected, a cancel is refused (the order keeps working), a resting order keeps
+resting. An LP's fill cannot be taken back: if it cannot be recorded for its client it becomes
+the house's, the route stops and the client's order is closed with the reason. If even that
+cannot be journaled, or the group commit fails, trading halts (the global kill switch) and the
+error log is the record an operator reconciles from.
+
 Routing, per tier (``routing`` in ``[[tiers]]``) unless a client sets its own:
 
 * ``internalise`` (B-book): filled against the client's tier prices; the house takes the other side.
@@ -27,14 +36,15 @@ orders of the house (client ``__house__``), so a restart recovers the house posi
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
 
 from engine.config import ClientConfig, Config, Routing
 from engine.execution import Execution, Order, OrdType, TimeInForce, execute, fill_at_quote, match_resting, rests
 from engine.fixedpoint import DecimalFormatError, Grid, OffGridError, Rounding
-from engine.journal import Journal, JournalOrder
+from engine.journal import BatchLost, Journal, JournalOrder
 from fixserver.marketdata import QuoteLookup
 from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
@@ -97,6 +107,7 @@ class _Routed:
     # of it; journaled as they come, on the house order ``held_by`` (made with the first fill).
     held: list[tuple[int, int, int, int]] | None = None
     held_by: str | None = None
+    broken: str | None = None  # an LP fill could not be recorded for the client: close it when the route ends
 
 
 class OrderDesk:
@@ -133,20 +144,93 @@ class OrderDesk:
         self.router = router
         self._lp_names = [lp.name for lp in cfg.lps]
         self._routed: dict[str, _Routed] = {}
-        self._hedges: dict[str, int] = {}  # house order id -> instrument
+        self._hedges: dict[str, tuple[int, int]] = {}  # house order id -> (instrument, side)
         self._budget_ns = cfg.routing.budget_ms * 1_000_000
+        # Instruments whose house position moved in the current event -> may it start a hedge.
+        # Skew and hedges follow once the event stands (a hedge at an LP cannot be taken back).
+        self._exposure_due: dict[int, bool] = {}
 
     # --- the durable hand-off ------------------------------------------------------------------
 
     def flush(self) -> list[Outbound]:
         """Commit the journal, then return every report queued since the last flush."""
-        self.journal.commit()
+        try:
+            self.journal.commit()
+        except BatchLost as e:
+            self._batch_lost(e)
+            return []
         out, self._pending = self._pending, []
         return out
+
+    # --- failing closed --------------------------------------------------------------------------
+
+    @contextmanager
+    def _atomic(self) -> Iterator[None]:
+        """One event: its journal writes, position moves and queued reports all stand, or none do."""
+        queued = len(self._pending)
+        mark = self.positions.mark()
+        try:
+            with self.journal.atomic():
+                yield
+        except BaseException:
+            self.positions.undo(mark)
+            del self._pending[queued:]
+            raise
+        finally:
+            self.positions.release(mark)
+
+    def _failed(self, what: str, error: Exception) -> None:
+        """Log a failed (and rolled back) event; a lost batch also halts trading."""
+        log.error("%s failed and was rolled back", what, exc_info=error)
+        if isinstance(error, BatchLost):
+            self._batch_lost(error)
+
+    def _batch_lost(self, error: BatchLost) -> None:
+        """What the last commit would have made durable is gone: none of its reports may go out,
+        and the desk's state no longer matches the journal, so trading stops for an operator."""
+        log.critical("%s: %d reports withheld; trading halted (global kill switch) until an operator"
+                     " reconciles", error, len(self._pending))  # fmt: skip
+        self._pending.clear()
+        self.checker.kill.all = True
+
+    def _halt(self, why: str) -> None:
+        log.critical("%s; trading halted (global kill switch) until an operator reconciles", why)
+        self.checker.kill.all = True
 
     # --- NewOrderSingle ------------------------------------------------------------------------
 
     def on_new_order(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
+        try:
+            with self._atomic():
+                self._new_order(client, msg, now_ns)
+        except Exception as e:
+            self._failed(f"order {msg.get_str(11)!r} of {client.sender_comp_id}", e)
+            self._refuse(client, msg, now_ns)
+        self._settle(now_ns)
+
+    def _refuse(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
+        """A new order whose handling failed (and was rolled back): nothing was executed, and the
+        client is told so. Journaled if the journal takes it, sent either way."""
+        cl_ord_id = msg.get_str(11) or ""
+        echo = _Echo(cl_ord_id, msg.get(55) or b"", msg.get(54) or b"", msg.get(38) or b"",
+                     (msg.get(40) or b"").decode("ascii", "replace"), (msg.get(59) or b"0").decode("ascii", "replace"),
+                     msg.get(44))  # fmt: skip
+        text = "order not accepted: it could not be recorded, nothing was executed; please retry"
+        order_id = "NONE"
+        try:
+            with self._atomic():
+                if cl_ord_id and not self.journal.has_cl_ord_id(client.sender_comp_id, cl_ord_id):
+                    order_id = self.journal.new_order(
+                        client.sender_comp_id, cl_ord_id, echo.symbol.decode("ascii", "replace"),
+                        1 if echo.side == b"1" else -1, echo.ord_type or "?", echo.tif, 0, None, now_ns,
+                        status="8", text=text,
+                    )  # fmt: skip
+        except Exception as e:
+            self._failed("journaling a reject", e)
+            order_id = "NONE"
+        self._report(client, echo, order_id, b"8", b"8", 0, 0, 0, now_ns, reject=(_OTHER, text))
+
+    def _new_order(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
         cl_ord_id = msg.get_str(11) or ""
         symbol = msg.get(55) or b""
         side_raw = msg.get(54)
@@ -315,14 +399,19 @@ class OrderDesk:
         return cum, cost
 
     def _cancel_remainder(
-        self, client: ClientConfig, echo: _Echo, order_id: str, instr: int, cum: int, cost: int, now_ns: int, why: str
-    ) -> None:
-        """The unfilled rest of an immediate order is over: cancelled, or rejected if nothing filled."""
-        if cum == 0:
-            self.journal.set_status(order_id, "8", now_ns, why)
+        self, client: ClientConfig, echo: _Echo, order_id: str, instr: int, cum: int, cost: int, now_ns: int, why: str,
+        acked: bool = False, record: bool = True,
+    ) -> None:  # fmt: skip
+        """The unfilled rest of an order is over: cancelled, or rejected if nothing filled and the
+        client was never told the order was accepted (``acked``). ``record=False``: the report
+        only (the journal failed)."""
+        if cum == 0 and not acked:
+            if record:
+                self.journal.set_status(order_id, "8", now_ns, why)
             self._report(client, echo, order_id, b"8", b"8", 0, 0, 0, now_ns, reject=(_OTHER, why), instr=instr)
             return
-        self.journal.set_status(order_id, "4", now_ns, why)
+        if record:
+            self.journal.set_status(order_id, "4", now_ns, why)
         self._report(client, echo, order_id, b"4", b"4", cum, 0, cost, now_ns, instr=instr, text=why)
 
     # --- routing to LPs ----------------------------------------------------------------------------
@@ -365,11 +454,13 @@ class OrderDesk:
                 log.error("LP %s fill for %s unreadable (32=%r 31=%r): %s; route stopped",
                           self._lp_names[lp], cl_ord_id, qty_text, px_text, read)  # fmt: skip
                 self._on_route_events(self.router.abandon(lp, cl_ord_id, read), now_ns)
+                self._settle(now_ns)
                 return
             last_qty, last_px = read
         status = msg.get(39) or b""
         events = self.router.on_execution(lp, cl_ord_id, status, last_qty, last_px, msg.get_str(58) or "", now_ns)
         self._on_route_events(events, now_ns)
+        self._settle(now_ns)
 
     def _read_lp_fill(
         self, lp: int, cl_ord_id: str, child: ChildOrder, qty_text: bytes, px_text: bytes
@@ -408,31 +499,98 @@ class OrderDesk:
     def on_lp_down(self, lp: int, now_ns: int) -> None:
         if self.router is not None:
             self._on_route_events(self.router.on_lp_down(lp, now_ns), now_ns)
+            self._settle(now_ns)
 
     def poll(self, now_ns: int) -> None:
         """Per loop turn: end routes whose time budget is spent."""
         if self.router is not None and len(self.router):
             self._on_route_events(self.router.poll(now_ns), now_ns)
+            self._settle(now_ns)
 
     def _on_route_events(self, events: list[RouteEvent], now_ns: int) -> None:
+        """Each event is one unit (see the module doc); a failed one never stops the rest."""
         for event in events:
-            if isinstance(event, LateFill):
-                why = "late LP fill"
-                self._house_fill(event.instr, event.side, event.qty, event.price, event.lp, now_ns, why)
-            elif isinstance(event, RouteFill):
-                self._on_route_fill(event, now_ns)
-            elif event.key in self._hedges:
-                instr = self._hedges.pop(event.key)
-                status = "2" if event.unfilled == 0 else ("4" if event.filled else "8")
-                text = f"auto-hedge: {event.reason}" if event.reason else "auto-hedge"
-                self.journal.set_status(event.key, status, now_ns, text)
-                self._exposure_changed(instr, now_ns, hedge=False)
-            else:
-                self._on_route_done(event, now_ns)
+            if isinstance(event, RouteDone) and event.key in self._routed:
+                r = self._routed.pop(event.key)
+                try:
+                    with self._atomic():
+                        self._on_route_done(r, event, now_ns)
+                except Exception as e:
+                    self._failed(f"end of route {event.key}", e)
+                    self._close_failed(r, "the order could not be completed", now_ns)
+                continue
+            try:
+                with self._atomic():
+                    self._on_route_event(event, now_ns)
+            except Exception as e:
+                self._failed(f"route event {event}", e)
+                if isinstance(event, RouteDone):
+                    hedge = self._hedges.pop(event.key, None)  # its status stays open: a restart closes it
+                    if hedge is not None:
+                        self._exposure_changed(hedge[0], now_ns, hedge=False)
+                else:
+                    self._lp_fill_unrecorded(event, now_ns)
+
+    def _on_route_event(self, event: RouteFill | LateFill | RouteDone, now_ns: int) -> None:
+        if isinstance(event, LateFill):
+            why = "late LP fill"
+            self._house_fill(event.instr, event.side, event.qty, event.price, event.lp, now_ns, why)
+        elif isinstance(event, RouteFill):
+            self._on_route_fill(event, now_ns)
+        elif event.key in self._hedges:
+            instr = self._hedges[event.key][0]
+            status = "2" if event.unfilled == 0 else ("4" if event.filled else "8")
+            text = f"auto-hedge: {event.reason}" if event.reason else "auto-hedge"
+            self.journal.set_status(event.key, status, now_ns, text)
+            del self._hedges[event.key]
+            self._exposure_changed(instr, now_ns, hedge=False)
+
+    def _lp_fill_unrecorded(self, event: RouteFill | LateFill, now_ns: int) -> None:
+        """An LP fill whose recording failed (and was rolled back). It happened all the same: it
+        becomes the house's, journaled on an order of its own; a client it was for can no longer
+        be filled consistently, so its route stops and its order is closed when the route ends."""
+        if isinstance(event, LateFill):
+            instr, side = event.instr, event.side
+        elif event.key in self._hedges:
+            instr, side = self._hedges[event.key]
+        else:
+            r = self._routed[event.key]
+            instr, side = r.instr, r.order.side
+            r.broken = f"an LP fill for it could not be recorded ({self._lp_names[event.lp]})"
+        why = "LP fill that could not be recorded for its order"
+        try:
+            with self._atomic():
+                self._house_fill(instr, side, event.qty, event.price, event.lp, now_ns, why)
+        except Exception as e:
+            self._failed("journaling an LP fill as the house's", e)
+            self.positions.on_hedge_fill(instr, side, event.qty, event.price)
+            self._exposure_changed(instr, now_ns)
+            self._halt(
+                f"UNJOURNALED LP FILL: {self._lp_names[event.lp]} {'bought' if side < 0 else 'sold'} us"
+                f" {event.qty} steps of {self.cfg.instruments[instr].symbol} at {event.price} ticks"
+            )
+        if isinstance(event, RouteFill) and event.key in self._routed and self.router is not None:
+            self._on_route_events(self.router.stop(event.key, "stopped: an LP fill could not be recorded"), now_ns)
+
+    def _close_failed(self, r: _Routed, why: str, now_ns: int) -> None:
+        """Close a client's routed order for good after a failure: what it has filled stands, the
+        rest is cancelled (rejected if nothing filled), with the reason."""
+        acked = self._resting.pop(r.order_id, None) is not None  # it rested: the client has its 150=0
+        if r.held:
+            self._exposure_changed(r.instr, now_ns)  # the house keeps a FOK's LP fills
+        try:
+            with self._atomic():
+                self._cancel_remainder(r.client, r.echo, r.order_id, r.instr, r.cum, r.cost, now_ns, why, acked)
+        except Exception as e:
+            self._failed(f"closing order {r.order_id}", e)
+            self._cancel_remainder(
+                r.client, r.echo, r.order_id, r.instr, r.cum, r.cost, now_ns, why, acked, record=False
+            )
+            self._halt(f"order {r.order_id} of {r.client.sender_comp_id} closed ({why}) but not journaled")
 
     def _on_route_fill(self, event: RouteFill, now_ns: int) -> None:
         if event.key in self._hedges:
-            instr = self._hedges[event.key]
+            instr = self._hedges[event.key][0]
             row = self.journal.order(event.key)
             assert row is not None
             status = "2" if row.cum_qty + event.qty == row.qty else "1"
@@ -455,18 +613,24 @@ class OrderDesk:
         recovered house position has it, and the client's order is closed as cancelled.
         """
         assert r.held is not None
-        if r.held_by is None:
+        held_by = r.held_by
+        if held_by is None:
             why = f"fill-or-kill {r.order_id}: held until the LPs fill all of it"
-            r.held_by = self._house_order("K", r.instr, r.order.side, r.order.qty, now_ns, why)
+            held_by = self._house_order("K", r.instr, r.order.side, r.order.qty, now_ns, why)
         held = sum(h[0] for h in r.held) + event.qty
         status = "2" if held == r.order.qty else "1"
-        self.journal.fill(r.held_by, event.qty, event.price, self._lp_names[event.lp], now_ns, status)
+        self.journal.fill(held_by, event.qty, event.price, self._lp_names[event.lp], now_ns, status)
         self.positions.on_hedge_fill(r.instr, r.order.side, event.qty, event.price)
+        # Memory follows the journal, so that a failure above leaves no trace here.
+        r.held_by = held_by
         r.held.append((event.qty, client_px, event.price, event.lp))
         # No skew or hedge for it yet: if the FOK completes, the house is flat again.
 
-    def _on_route_done(self, event: RouteDone, now_ns: int) -> None:
-        r = self._routed.pop(event.key)
+    def _on_route_done(self, r: _Routed, event: RouteDone, now_ns: int) -> None:
+        if r.broken is not None:
+            self._keep_held(r, now_ns)
+            self._close_failed(r, f"order closed: {r.broken}", now_ns)
+            return
         if r.held is not None:
             self._fok_done(r, event, now_ns)
             return
@@ -501,21 +665,25 @@ class OrderDesk:
             side = -r.order.side
             passed = self._house_order("T", r.instr, side, r.order.qty, now_ns, why)
             self.journal.set_status(r.held_by, "2", now_ns, why)
-            done = 0
+            cum, cost = r.cum, r.cost
             for qty, price, lp_price, lp in r.held:
-                done += qty
-                self.journal.fill(passed, qty, lp_price, "internal", now_ns, "2" if done == r.order.qty else "1")
+                self.journal.fill(passed, qty, lp_price, "internal", now_ns, "2" if cum + qty == r.order.qty else "1")
                 self.positions.on_hedge_fill(r.instr, side, qty, lp_price)
-                r.cum, r.cost = self._fill(
-                    r.client, r.echo, r.order_id, r.order, r.instr, qty, price, lp, r.cum, r.cost, now_ns
+                cum, cost = self._fill(
+                    r.client, r.echo, r.order_id, r.order, r.instr, qty, price, lp, cum, cost, now_ns
                 )
+            r.cum, r.cost = cum, cost
             return
-        if r.held_by is not None:  # filled at LPs for nobody: the house keeps it
+        self._keep_held(r, now_ns)
+        why = f"fill-or-kill: the LPs could not fill all of it ({event.reason})"
+        self._cancel_remainder(r.client, r.echo, r.order_id, r.instr, 0, 0, now_ns, why)
+
+    def _keep_held(self, r: _Routed, now_ns: int) -> None:
+        """A FOK that will not complete: what the LPs filled for it stays the house's."""
+        if r.held_by is not None:
             kept = f"fill-or-kill {r.order_id} not completed: the house keeps what the LPs filled"
             self.journal.set_status(r.held_by, "4", now_ns, kept)
             self._exposure_changed(r.instr, now_ns)
-        why = f"fill-or-kill: the LPs could not fill all of it ({event.reason})"
-        self._cancel_remainder(r.client, r.echo, r.order_id, r.instr, 0, 0, now_ns, why)
 
     def _house_fill(self, instr: int, side: int, qty: int, price: int, lp: int, now_ns: int, why: str) -> None:
         """An LP fill that belongs to no client: journal it as the house's and take the position."""
@@ -525,16 +693,30 @@ class OrderDesk:
         self._exposure_changed(instr, now_ns)
 
     def _exposure_changed(self, instr: int, now_ns: int, hedge: bool = True) -> None:
-        """Feed the skew back to pricing, and hedge past the instrument's threshold."""
-        self._on_exposure(instr, self.positions.skew_ticks(instr))
-        if not hedge or self.router is None or instr in self._hedges.values():
-            return
+        """The house position moved: skew (and perhaps a hedge) once the event stands."""
+        self._exposure_due[instr] = self._exposure_due.get(instr, False) or hedge
+
+    def _settle(self, now_ns: int) -> None:
+        """After an event: feed the skew back to pricing, and hedge past the instrument's threshold."""
+        while self._exposure_due:
+            due, self._exposure_due = self._exposure_due, {}
+            for instr, hedge in due.items():
+                self._on_exposure(instr, self.positions.skew_ticks(instr))
+                if hedge and self.router is not None and all(h[0] != instr for h in self._hedges.values()):
+                    try:
+                        with self._atomic():
+                            self._hedge(instr, now_ns)
+                    except Exception as e:
+                        self._failed(f"auto-hedge of {self.cfg.instruments[instr].symbol}", e)
+
+    def _hedge(self, instr: int, now_ns: int) -> None:
+        assert self.router is not None
         need = self.positions.hedge_needed(instr, self.cfg.instruments[instr].hedge_threshold)
         if need == 0:
             return
         side = 1 if need > 0 else -1
         order_id = self._house_order("H", instr, side, abs(need), now_ns, "auto-hedge")
-        self._hedges[order_id] = instr
+        self._hedges[order_id] = (instr, side)
         events = self.router.start(order_id, instr, side, abs(need), None, now_ns, self._budget_ns)
         self._on_route_events(events, now_ns)
 
@@ -558,20 +740,26 @@ class OrderDesk:
             execution = match_resting(rest.order, rest.leaves, bids, asks, self.cfg.tiers[rest.tier].mode)
             if not execution.fills:
                 continue
-            row = self.journal.order(rest.order_id)
-            assert row is not None
-            echo = _Echo.of(row, self._qty_grids[rest.instr], self._price_grids[rest.instr])
-            if routed:
-                # The tier price reached the limit: the LPs get what would have filled here.
-                r = _Routed(rest.order_id, rest.client, echo, rest.order, rest.instr, rest.tier, row.cum_qty, row.cost)
-                self._route(r, execution.filled, rest.order.price, now_ns)
-                continue
-            self._apply(
-                rest.client, echo, rest.order_id, rest.order, rest.instr, execution, now_ns, row.cum_qty, row.cost
-            )
-            rest.leaves = execution.resting
-            if rest.leaves == 0:
-                del self._resting[rest.order_id]
+            try:
+                with self._atomic():
+                    self._match(rest, execution, routed, now_ns)
+            except Exception as e:
+                self._failed(f"resting order {rest.order_id} (it keeps resting)", e)
+        self._settle(now_ns)
+
+    def _match(self, rest: _Resting, execution: Execution, routed: bool, now_ns: int) -> None:
+        row = self.journal.order(rest.order_id)
+        assert row is not None
+        echo = _Echo.of(row, self._qty_grids[rest.instr], self._price_grids[rest.instr])
+        if routed:
+            # The tier price reached the limit: the LPs get what would have filled here.
+            r = _Routed(rest.order_id, rest.client, echo, rest.order, rest.instr, rest.tier, row.cum_qty, row.cost)
+            self._route(r, execution.filled, rest.order.price, now_ns)
+            return
+        self._apply(rest.client, echo, rest.order_id, rest.order, rest.instr, execution, now_ns, row.cum_qty, row.cost)
+        rest.leaves = execution.resting
+        if rest.leaves == 0:
+            del self._resting[rest.order_id]
 
     def recover(self, clients: dict[str, ClientConfig]) -> int:
         """After a restart: positions from journaled fills, resting orders from open orders."""
@@ -614,6 +802,23 @@ class OrderDesk:
     # --- OrderCancelRequest / OrderStatusRequest -------------------------------------------------
 
     def on_cancel(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
+        try:
+            with self._atomic():
+                self._cancel(client, msg, now_ns)
+        except Exception as e:
+            self._failed(f"cancel {msg.get_str(11)!r} of {client.sender_comp_id}", e)
+            orig = msg.get_str(41) or ""
+            order_id, status = b"NONE", b"0"
+            for rest in self._resting.values():  # from memory: the journal may be unreadable
+                if rest.client.sender_comp_id == client.sender_comp_id and rest.cl_ord_id == orig:
+                    order_id, status = rest.order_id.encode(), b"0" if rest.leaves == rest.order.qty else b"1"
+            body: Body = [
+                (37, order_id), (11, msg.get(11) or b""), (41, orig.encode()), (39, status), (434, b"1"), (102, b"99"),
+                (58, b"the cancel could not be recorded: the order is still working; please retry"),
+            ]  # fmt: skip
+            self._pending.append(Outbound(client.sender_comp_id, b"9", body))
+
+    def _cancel(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
         cl_ord_id = msg.get_str(11) or ""
         orig = msg.get_str(41) or ""
         row = self.journal.order_by_cl_ord_id(client.sender_comp_id, orig)
@@ -634,8 +839,8 @@ class OrderDesk:
             ]  # fmt: skip
             self._pending.append(Outbound(client.sender_comp_id, b"9", body))
             return
-        del self._resting[row.order_id]
         self.journal.set_status(row.order_id, "4", now_ns, "cancelled by client")
+        del self._resting[row.order_id]
         echo = _Echo.of(row, self._qty_grids[rest.instr], self._price_grids[rest.instr], cl_ord_id=cl_ord_id)
         self._report(
             client, echo, row.order_id, b"4", b"4", row.cum_qty, 0, row.cost, now_ns,
@@ -643,6 +848,12 @@ class OrderDesk:
         )  # fmt: skip
 
     def on_status(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
+        try:
+            self._status(client, msg, now_ns)
+        except Exception as e:  # it only reads: nothing to roll back, and no answer we could stand by
+            log.error("order status request %r of %s failed", msg.get_str(11), client.sender_comp_id, exc_info=e)
+
+    def _status(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
         cl_ord_id = msg.get_str(11) or ""
         row = self.journal.order_by_cl_ord_id(client.sender_comp_id, cl_ord_id)
         if row is None:

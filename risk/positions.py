@@ -6,6 +6,10 @@ A client *buy* of q at p makes the client long q and, when internalised, the hou
 The house position per instrument is what the broker holds after internalising client flow
 (B-book) net of hedges sent to LPs. It drives the inventory skew: a long house lowers both its
 prices (to attract buyers, deter sellers), by one tick per ``skew_step_qty`` steps of position.
+
+Positions move with fills that the journal records in the same event; when the journal fails the
+event, the owner undoes its moves too (:meth:`PositionBook.mark` / :meth:`PositionBook.undo`), so
+positions never hold a fill the journal does not.
 """
 
 from __future__ import annotations
@@ -59,6 +63,8 @@ class PositionBook:
     skew_step_qty: list[int] = field(default_factory=list)  # per instrument; 0 = no skew
     clients: dict[tuple[str, int], Position] = field(default_factory=dict)
     house: list[Position] = field(default_factory=list)
+    # (position, qty, open_cost, realised) before each fill since the outermost open mark.
+    _undo: list[tuple[Position, int, int, int]] | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.house:
@@ -71,13 +77,39 @@ class PositionBook:
 
     def on_client_fill(self, client: str, instr: int, side: int, qty: int, price: int, internalised: bool) -> None:
         """A client's fill: the client takes the side; the house takes the other if internalised."""
-        self.client(client, instr).apply(side, qty, price)
+        self._apply(self.client(client, instr), side, qty, price)
         if internalised:
-            self.house[instr].apply(-side, qty, price)
+            self._apply(self.house[instr], -side, qty, price)
 
     def on_hedge_fill(self, instr: int, side: int, qty: int, price: int) -> None:
         """A fill of our own order at an LP (hedge or A-book cover)."""
-        self.house[instr].apply(side, qty, price)
+        self._apply(self.house[instr], side, qty, price)
+
+    def _apply(self, position: Position, side: int, qty: int, price: int) -> None:
+        if self._undo is not None:
+            self._undo.append((position, position.qty, position.open_cost, position.realised))
+        position.apply(side, qty, price)
+
+    # --- undoing the fills of a failed event ------------------------------------------------------
+
+    def mark(self) -> int:
+        """Start (or nest) a span of fills that :meth:`undo` can take back."""
+        if self._undo is None:
+            self._undo = []
+        return len(self._undo)
+
+    def undo(self, mark: int) -> None:
+        """Take back every fill since ``mark``."""
+        undo = self._undo
+        assert undo is not None, "undo without mark"
+        while len(undo) > mark:
+            position, qty, open_cost, realised = undo.pop()
+            position.qty, position.open_cost, position.realised = qty, open_cost, realised
+
+    def release(self, mark: int) -> None:
+        """The span from ``mark`` stands; the outermost release forgets the record."""
+        if mark == 0:
+            self._undo = None
 
     def exposure(self, instr: int) -> int:
         return self.house[instr].qty

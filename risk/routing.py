@@ -206,10 +206,18 @@ class Router:
         child = self._children.get(cl_ord_id)
         if child is None or child.lp != lp or child.orphan:
             return []
-        child.orphan = True
-        route = child.route
-        route.child = None
-        return self._finish(route, f"{self._lp_names[lp]}: {why}")
+        return self.stop(child.route.key, f"{self._lp_names[lp]}: {why}")
+
+    def stop(self, key: str, why: str) -> list[RouteEvent]:
+        """End a route now (its owner can no longer take its fills): nothing more is sent for it,
+        and its child at an LP, if any, becomes an orphan whose later fills are LateFills."""
+        route = self._routes.get(key)
+        if route is None:
+            return []
+        if route.child is not None:
+            self._children[route.child].orphan = True
+            route.child = None
+        return self._finish(route, why)
 
     def on_lp_down(self, lp: int, now_ns: int) -> list[RouteEvent]:
         """The LP's session is gone: what it had of ours will not be answered on that session.

@@ -2,6 +2,7 @@
 
 import io
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -9,7 +10,7 @@ import textwrap
 import pytest
 
 from engine.fixedpoint import Grid
-from engine.journal import DuplicateClOrdID, Journal, replay_fills
+from engine.journal import BatchLost, DuplicateClOrdID, Journal, replay_fills
 
 
 def test_order_fill_and_status_survive_reopen(tmp_path):
@@ -103,3 +104,60 @@ def test_cli_exports_fills_as_csv(tmp_path):
     assert rows[0].startswith("exec_id,order_id,client")
     assert rows[1].split(",")[3:7] == ["EUR/USD", "buy", "1000000", "1.08512"]
     assert "exported 1 fills" in result.stderr
+
+
+def test_a_failed_event_is_rolled_back_whole_and_the_next_commit_keeps_only_whole_events(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    with j.atomic():
+        kept = j.new_order("DEMO", "kept", "EUR/USD", 1, "1", "3", 10, None, now_ns=1)
+    with pytest.raises(RuntimeError), j.atomic():
+        half = j.new_order("DEMO", "half", "EUR/USD", 1, "1", "3", 10, None, now_ns=2)
+        assert j.fill(half, 4, 108500, "internal", now_ns=3, status="1") == "E3"
+        raise RuntimeError("the second fill failed")
+    j.commit()
+    j.close()
+
+    again = Journal(tmp_path / "j.sqlite")
+    assert again.has_cl_ord_id("DEMO", "kept") and not again.has_cl_ord_id("DEMO", "half")
+    assert list(again.fills()) == []
+    assert (kept, half) == ("O1", "O2")
+    assert again.next_id("E") == "E4"  # an id handed out is never reused, even one of a rolled-back event
+
+
+def test_a_failed_commit_rolls_the_batch_back_and_says_so(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    j.new_order("DEMO", "a", "EUR/USD", 1, "1", "3", 10, None, now_ns=1)
+    j._db = _FailingCommit(j._db)  # the disk fails at the COMMIT's fsync, say
+    with pytest.raises(BatchLost):
+        j.commit()
+    j.new_order("DEMO", "b", "EUR/USD", 1, "1", "3", 10, None, now_ns=2)  # a fresh batch works
+    j.commit()
+    assert not j.has_cl_ord_id("DEMO", "a") and j.has_cl_ord_id("DEMO", "b")
+
+
+class _FailingCommit:
+    """A connection whose first COMMIT fails."""
+
+    def __init__(self, db):
+        self._db, self._armed = db, True
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+    def execute(self, sql, *args):
+        if sql == "COMMIT" and self._armed:
+            self._armed = False
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._db.execute(sql, *args)
+
+
+def test_when_sqlite_drops_the_whole_batch_inside_an_event_the_event_says_so_and_nothing_half_is_kept(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    j.new_order("DEMO", "earlier", "EUR/USD", 1, "1", "3", 10, None, now_ns=1)
+    with pytest.raises(BatchLost), j.atomic():
+        with pytest.raises(BatchLost), j.atomic():
+            j._db.execute("ROLLBACK")  # what SQLite itself does on some disk-full and I/O errors
+            raise sqlite3.OperationalError("disk I/O error")
+        j.new_order("DEMO", "after", "EUR/USD", 1, "1", "3", 10, None, now_ns=2)  # the outer event goes on
+    j.commit()
+    assert not j.has_cl_ord_id("DEMO", "earlier") and not j.has_cl_ord_id("DEMO", "after")

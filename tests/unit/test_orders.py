@@ -1,10 +1,12 @@
 """The order desk as a client sees it: every D/F/H gets the right execution report, every reject
 its reason, and nothing is handed out before the journal has it."""
 
+import sqlite3
+
 import pytest
 
 from engine.config import parse_config
-from engine.journal import Journal
+from engine.journal import BatchLost, Journal
 from fixserver.message import FixMessage
 from fixserver.orders import OrderDesk
 from risk import KillSwitches, PositionBook, PreTradeChecker
@@ -160,3 +162,65 @@ def test_restart_recovers_positions_and_resting_orders(desk, tmp_path):
     again.on_quotes(now_ns=3)
     (fill,) = [dict(o.body) for o in again.flush()]
     assert (fill[11], fill[39], fill[31]) == (b"r1", b"2", b"1.09000")
+
+
+def _fail_once(journal, method, on_call=1):
+    """The journal's ``method`` raises a disk error on its ``on_call``-th call."""
+    real, calls = getattr(journal, method), [0]
+
+    def failing(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == on_call:
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(*args, **kwargs)
+
+    setattr(journal, method, failing)
+
+
+def test_a_sweep_whose_second_fill_cannot_be_journaled_is_rejected_whole(desk):
+    _fail_once(desk.journal, "fill", on_call=2)
+    desk.on_new_order(desk.client, _d("S1", qty=b"1500000"), now_ns=1)  # 1000 @ 1.08502 + 500 @ 1.08503
+    (rej,) = _reports(desk)  # not the first fill without the second, and not nothing
+    assert (rej[150], rej[39], rej[14]) == (b"8", b"8", b"0")
+    assert rej[58] == b"order not accepted: it could not be recorded, nothing was executed; please retry"
+    assert list(desk.journal.fills()) == []
+    assert desk.positions.client("DEMO", EURUSD).qty == 0 and desk.positions.exposure(EURUSD) == 0
+    assert desk.journal.order_by_cl_ord_id("DEMO", "S1").status == "8"
+    desk.on_new_order(desk.client, _d("S2", qty=b"1500000"), now_ns=2)  # the journal is back
+    assert [r[150] for r in _reports(desk)] == [b"F", b"F"]
+
+
+def test_a_resting_order_whose_fill_cannot_be_journaled_keeps_resting(desk):
+    desk.on_new_order(desk.client, _d("L1", side=b"2", qty=b"1000000", ord_type=b"2", tif=b"1", price=b"1.08510"), 1)
+    desk.flush()
+    _fail_once(desk.journal, "fill")
+    desk.quotes[(0, EURUSD)] = (((108511, 1000),), ((108515, 1000),))
+    desk.on_quotes(now_ns=2)
+    assert _reports(desk) == [] and desk.positions.client("DEMO", EURUSD).qty == 0
+    desk.on_quotes(now_ns=3)
+    (fill,) = _reports(desk)
+    assert (fill[11], fill[150], fill[39]) == (b"L1", b"F", b"2")
+
+
+def test_a_cancel_that_cannot_be_journaled_is_refused_and_the_order_keeps_working(desk):
+    desk.on_new_order(desk.client, _d("L1", side=b"2", qty=b"1000000", ord_type=b"2", tif=b"1", price=b"1.08510"), 1)
+    (new,) = _reports(desk)
+    _fail_once(desk.journal, "set_status")
+    desk.on_cancel(desk.client, FixMessage([(35, b"F"), (11, b"X1"), (41, b"L1")]), 2)
+    (refused,) = _reports(desk)
+    assert (refused[35], refused[37], refused[39], refused[102]) == (b"9", new[37], b"0", b"99")
+    assert desk.journal.order_by_cl_ord_id("DEMO", "L1").status == "0"
+    desk.on_cancel(desk.client, FixMessage([(35, b"F"), (11, b"X2"), (41, b"L1")]), 3)
+    (cancelled,) = _reports(desk)
+    assert (cancelled[35], cancelled[150]) == (b"8", b"4")
+
+
+def test_when_the_group_commit_fails_no_report_goes_out_and_trading_halts(desk):
+    desk.on_new_order(desk.client, _d("c1", qty=b"1000000"), now_ns=1)
+
+    def commit():
+        raise BatchLost("the journal commit failed: disk I/O error")
+
+    desk.journal.commit = commit
+    assert desk.flush() == []  # a fill we have no record of is never reported
+    assert desk.checker.kill.all

@@ -1,6 +1,8 @@
 """A-book, hybrid and auto-hedge at the order desk, as a client and the risk desk see them: who
 fills, at what price, what is journaled, and what the house ends up holding."""
 
+import sqlite3
+
 import pytest
 
 from engine.config import parse_config
@@ -349,3 +351,42 @@ def test_a_completed_fok_passes_the_held_lp_fills_to_the_client_and_a_restart_ag
     again.recover(again.clients)
     assert again.positions.exposure(EURUSD) == 0 and again.positions.client("FUNDA", EURUSD).qty == 2000
     assert again.journal.open_orders() == []
+
+
+def _fail_once(journal, method):
+    real, armed = getattr(journal, method), [True]
+
+    def failing(*args, **kwargs):
+        if armed[0]:
+            armed[0] = False
+            raise sqlite3.OperationalError("disk I/O error")
+        return real(*args, **kwargs)
+
+    setattr(journal, method, failing)
+
+
+def test_an_lp_fill_that_cannot_be_journaled_for_its_client_is_the_houses_and_the_order_is_closed(desk, lps):
+    funda = desk.clients["FUNDA"]
+    desk.on_new_order(funda, _d("F1", qty=b"3000000", ord_type=b"2", tif=b"1", price=b"1.08600"), now_ns=0)
+    _fail_once(desk.journal, "fill")
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"1000000", b"1.08510"), 5 * MS)
+    (closed,) = _reports(desk)  # the client knows where it stands: nothing of the order is working
+    assert (closed[11], closed[150], closed[39], closed[14]) == (b"F1", b"8", b"8", b"0")
+    assert closed[58] == b"order closed: an LP fill for it could not be recorded (LP1)"
+    assert len(lps.sent) == 1  # the remainder went to no other LP
+    assert [(f.client, f.qty, f.price, f.route) for f in desk.journal.fills()] == [(HOUSE, 1000, 108510, "LP1")]
+    assert desk.positions.exposure(EURUSD) == 1000 and desk.positions.client("FUNDA", EURUSD).qty == 0
+    assert desk.journal.open_orders() == []
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"2", b"2000000", b"1.08510"), 6 * MS)
+    assert desk.positions.exposure(EURUSD) == 3000  # the LP's later fills of that order: the house's too
+
+
+def test_when_the_end_of_a_route_cannot_be_journaled_the_client_still_gets_its_outcome(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d("I1", qty=b"2000000"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"1000000", b"1.08510"), 1 * MS)
+    _fail_once(desk.journal, "set_status")
+    desk.poll(BUDGET)
+    fill, cxl = _reports(desk)
+    assert (fill[150], cxl[150], cxl[39], cxl[14], cxl[151]) == (b"F", b"4", b"4", b"1000000", b"0")
+    assert desk.journal.order_by_cl_ord_id("FUNDA", "I1").status == "4"
+    assert len(desk.router) == 0

@@ -97,3 +97,19 @@ def test_price_collar_rejects_limits_far_through_the_market_only():
     assert c.check("A", LIMITS, 0, SELL, 1, 2 * SECOND, limit_price=-1000, market_price=0).reason is (
         RejectReason.PRICE_COLLAR
     )
+
+
+def test_the_fills_of_a_failed_event_can_be_taken_back_exactly():
+    book = PositionBook(1)
+    book.on_client_fill("A", 0, BUY, 10, 100, internalised=True)
+    outer = book.mark()
+    book.on_client_fill("A", 0, SELL, 4, 110, internalised=True)
+    inner = book.mark()
+    book.on_hedge_fill(0, BUY, 6, 105)
+    book.undo(inner)  # the inner event failed
+    book.release(inner)
+    assert book.exposure(0) == -6
+    book.undo(outer)  # and then the whole of the outer one
+    book.release(outer)
+    assert (book.client("A", 0).qty, book.client("A", 0).realised, book.exposure(0)) == (10, 0, -10)
+    assert book.house[0] == Position(-10, -1000, 0)
