@@ -761,8 +761,12 @@ class OrderDesk:
         if rest.leaves == 0:
             del self._resting[rest.order_id]
 
-    def recover(self, clients: dict[str, ClientConfig]) -> int:
-        """After a restart: positions from journaled fills, resting orders from open orders."""
+    def recover(self, clients: dict[str, ClientConfig], now_ns: int | None = None) -> int:
+        """After a restart: positions from journaled fills, resting orders from open orders.
+
+        An order that was at an LP is closed, and its client's execution report for that is
+        queued (sent by the next :meth:`flush`). ``now_ns`` stamps it (default: the order's last
+        journaled time)."""
         symbols = {i.symbol: n for n, i in enumerate(self.cfg.instruments)}
         for f in self.journal.fills():
             instr = symbols.get(f.symbol)
@@ -783,7 +787,16 @@ class OrderDesk:
                 # report is where such an order is reconciled.
                 log.warning("order %s (%s %s) was at an LP when the gateway stopped; closed as cancelled",
                             row.order_id, row.client, row.cl_ord_id)  # fmt: skip
-                self.journal.set_status(row.order_id, "4", row.updated_ns, "gateway restarted while at an LP")
+                why = "gateway restarted while at an LP"
+                at = row.updated_ns if now_ns is None else now_ns
+                self.journal.set_status(row.order_id, "4", at, why)
+                if client is not None and instr is not None:  # the house's own orders have no client
+                    echo = _Echo.of(row, self._qty_grids[instr], self._price_grids[instr])
+                    self._report(client, echo, row.order_id, b"4", b"4", row.cum_qty, 0, row.cost, at,
+                                 instr=instr, text=why)  # fmt: skip
+                elif row.client != HOUSE:
+                    log.error("order %s of %s closed, but that client is no longer configured: no report queued",
+                              row.order_id, row.client)  # fmt: skip
                 continue
             if client is None or instr is None:
                 continue

@@ -277,10 +277,15 @@ def test_restart_recovers_the_house_position_and_closes_routes_that_were_in_flig
     desk.journal.close()
 
     again = _make_desk(path, lps)
-    again.recover(again.clients)
+    again.recover(again.clients, now_ns=10 * MS)
     assert again.positions.exposure(EURUSD) == -12000 + 5000
     assert again.journal.order_by_cl_ord_id("FUNDA", "f1").status == "4"
     assert again.journal.open_orders() == []
+    (closed,) = _reports(again)  # the client is told; the house's hedge has nobody to tell
+    assert (closed[35], closed[11], closed[150], closed[39], closed[14], closed[151]) == (
+        b"8", b"f1", b"4", b"4", b"0", b"0",
+    )  # fmt: skip
+    assert closed[58] == b"gateway restarted while at an LP"
 
 
 def test_an_lp_fill_off_the_tick_grid_is_kept_and_the_client_is_charged_it_rounded_in_its_favour(desk, lps, caplog):
