@@ -64,6 +64,8 @@ _DUPLICATE = b"6"
 _INCORRECT_QTY = b"13"
 _OTHER = b"99"
 
+_NO_SYMBOL = b"[N/A]"  # FIX's placeholder for a Symbol (55) a report must carry but the order had none
+_ORD_TYPES = frozenset(t.value for t in OrdType)
 _INT64_MAX = 2**63 - 1  # the journal's integers are SQLite's: 64-bit signed
 
 HOUSE = "__house__"  # the journal's client for the house's own orders (hedges, late LP fills)
@@ -136,6 +138,7 @@ class OrderDesk:
         self.positions = positions
         self.checker = checker
         self._symbols = {i.symbol.encode(): n for n, i in enumerate(cfg.instruments) if i.enabled}
+        self._instruments = {i.symbol: n for n, i in enumerate(cfg.instruments)}  # journaled symbols, enabled or not
         self._price_grids: list[Grid] = [i.price_grid() for i in cfg.instruments]
         self._qty_grids: list[Grid] = [i.qty_grid() for i in cfg.instruments]
         self._tiers = {t.name: n for n, t in enumerate(cfg.tiers)}
@@ -212,7 +215,7 @@ class OrderDesk:
         """A new order whose handling failed (and was rolled back): nothing was executed, and the
         client is told so. Journaled if the journal takes it, sent either way."""
         cl_ord_id = msg.get_str(11) or ""
-        echo = _Echo(cl_ord_id, msg.get(55) or b"", msg.get(54) or b"", msg.get(38) or b"",
+        echo = _Echo(cl_ord_id, msg.get(55) or _NO_SYMBOL, msg.get(54) or b"", msg.get(38) or b"",
                      (msg.get(40) or b"").decode("ascii", "replace"), (msg.get(59) or b"0").decode("ascii", "replace"),
                      msg.get(44))  # fmt: skip
         text = "order not accepted: it could not be recorded, nothing was executed; please retry"
@@ -221,7 +224,7 @@ class OrderDesk:
             with self._atomic():
                 if cl_ord_id and not self.journal.has_cl_ord_id(client.sender_comp_id, cl_ord_id):
                     order_id = self.journal.new_order(
-                        client.sender_comp_id, cl_ord_id, echo.symbol.decode("ascii", "replace"),
+                        client.sender_comp_id, cl_ord_id, (msg.get(55) or b"").decode("ascii", "replace"),
                         1 if echo.side == b"1" else -1, echo.ord_type or "?", echo.tif, 0, None, now_ns,
                         status="8", text=text,
                     )  # fmt: skip
@@ -237,7 +240,8 @@ class OrderDesk:
         side = 1 if side_raw == b"1" else -1
         ord_type_raw = (msg.get(40) or b"").decode("ascii", "replace")
         tif_raw = (msg.get(59) or b"0").decode("ascii", "replace")
-        echo = _Echo(cl_ord_id, symbol, side_raw or b"", msg.get(38) or b"", ord_type_raw, tif_raw, msg.get(44))
+        echo = _Echo(cl_ord_id, symbol or _NO_SYMBOL, side_raw or b"", msg.get(38) or b"", ord_type_raw, tif_raw,
+                     msg.get(44))  # fmt: skip
 
         def reject(code: bytes, text: str, instr: int | None = None, qty: int = 0, price: int | None = None) -> None:
             order_id = "NONE"
@@ -873,11 +877,21 @@ class OrderDesk:
             echo = _Echo(cl_ord_id, msg.get(55) or b"", msg.get(54) or b"", b"0", "", "", None)
             self._report(client, echo, "NONE", b"I", b"8", 0, 0, 0, now_ns, reject=(_OTHER, "unknown order"))
             return
-        instr = self._symbols[row.symbol.encode()]
+        status = row.status.encode()
+        text = row.text or None  # why it was rejected or cancelled
+        instr = self._instruments.get(row.symbol)
+        if instr is None:
+            # Rejected for its symbol (unknown, or missing): nothing of it is on any grid.
+            ord_type = row.ord_type if row.ord_type in _ORD_TYPES else ""
+            echo = _Echo(row.cl_ord_id, row.symbol.encode() or _NO_SYMBOL, b"1" if row.side > 0 else b"2", b"0",
+                         ord_type, row.tif, None)  # fmt: skip
+            self._report(client, echo, row.order_id, b"I", status, 0, 0, 0, now_ns, text=text)
+            return
         echo = _Echo.of(row, self._qty_grids[instr], self._price_grids[instr])
         leaves = row.qty - row.cum_qty if row.order_id in self._resting else 0
-        status = row.status.encode()
-        self._report(client, echo, row.order_id, b"I", status, row.cum_qty, leaves, row.cost, now_ns, instr=instr)
+        self._report(
+            client, echo, row.order_id, b"I", status, row.cum_qty, leaves, row.cost, now_ns, instr=instr, text=text
+        )
 
     # --- reports -------------------------------------------------------------------------------
 

@@ -224,3 +224,17 @@ def test_when_the_group_commit_fails_no_report_goes_out_and_trading_halts(desk):
     desk.journal.commit = commit
     assert desk.flush() == []  # a fill we have no record of is never reported
     assert desk.checker.kill.all
+
+
+def test_order_status_of_an_order_rejected_for_its_symbol_is_answered_with_the_reject(desk):
+    desk.on_new_order(desk.client, _d("u1", sym=b"XBT/USD"), now_ns=1)
+    missing = FixMessage([(35, b"D"), (11, b"u2"), (54, b"1"), (38, b"1000"), (40, b"1"), (59, b"3")])
+    desk.on_new_order(desk.client, missing, now_ns=2)
+    rej1, rej2 = _reports(desk)
+    desk.on_status(desk.client, FixMessage([(35, b"H"), (11, b"u1"), (55, b"XBT/USD"), (54, b"1")]), 3)
+    desk.on_status(desk.client, FixMessage([(35, b"H"), (11, b"u2")]), 4)
+    st1, st2 = _reports(desk)
+    assert (st1[37], st1[150], st1[39], st1[55], st1[14], st1[58]) == (
+        rej1[37], b"I", b"8", b"XBT/USD", b"0", b"unknown symbol XBT/USD",
+    )  # fmt: skip
+    assert (st2[37], st2[150], st2[39], st2[55]) == (rej2[37], b"I", b"8", b"[N/A]")
