@@ -280,6 +280,8 @@ class OrderDesk:
             return reject(_INCORRECT_QTY, f"quantity must be a positive multiple of {step}", instr)
         if qty <= 0:
             return reject(_INCORRECT_QTY, "quantity must be positive", instr)
+        if qty > _INT64_MAX:  # the journal's integers are 64-bit
+            return reject(_INCORRECT_QTY, "quantity (38) is out of range", instr)
         price: int | None = None
         price_raw = msg.get(44)
         if ord_type is OrdType.LIMIT and price_raw is None:
@@ -290,6 +292,8 @@ class OrderDesk:
             except (OffGridError, DecimalFormatError):
                 tick = self._price_grids[instr].step_text
                 return reject(_OTHER, f"price must be a multiple of the tick size {tick}", instr, qty)
+            if abs(price) > _INT64_MAX:
+                return reject(_OTHER, "price (44) is out of range", instr, qty)
         tier = self._tiers[client.tier]
         to_route = self._to_route(client, ord_type, tif, qty)
         if to_route and self.router is None:

@@ -117,6 +117,9 @@ def test_order_status_request_reports_the_current_state(desk):
         (_d(ord_type=b"P"), b"99", "order type (40) must be 1 (market), 2 (limit) or D (previously quoted)"),
         (_d(qty=b"20000000"), b"13", "order quantity exceeds the limit (max 10000 steps)"),
         (_d(ord_type=b"D"), b"99", "QuoteID (117) is required for previously-quoted orders"),
+        (_d(ord_type=b"2", price=b"-99999999999999999999"), b"99", "price (44) is out of range"),
+        (_d(ord_type=b"2", price=b"92233720368547.75808"), b"99", "price (44) is out of range"),  # 2**63 ticks
+        (_d(qty=b"9223372036854775808000"), b"13", "quantity (38) is out of range"),
     ],
 )
 def test_each_reject_path_returns_its_reason(desk, message, code, text):
