@@ -90,6 +90,9 @@ class _Resting:
     tier: int
     cl_ord_id: str
     leaves: int
+    # Decided once, when the order is accepted (see _to_route): a hybrid client's small order is
+    # internalised whether it fills at once or rests; a routed one goes to the LPs each time.
+    routed: bool
     retry_after_ns: int = 0  # a routed resting order waits this long after a failed route
 
 
@@ -342,7 +345,9 @@ class OrderDesk:
             return None
         self._apply(client, echo, order_id, order, instr, execution, now_ns, cum_before=0, cost_before=0)
         if execution.resting:
-            self._resting[order_id] = _Resting(order_id, client, order, instr, tier, cl_ord_id, execution.resting)
+            self._resting[order_id] = _Resting(
+                order_id, client, order, instr, tier, cl_ord_id, execution.resting, routed=False
+            )
 
     def _previously_quoted(self, msg: FixMessage, order: Order, tier: int, instr: int, now_ns: int) -> Execution:
         quote_id = msg.get(117)
@@ -656,8 +661,9 @@ class OrderDesk:
             if r.cum == 0:
                 self._report(r.client, r.echo, r.order_id, b"0", b"0", 0, leaves, 0, now_ns, instr=r.instr)
             self._resting[r.order_id] = _Resting(
-                r.order_id, r.client, r.order, r.instr, r.tier, r.echo.cl_ord_id, leaves, now_ns + self._budget_ns
-            )
+                r.order_id, r.client, r.order, r.instr, r.tier, r.echo.cl_ord_id, leaves, True,
+                now_ns + self._budget_ns,
+            )  # fmt: skip
         else:
             rest.leaves = leaves
             rest.retry_after_ns = now_ns + self._budget_ns
@@ -741,7 +747,7 @@ class OrderDesk:
     def on_quotes(self, now_ns: int) -> None:
         """Retry resting limit orders against the latest tier prices."""
         for rest in list(self._resting.values()):
-            routed = self.cfg.routing_of(rest.client)[0] is not Routing.INTERNALISE
+            routed = rest.routed
             if routed and (rest.order_id in self._routed or now_ns < rest.retry_after_ns or self.router is None):
                 continue
             bids, asks = self._quote_of(rest.tier, rest.instr)
@@ -810,8 +816,9 @@ class OrderDesk:
                 continue
             order = Order(row.side, row.qty, OrdType.LIMIT, TimeInForce(row.tif), row.price)
             tier = self._tiers[client.tier]
+            routed = self._to_route(client, OrdType.LIMIT, order.tif, row.qty) != 0  # as when it was accepted
             self._resting[row.order_id] = _Resting(
-                row.order_id, client, order, instr, tier, row.cl_ord_id, row.qty - row.cum_qty
+                row.order_id, client, order, instr, tier, row.cl_ord_id, row.qty - row.cum_qty, routed
             )
             restored += 1
         self.journal.commit()

@@ -395,3 +395,18 @@ def test_when_the_end_of_a_route_cannot_be_journaled_the_client_still_gets_its_o
     assert (fill[150], cxl[150], cxl[39], cxl[14], cxl[151]) == (b"F", b"4", b"4", b"1000000", b"0")
     assert desk.journal.order_by_cl_ord_id("FUNDA", "I1").status == "4"
     assert len(desk.router) == 0
+
+
+@pytest.mark.parametrize("with_router", [True, False])
+def test_a_hybrid_clients_small_resting_order_is_internalised_when_the_price_comes(tmp_path, lps, with_router):
+    desk = _make_desk(tmp_path / "journal.sqlite", lps, with_router=with_router)
+    retail = desk.clients["RETAIL1"]  # hybrid, threshold 1000 steps
+    desk.on_new_order(retail, _d("R1", qty=b"500000", ord_type=b"2", tif=b"1", price=b"1.08510"), now_ns=0)
+    (new,) = _reports(desk)
+    assert (new[150], new[39]) == (b"0", b"0")
+    desk.quotes[(1, EURUSD)] = (((108490, 1000),), ((108500, 1000),))  # the retail ask reaches the limit
+    desk.on_quotes(BUDGET + MS)
+    (fill,) = _reports(desk)
+    assert (fill[150], fill[39], fill[31], fill["route"]) == (b"F", b"2", b"1.08500", "internal")
+    assert lps.sent == []
+    assert desk.positions.exposure(EURUSD) == -500  # the house took the other side
