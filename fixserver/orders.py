@@ -48,7 +48,7 @@ from engine.journal import BatchLost, Journal, JournalOrder
 from fixserver.marketdata import QuoteLookup
 from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
-from risk import BUY, PositionBook, PreTradeChecker
+from risk import BUY, PositionBook, PreTradeChecker, RejectReason
 from risk.routing import ChildOrder, LateFill, RouteDone, RouteEvent, RouteFill, Router, client_price, lp_limit
 
 __all__ = ["HOUSE", "Outbound", "OrderDesk"]
@@ -304,9 +304,10 @@ class OrderDesk:
         order = Order(side, qty, ord_type, tif, price)
         bids, asks = self._quote_of(tier, instr)
         market = (asks if side == 1 else bids)[:1]
+        working = self._working(client.sender_comp_id, instr) if client.limits.max_position else (0, 0)
         decision = self.checker.check(
             client.sender_comp_id, client.limits, instr, side, qty, now_ns,
-            limit_price=price, market_price=market[0][0] if market else None,
+            limit_price=price, market_price=market[0][0] if market else None, working=working,
         )  # fmt: skip
         if not decision.ok:
             assert decision.reason is not None
@@ -348,6 +349,24 @@ class OrderDesk:
             self._resting[order_id] = _Resting(
                 order_id, client, order, instr, tier, cl_ord_id, execution.resting, routed=False
             )
+
+    def _working(self, client: str, instr: int) -> tuple[int, int]:
+        """The (buy, sell) steps still open on the client's working orders in ``instr``: resting
+        here or out at the LPs. A scan, done only for clients with a position limit."""
+        buy = sell = 0
+        for order_id, rest in self._resting.items():
+            if rest.client.sender_comp_id == client and rest.instr == instr and order_id not in self._routed:
+                if rest.order.side == BUY:
+                    buy += rest.leaves
+                else:
+                    sell += rest.leaves
+        for r in self._routed.values():
+            if r.client.sender_comp_id == client and r.instr == instr:
+                if r.order.side == BUY:
+                    buy += r.order.qty - r.cum
+                else:
+                    sell += r.order.qty - r.cum
+        return buy, sell
 
     def _previously_quoted(self, msg: FixMessage, order: Order, tier: int, instr: int, now_ns: int) -> Execution:
         quote_id = msg.get(117)
@@ -754,12 +773,32 @@ class OrderDesk:
             execution = match_resting(rest.order, rest.leaves, bids, asks, self.cfg.tiers[rest.tier].mode)
             if not execution.fills:
                 continue
+            client = rest.client
+            decision = self.checker.check_fill(
+                client.sender_comp_id, client.limits, rest.instr, rest.order.side, execution.filled
+            )
+            if decision.reason is RejectReason.KILL_SWITCH:
+                continue  # halted: it keeps resting, and fills when trading resumes
             try:
                 with self._atomic():
-                    self._match(rest, execution, routed, now_ns)
+                    if decision.ok:
+                        self._match(rest, execution, routed, now_ns)
+                    else:
+                        self._cancel_resting(rest, f"cancelled: {decision.text}", now_ns)
             except Exception as e:
                 self._failed(f"resting order {rest.order_id} (it keeps resting)", e)
         self._settle(now_ns)
+
+    def _cancel_resting(self, rest: _Resting, why: str, now_ns: int) -> None:
+        """The desk cancels a resting order (its client is told why)."""
+        row = self.journal.order(rest.order_id)
+        assert row is not None
+        self.journal.set_status(rest.order_id, "4", now_ns, why)
+        del self._resting[rest.order_id]
+        echo = _Echo.of(row, self._qty_grids[rest.instr], self._price_grids[rest.instr])
+        self._report(
+            rest.client, echo, rest.order_id, b"4", b"4", row.cum_qty, 0, row.cost, now_ns, instr=rest.instr, text=why
+        )
 
     def _match(self, rest: _Resting, execution: Execution, routed: bool, now_ns: int) -> None:
         row = self.journal.order(rest.order_id)

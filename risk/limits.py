@@ -8,10 +8,11 @@ Sans-I/O and time-injected: :meth:`PreTradeChecker.check` takes ``now_ns`` and r
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from engine.config import ClientLimits
-from risk.positions import PositionBook
+from risk.positions import BUY, PositionBook
 
 __all__ = ["RejectReason", "Decision", "KillSwitches", "RateLimiter", "PreTradeChecker", "ACCEPT"]
 
@@ -82,13 +83,23 @@ class RateLimiter:
 
 
 class PreTradeChecker:
-    """Applies a client's limits, the kill switches, the rate limit and the price collar."""
+    """Applies a client's limits, the kill switches, the rate limit and the price collar.
 
-    def __init__(self, positions: PositionBook, kill: KillSwitches | None = None, collar_ticks: int = 0) -> None:
+    The position limit bounds the worst case: the client's position plus every working order of
+    its on the order's side (resting, or out at the LPs) plus the order. An order that only
+    reduces the client's exposure (towards flat, without crossing it) is always allowed, even
+    when the client is already past its limit: refusing it would keep the client at risk.
+    """
+
+    def __init__(
+        self, positions: PositionBook, kill: KillSwitches | None = None, collar_ticks: Sequence[int] = ()
+    ) -> None:
+        """``collar_ticks[instr]``: how far through the market a limit may be, per instrument
+        (the instruments' ``price_collar_ticks``); 0, or an instrument past the end, = no collar."""
         self.positions = positions
         self.kill = kill or KillSwitches()
         self.rate = RateLimiter()
-        self.collar_ticks = collar_ticks  # 0 = no collar
+        self.collar_ticks = list(collar_ticks)
 
     def check(
         self,
@@ -100,22 +111,44 @@ class PreTradeChecker:
         now_ns: int,
         limit_price: int | None = None,
         market_price: int | None = None,
+        working: tuple[int, int] = (0, 0),
     ) -> Decision:
-        """Decide whether the order may proceed. Quantities are steps, prices ticks."""
+        """Decide whether the order may proceed. Quantities are steps, prices ticks.
+
+        ``working``: the (buy, sell) steps still open on the client's other working orders in
+        the instrument."""
         if self.kill.halted(client, instr):
             return Decision(False, RejectReason.KILL_SWITCH)
         if limits.max_order_qty and qty > limits.max_order_qty:
             return Decision(False, RejectReason.ORDER_TOO_LARGE, f"max {limits.max_order_qty} steps")
-        if limits.max_position:
-            after = self.positions.client(client, instr).qty + side * qty
-            if abs(after) > limits.max_position:
-                return Decision(False, RejectReason.POSITION_LIMIT, f"max {limits.max_position} steps")
-        if self.collar_ticks and limit_price is not None and market_price is not None:
+        position = self._position(client, limits, instr, side, qty, working[0] if side == BUY else working[1])
+        if not position.ok:
+            return position
+        collar = self.collar_ticks[instr] if instr < len(self.collar_ticks) else 0
+        if collar and limit_price is not None and market_price is not None:
             # Only a limit far *through* the market is suspicious (a fat finger); a passive
             # limit far away is a resting order, not a risk.
             through = (limit_price - market_price) * side
-            if through > self.collar_ticks:
-                return Decision(False, RejectReason.PRICE_COLLAR)
+            if through > collar:
+                return Decision(False, RejectReason.PRICE_COLLAR, f"max {collar} ticks through the market")
         if not self.rate.allow(client, limits.max_orders_per_s, now_ns):
             return Decision(False, RejectReason.RATE_LIMIT, f"max {limits.max_orders_per_s}/s")
+        return ACCEPT
+
+    def check_fill(self, client: str, limits: ClientLimits, instr: int, side: int, qty: int) -> Decision:
+        """May a working order of the client's fill ``qty`` steps now? Halts stop it (it keeps
+        working); past the position limit it may not (the limit or the position may have moved
+        since it was accepted)."""
+        if self.kill.halted(client, instr):
+            return Decision(False, RejectReason.KILL_SWITCH)
+        return self._position(client, limits, instr, side, qty, 0)
+
+    def _position(self, client: str, limits: ClientLimits, instr: int, side: int, qty: int, working: int) -> Decision:
+        if not limits.max_position:
+            return ACCEPT
+        before = self.positions.client(client, instr).qty + side * working
+        after = before + side * qty
+        reduces = abs(after) < abs(before) and before * after >= 0
+        if abs(after) > limits.max_position and not reduces:
+            return Decision(False, RejectReason.POSITION_LIMIT, f"max {limits.max_position} steps")
         return ACCEPT

@@ -241,3 +241,53 @@ def test_order_status_of_an_order_rejected_for_its_symbol_is_answered_with_the_r
         rej1[37], b"I", b"8", b"XBT/USD", b"0", b"unknown symbol XBT/USD",
     )  # fmt: skip
     assert (st2[37], st2[150], st2[39], st2[55]) == (rej2[37], b"I", b"8", b"[N/A]")
+
+
+def _resting_buy(cl, qty=b"10000000", price=b"1.08400"):
+    return _d(cl, qty=qty, ord_type=b"2", tif=b"1", price=price)
+
+
+def test_the_position_limit_counts_resting_orders(desk):
+    for n in range(6):  # DEMO: max_position 50000 steps
+        desk.on_new_order(desk.client, _resting_buy(f"P{n}"), now_ns=n)
+    reports = _reports(desk)
+    assert [r[150] for r in reports] == [b"0"] * 5 + [b"8"]
+    assert (reports[-1][103], reports[-1][58]) == (b"3", b"order would exceed the position limit (max 50000 steps)")
+    desk.quotes[(0, EURUSD)] = (((108300, 100_000),), ((108390, 100_000),))
+    desk.on_quotes(now_ns=10)
+    assert len(_reports(desk)) == 5
+    assert desk.positions.client("DEMO", EURUSD).qty == 50000
+
+
+def test_a_client_past_its_position_limit_may_still_reduce_it(desk):
+    desk.positions.on_client_fill("DEMO", EURUSD, 1, 60000, 108500, internalised=True)  # the limit was lowered, say
+    desk.on_new_order(desk.client, _d("more", qty=b"1000000"), now_ns=1)
+    desk.on_new_order(desk.client, _d("less", side=b"2", qty=b"1000000"), now_ns=2)
+    more, less = _reports(desk)
+    assert (more[150], more[103]) == (b"8", b"3")
+    assert (less[150], less[39]) == (b"F", b"2")
+
+
+def test_a_resting_order_does_not_fill_while_trading_is_halted(desk):
+    desk.on_new_order(desk.client, _d("K1", side=b"2", qty=b"1000000", ord_type=b"2", tif=b"1", price=b"1.08510"), 1)
+    desk.flush()
+    desk.checker.kill.all = True
+    desk.quotes[(0, EURUSD)] = (((108600, 100_000),), ((108610, 100_000),))
+    desk.on_quotes(now_ns=2)
+    assert _reports(desk) == []
+    desk.checker.kill.all = False
+    desk.on_quotes(now_ns=3)
+    (fill,) = _reports(desk)
+    assert (fill[11], fill[150], fill[31]) == (b"K1", b"F", b"1.08600")
+
+
+def test_a_resting_order_whose_fill_would_pass_the_position_limit_is_cancelled_with_the_reason(desk):
+    desk.on_new_order(desk.client, _resting_buy("R1"), now_ns=1)
+    desk.flush()
+    desk.positions.on_client_fill("DEMO", EURUSD, 1, 45000, 108500, internalised=True)  # e.g. after a restart
+    desk.quotes[(0, EURUSD)] = (((108300, 100_000),), ((108390, 100_000),))
+    desk.on_quotes(now_ns=2)
+    (cxl,) = _reports(desk)
+    assert (cxl[11], cxl[150], cxl[39], cxl[151]) == (b"R1", b"4", b"4", b"0")
+    assert cxl[58] == b"cancelled: order would exceed the position limit (max 50000 steps)"
+    assert desk.positions.client("DEMO", EURUSD).qty == 45000

@@ -45,7 +45,7 @@ def test_hedge_brings_exposure_back_to_flat_past_the_threshold():
 
 
 def _checker() -> PreTradeChecker:
-    return PreTradeChecker(PositionBook(2), KillSwitches(), collar_ticks=50)
+    return PreTradeChecker(PositionBook(2), KillSwitches(), collar_ticks=[50, 0])  # no collar on instrument 1
 
 
 LIMITS = ClientLimits(max_order_qty=1000, max_position=1500, max_orders_per_s=2)
@@ -97,6 +97,43 @@ def test_price_collar_rejects_limits_far_through_the_market_only():
     assert c.check("A", LIMITS, 0, SELL, 1, 2 * SECOND, limit_price=-1000, market_price=0).reason is (
         RejectReason.PRICE_COLLAR
     )
+
+
+def test_the_price_collar_is_per_instrument_and_off_by_default():
+    c = _checker()
+    assert c.check("A", LIMITS, 1, BUY, 1, 0, limit_price=5000, market_price=1000).ok  # instrument 1: none
+    assert PreTradeChecker(PositionBook(2)).check("A", LIMITS, 0, BUY, 1, 0, limit_price=5000, market_price=1000).ok
+    d = c.check("A", LIMITS, 0, BUY, 1, SECOND, limit_price=1051, market_price=1000)
+    assert d.text == "limit price too far from the market (max 50 ticks through the market)"
+
+
+def test_position_limit_counts_working_orders_on_the_orders_side():
+    c = _checker()
+    c.positions.on_client_fill("A", 0, BUY, 500, 1, internalised=True)
+    assert c.check("A", LIMITS, 0, BUY, 500, 0, working=(500, 0)).ok  # 1500: at the limit
+    assert c.check("A", LIMITS, 0, BUY, 501, SECOND, working=(500, 0)).reason is RejectReason.POSITION_LIMIT
+    assert c.check("A", LIMITS, 0, BUY, 500, 2 * SECOND, working=(0, 2000)).ok  # the sells may never fill
+    assert c.check("A", LIMITS, 0, SELL, 1000, 3 * SECOND, working=(500, 900)).ok  # 500 - 900 - 1000 = -1400
+
+
+def test_an_order_that_reduces_a_position_past_the_limit_is_allowed():
+    c = _checker()
+    c.positions.on_client_fill("A", 0, BUY, 2000, 1, internalised=True)  # over 1500 (the limit moved, say)
+    assert c.check("A", LIMITS, 0, SELL, 100, 0).ok  # still past the limit after it, but less
+    assert c.check("A", LIMITS, 0, BUY, 1, SECOND).reason is RejectReason.POSITION_LIMIT
+    c.positions.on_client_fill("B", 0, SELL, 2000, 1, internalised=True)
+    assert c.check("B", LIMITS, 0, BUY, 100, 0).ok
+    assert c.check("B", LIMITS, 0, SELL, 1, SECOND).reason is RejectReason.POSITION_LIMIT
+
+
+def test_a_working_orders_fill_is_stopped_by_a_halt_or_the_position_limit():
+    c = _checker()
+    assert c.check_fill("A", LIMITS, 0, BUY, 1000).ok
+    c.positions.on_client_fill("A", 0, BUY, 1000, 1, internalised=True)
+    assert c.check_fill("A", LIMITS, 0, BUY, 1000).reason is RejectReason.POSITION_LIMIT
+    assert c.check_fill("A", LIMITS, 0, SELL, 1000).ok
+    c.kill.instruments.add(0)
+    assert c.check_fill("A", LIMITS, 0, SELL, 1000).reason is RejectReason.KILL_SWITCH
 
 
 def test_the_fills_of_a_failed_event_can_be_taken_back_exactly():
