@@ -68,6 +68,7 @@ class Gateway(Application):
         self._tier_index = {t.name: n for n, t in enumerate(cfg.tiers)}
         self._tier_names = [t.name for t in cfg.tiers]
         self._symbols = [i.symbol for i in cfg.instruments]
+        self._disabled_symbols = {i.symbol.encode() for i in cfg.instruments if not i.enabled}
         self.handles: dict[str, SessionHandle] = {}
         self._price_grids = [i.price_grid() for i in cfg.instruments]
         self._qty_grids = [i.qty_grid() for i in cfg.instruments]
@@ -125,6 +126,9 @@ class Gateway(Application):
         read from now on see the new limits and routing."""
         self.engine.reconfigure(new)
         self.cfg = self.desk.cfg = new
+        for client in new.clients:
+            if not client.market_data and self.clients[client.sender_comp_id].market_data:
+                self.hub.drop_session(client.sender_comp_id)  # its subscriptions end with its entitlement
         self.clients = {c.sender_comp_id: c for c in new.clients}
         self.positions.skew_step_qty = [i.skew_step_qty for i in new.instruments]
         for instr in range(len(new.instruments)):
@@ -215,6 +219,12 @@ class Gateway(Application):
             refused = MdReject(req_id, MdRejectReason.INSUFFICIENT_PERMISSIONS, "market data not enabled")
             session.send(b"Y", refused.body())
             return
+        if msg.get(263) != b"2":  # (an unsubscribe names no symbols that matter)
+            disabled = [sym for sym in msg.get_all(55) if sym in self._disabled_symbols]
+            if disabled:  # as unknown: the security list leaves them out, and they are never priced
+                refused = MdReject(req_id, MdRejectReason.UNKNOWN_SYMBOL, f"unknown symbol {disabled[0].decode()}")
+                session.send(b"Y", refused.body())
+                return
         snapshots, reject = self.hub.on_request(client.sender_comp_id, self._tier_index[client.tier], msg, now)
         if reject is not None:
             session.send(b"Y", reject.body())
@@ -222,16 +232,27 @@ class Gateway(Application):
             session.send_shared(SharedBody(((262, md_req_id),), body))
 
     def _on_security_list_request(self, msg: FixMessage, session: SessionHandle) -> None:
+        """SecurityList (y): 559=4 (or no 559) lists every enabled instrument, 559=0 the one named
+        in 55; other request types (by SecurityType, Product, TradingSession) are not supported."""
+        enabled = [inst for inst in self.cfg.instruments if inst.enabled]
+        kind = msg.get(559)
+        result = b"0"  # 560 SecurityRequestResult: valid request
+        if kind == b"0":
+            wanted = msg.get(55)
+            enabled = [inst for inst in enabled if inst.symbol.encode() == wanted]
+            if not enabled:
+                result = b"2"  # no instruments found that match the selection criteria
+        elif kind not in (None, b"4"):
+            enabled, result = [], b"1"  # invalid or unsupported request
         body: list[tuple[int, bytes]] = [
             (320, msg.get(320) or b""),
             (322, b"SL-%d" % self.clock.now_ns()),
-            (560, b"0"),
-            (146, b"%d" % sum(i.enabled for i in self.cfg.instruments)),
+            (560, result),
+            (146, b"%d" % len(enabled)),
         ]
-        for inst in self.cfg.instruments:
-            if inst.enabled:
-                grid = inst.price_grid()
-                body += [(55, inst.symbol.encode()), (969, grid.step_text.encode()), (561, inst.qty_step.encode())]
+        for inst in enabled:
+            grid = inst.price_grid()
+            body += [(55, inst.symbol.encode()), (969, grid.step_text.encode()), (561, inst.qty_step.encode())]
         session.send(b"y", body)
 
     # --- per batch ---------------------------------------------------------------------------------

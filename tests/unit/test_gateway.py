@@ -1,5 +1,6 @@
-"""The gateway between loop turns: what a client's message sees when it is read after an LP went
-stale but before the loop's next turn takes the LP's prices out."""
+"""The gateway's answers to a client's requests, between loop turns: what an order or a snapshot
+sees after an LP went stale but before the loop's next turn takes its prices out; which
+instruments a security list and a market-data request show; what a reload takes away."""
 
 import pytest
 
@@ -33,6 +34,11 @@ class _Handle:
 
     def send_shared(self, body, **_):
         self.sent.append((body.prepared.msg_type, body.prepared.body))
+
+
+def _gateway(tmp_path, text: str = EXAMPLE_CONFIG.read_text()) -> Gateway:
+    cfg = parse_config(text)
+    return Gateway(cfg, Engine(cfg), Journal(tmp_path / "journal.sqlite"), Metrics(), ManualClock(T0))
 
 
 @pytest.fixture
@@ -78,3 +84,44 @@ def test_a_snapshot_requested_after_the_lp_went_stale_shows_no_price(gateway):
     ((msg_type, snapshot),) = handle.sent
     assert msg_type == b"W"
     assert b"55=EUR/USD\x01" in snapshot and b"270=" not in snapshot, snapshot  # both sides withdrawn
+
+
+def _security_list(gateway, *fields):
+    handle = _Handle("DEMO")
+    gateway.from_app(FixMessage([(35, b"x"), (320, b"q1"), *fields]), handle)
+    ((msg_type, body),) = handle.sent
+    assert msg_type == b"y" and body[320] == b"q1"
+    return body[560], body[146], [v for t, v in body.items() if t == 55]
+
+
+def test_the_security_list_lists_every_instrument_or_the_one_asked_for(tmp_path):
+    gateway = _gateway(tmp_path)
+    result, count, _ = _security_list(gateway, (559, b"4"))
+    assert (result, count) == (b"0", b"5")
+    assert _security_list(gateway, (559, b"0"), (55, b"WTI")) == (b"0", b"1", [b"WTI"])
+    assert _security_list(gateway, (559, b"0"), (55, b"XBT/USD")) == (b"2", b"0", [])  # none found
+    assert _security_list(gateway, (559, b"1"), (167, b"FXSPOT")) == (b"1", b"0", [])  # unsupported
+
+
+def test_a_disabled_instrument_is_neither_listed_nor_subscribable(tmp_path):
+    text = EXAMPLE_CONFIG.read_text().replace('symbol = "GBP/USD"\n', 'symbol = "GBP/USD"\nenabled = false\n')
+    gateway = _gateway(tmp_path, text)
+    assert _security_list(gateway, (559, b"0"), (55, b"GBP/USD")) == (b"2", b"0", [])
+    assert _security_list(gateway)[:2] == (b"0", b"4")  # no 559: all, as 559=4
+    handle = _Handle("DEMO")
+    gateway.handles["DEMO"] = handle
+    gateway.from_app(FixMessage([(35, b"V"), *md_request(b"r1", [b"EUR/USD", b"GBP/USD"])]), handle)
+    ((msg_type, reject),) = handle.sent
+    assert (msg_type, reject[262], reject[281]) == (b"Y", b"r1", b"0")
+    assert reject[58] == b"unknown symbol GBP/USD"
+
+
+def test_a_reload_that_takes_market_data_away_ends_the_clients_subscriptions(tmp_path):
+    gateway = _gateway(tmp_path)
+    handle = _Handle("DEMO")
+    gateway.handles["DEMO"] = handle
+    gateway.from_app(FixMessage([(35, b"V"), *md_request(b"r1", [b"EUR/USD"])]), handle)
+    assert "DEMO" in gateway.hub.sessions
+    text = EXAMPLE_CONFIG.read_text()
+    gateway.reconfigure(parse_config(text.replace('"DEMO"\n', '"DEMO"\nmarket_data = false\n')))
+    assert "DEMO" not in gateway.hub.sessions
