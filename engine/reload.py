@@ -30,7 +30,9 @@ log = logging.getLogger("lagg.config")
 # and engine sections) is built into sessions, subscriptions and arrays: a reload that changes it
 # is refused, naming what changed, and takes effect at the next start.
 LIVE_FIELDS: dict[str, frozenset[str]] = {
-    "instruments": frozenset({"spike_filter_ticks", "vol_halflife_ms", "skew_step_qty", "hedge_threshold"}),
+    "instruments": frozenset(
+        {"spike_filter_ticks", "vol_halflife_ms", "skew_step_qty", "hedge_threshold", "price_collar_ticks"}
+    ),
     "lps": frozenset({"haircut_ticks", "size_weight_pct", "staleness_ms"}),
     "tiers": frozenset(TierConfig.__struct_fields__) - {"name", "depth"},
     "clients": frozenset({"routing", "hybrid_threshold", "limits", "market_data", "trading"}),

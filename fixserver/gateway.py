@@ -90,7 +90,7 @@ class Gateway(Application):
             quote_of=self._ladder,
             journal=journal,
             positions=self.positions,
-            checker=PreTradeChecker(self.positions, self.kill),
+            checker=PreTradeChecker(self.positions, self.kill, [i.price_collar_ticks for i in cfg.instruments]),
             resolve_quote=self.hub.resolve_quote,
             on_exposure=self._on_exposure,
             router=Router(self._send_lp_order, self._lp_prices, engine.lp_names) if lp_orders else None,
@@ -131,6 +131,7 @@ class Gateway(Application):
                 self.hub.drop_session(client.sender_comp_id)  # its subscriptions end with its entitlement
         self.clients = {c.sender_comp_id: c for c in new.clients}
         self.positions.skew_step_qty = [i.skew_step_qty for i in new.instruments]
+        self.desk.checker.collar_ticks = [i.price_collar_ticks for i in new.instruments]
         for instr in range(len(new.instruments)):
             skew = self.positions.skew_ticks(instr)
             if skew != self.skews[instr]:

@@ -41,35 +41,41 @@ def _gateway(tmp_path, text: str = EXAMPLE_CONFIG.read_text()) -> Gateway:
     return Gateway(cfg, Engine(cfg), Journal(tmp_path / "journal.sqlite"), Metrics(), ManualClock(T0))
 
 
-@pytest.fixture
-def gateway(tmp_path):
-    """LP1 quotes EUR/USD at T0 and is silent after; its staleness limit is 1000 ms. The loop's
-    last turn ran at 990 ms, while LP1 was still fresh."""
-    cfg = parse_config(EXAMPLE_CONFIG.read_text())
-    assert next(lp for lp in cfg.lps if lp.name == "LP1").staleness_ms == 1000
-    engine = Engine(cfg)
-    clock = ManualClock(T0)
-    gw = Gateway(cfg, engine, Journal(tmp_path / "journal.sqlite"), Metrics(), clock)
+def _lp1_quotes_eur_usd(gw: Gateway) -> None:
+    """LP1 quotes EUR/USD 1.08500 / 1.08510 at T0; the loop's turn at T0 publishes it."""
+    engine = gw.engine
     lp, eur = engine.lp_index("LP1"), engine.instrument_index("EUR/USD")
     batch = UpdateBatch(16)
     batch.set_level(lp, eur, BID, 0, 108500, 1000, T0)
     batch.set_level(lp, eur, ASK, 0, 108510, 1000, T0)
     batch.lp_up(lp, T0)
     engine.apply(batch, T0)
-    for turn in (T0, T0 + 990 * MS):
-        engine.expire(turn)
-        gw.on_batch(turn)
-    assert engine.quote("institutional", "EUR/USD").asks  # LP1's price is live at 990 ms
-    clock.set(T0 + 1030 * MS)  # 30 ms past LP1's limit; the next turn is due at 1040 ms
+    engine.expire(T0)
+    gw.on_batch(T0)
+
+
+def _order(*fields):
+    return FixMessage([(35, b"D"), (55, b"EUR/USD"), (38, b"1000000"), *fields])
+
+
+@pytest.fixture
+def gateway(tmp_path):
+    """LP1 quotes EUR/USD at T0 and is silent after; its staleness limit is 1000 ms. The loop's
+    last turn ran at 990 ms, while LP1 was still fresh."""
+    gw = _gateway(tmp_path)
+    assert next(lp for lp in gw.cfg.lps if lp.name == "LP1").staleness_ms == 1000
+    _lp1_quotes_eur_usd(gw)
+    gw.engine.expire(T0 + 990 * MS)
+    gw.on_batch(T0 + 990 * MS)
+    assert gw.engine.quote("institutional", "EUR/USD").asks  # LP1's price is live at 990 ms
+    gw.clock.set(T0 + 1030 * MS)  # 30 ms past LP1's limit; the next turn is due at 1040 ms
     return gw
 
 
 def test_an_order_read_after_the_lp_went_stale_does_not_fill_at_its_price(gateway):
     handle = _Handle("DEMO")
     gateway.handles["DEMO"] = handle
-    order = FixMessage([(35, b"D"), (11, b"c1"), (55, b"EUR/USD"), (54, b"1"), (38, b"1000000"), (40, b"1"),
-                        (59, b"3")])  # fmt: skip
-    gateway.from_app(order, handle)
+    gateway.from_app(_order((11, b"c1"), (54, b"1"), (40, b"1"), (59, b"3")), handle)
     ((msg_type, report),) = handle.sent
     assert msg_type == b"8"
     assert (report[150], report[39]) == (b"8", b"8"), report  # rejected: no liquidity, not a fill
@@ -125,3 +131,21 @@ def test_a_reload_that_takes_market_data_away_ends_the_clients_subscriptions(tmp
     text = EXAMPLE_CONFIG.read_text()
     gateway.reconfigure(parse_config(text.replace('"DEMO"\n', '"DEMO"\nmarket_data = false\n')))
     assert "DEMO" not in gateway.hub.sessions
+
+
+def test_a_limit_through_the_market_past_the_instruments_collar_is_rejected_and_a_reload_moves_it(tmp_path):
+    gateway = _gateway(tmp_path)
+    assert gateway.cfg.instrument("EUR/USD").price_collar_ticks == 500
+    _lp1_quotes_eur_usd(gateway)
+    handle = _Handle("DEMO")
+    gateway.handles["DEMO"] = handle
+    # A buy limit 1.09500: about 990 ticks through the ask, a fat finger.
+    gateway.from_app(_order((11, b"c1"), (54, b"1"), (40, b"2"), (44, b"1.09500"), (59, b"3")), handle)
+    ((_, report),) = handle.sent
+    assert report[150] == b"8", report
+    assert report[58] == b"limit price too far from the market (max 500 ticks through the market)"
+
+    text = EXAMPLE_CONFIG.read_text()
+    gateway.reconfigure(parse_config(text.replace("price_collar_ticks = 500", "price_collar_ticks = 0")))
+    gateway.from_app(_order((11, b"c2"), (54, b"1"), (40, b"2"), (44, b"1.09500"), (59, b"3")), handle)
+    assert handle.sent[-1][1][150] == b"F"  # no collar now: it fills, at the ask or better
