@@ -20,6 +20,10 @@ Routing, per tier (``routing`` in ``[[tiers]]``) unless a client sets its own:
 * ``a_book``: passed on to the LPs by :class:`risk.routing.Router` (best LP first, the remainder
   to the next LP after a last-look reject or a partial fill, within ``routing.budget_ms``). The
   client is charged the LP's price worsened by the tier's markup, never worse than its limit.
+  A market order's limit is the tier price the client saw when it ordered, worsened by the
+  instrument's ``price_collar_ticks``: the LPs get that less the markup as their limit, so the
+  slippage is bounded (no tier price then: rejected). With a collar of 0 a market order goes to
+  the LPs without a limit and the client pays whatever they fill at, plus the markup.
   A DAY/GTC limit order is routed at once, then rests here and is routed again whenever the tier
   price reaches it. A FOK order is reported only if the LPs filled all of it; until then its LP
   fills are the house's, journaled as they come; if the LPs filled only part, the house keeps that
@@ -108,6 +112,7 @@ class _Routed:
     tier: int
     cum: int  # filled so far (all routes, internal part included), steps
     cost: int
+    bound: int | None = None  # the worst price the client pays for this route's LP fills (None: any)
     # FOK: the LP fills, (qty, client px, lp px, lp), that the house holds until the LPs filled all
     # of it; journaled as they come, on the house order ``held_by`` (made with the first fill).
     held: list[tuple[int, int, int, int]] | None = None
@@ -312,6 +317,12 @@ class OrderDesk:
         if not decision.ok:
             assert decision.reason is not None
             return reject(b"%d" % decision.reason.ord_rej_reason, decision.text, instr, qty, price)
+        bound = price  # the worst price the client may be charged for what the LPs fill
+        if to_route and ord_type is OrdType.MARKET and self.cfg.instruments[instr].price_collar_ticks:
+            # A market order at the LPs is bounded by the price the client saw plus the collar.
+            if not market:
+                return reject(_OTHER, "no price available: a market order needs a tier price", instr, qty)
+            bound = market[0][0] + side * self.cfg.instruments[instr].price_collar_ticks
 
         if ord_type is OrdType.PREVIOUSLY_QUOTED:
             execution = self._previously_quoted(msg, order, tier, instr, now_ns)
@@ -332,7 +343,7 @@ class OrderDesk:
             client.sender_comp_id, cl_ord_id, symbol.decode(), side, ord_type.value, tif.value, qty, price, now_ns
         )
         if to_route:
-            limit = price
+            limit = bound
             if ord_type is OrdType.PREVIOUSLY_QUOTED:
                 limit = execution.fills[0].price  # the quoted price is the most the client pays
                 execution = Execution()
@@ -463,6 +474,7 @@ class OrderDesk:
     def _route(self, routed: _Routed, qty: int, client_limit: int | None, now_ns: int) -> None:
         assert self.router is not None
         self._routed[routed.order_id] = routed
+        routed.bound = client_limit
         limit = lp_limit(self.cfg.tiers[routed.tier], routed.order.side, client_limit)
         events = self.router.start(routed.order_id, routed.instr, routed.order.side, qty, limit, now_ns,
                                    self._budget_ns)  # fmt: skip
@@ -630,7 +642,7 @@ class OrderDesk:
             self.positions.on_hedge_fill(instr, row.side, event.qty, event.price)
             return
         r = self._routed[event.key]
-        price = client_price(self.cfg.tiers[r.tier], r.order.side, event.price, r.order.price)
+        price = client_price(self.cfg.tiers[r.tier], r.order.side, event.price, r.bound)
         if r.held is not None:
             self._hold(r, event, price, now_ns)
             return

@@ -3,6 +3,7 @@ fills, at what price, what is journaled, and what the house ends up holding."""
 
 import sqlite3
 
+import msgspec
 import pytest
 
 from engine.config import parse_config
@@ -40,6 +41,7 @@ def _make_desk(path, lps, with_router=True):
     quotes = {
         (0, EURUSD): (((108500, 20_000),), ((108502, 20_000),)),  # institutional (DEMO)
         (1, EURUSD): (((108480, 1000),), ((108520, 1000),)),  # retail (RETAIL1)
+        (2, EURUSD): (((108488, 5000),), ((108512, 5000),)),  # bands (FUNDA): the best LP and the markup
     }
     positions = PositionBook(len(cfg.instruments), skew_step_qty=[i.skew_step_qty for i in cfg.instruments])
     router = Router(lps.send, lps.prices, [lp.name for lp in cfg.lps]) if with_router else None
@@ -91,7 +93,9 @@ def test_a_book_order_fills_at_the_best_lp_plus_the_tier_markup(desk, lps):
     desk.on_new_order(funda, _d(), now_ns=0)
     assert _reports(desk) == []  # nothing to tell the client until the LP answers
     ((lp, child, side, qty, limit),) = lps.sent
-    assert (lp, side, qty, limit) == (0, 1, 1000, None)  # LP1 has the lowest ask
+    # LP1 has the lowest ask. The client saw 1.08512; EUR/USD's collar is 500 ticks, so it pays at
+    # most 1.09012, and the LP, before the 2-tick markup, may fill at 1.09010 at worst.
+    assert (lp, side, qty, limit) == (0, 1, 1000, 109010)
     desk.on_lp_execution(0, _lp_report(child, b"2", b"1000000", b"1.08510"), 5 * MS)
     (fill,) = _reports(desk)
     assert (fill[150], fill[39], fill[31], fill[32], fill[14], fill[151]) == (
@@ -410,3 +414,30 @@ def test_a_hybrid_clients_small_resting_order_is_internalised_when_the_price_com
     assert (fill[150], fill[39], fill[31], fill["route"]) == (b"F", b"2", b"1.08500", "internal")
     assert lps.sent == []
     assert desk.positions.exposure(EURUSD) == -500  # the house took the other side
+
+
+def test_an_a_book_market_order_pays_at_most_the_price_it_saw_plus_the_collar(desk, lps):
+    funda = desk.clients["FUNDA"]  # the bands tier shows an ask of 1.08512; EUR/USD's collar: 500 ticks
+    desk.on_new_order(funda, _d("M1"), now_ns=0)
+    desk.on_new_order(funda, _d("M2", side=b"2"), now_ns=1)
+    assert [limit for *_, limit in lps.sent] == [108512 + 500 - 2, 108488 - 500 + 2]  # before the markup
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"2", b"1000000", b"1.10510"), MS)  # 200 pips off
+    (fill,) = _reports(desk)
+    assert (fill[11], fill[31]) == (b"M1", b"1.09012")  # the house, not the client, pays past the bound
+
+
+def test_an_a_book_market_order_without_a_tier_price_is_rejected(desk, lps):
+    del desk.quotes[(2, EURUSD)]
+    desk.on_new_order(desk.clients["FUNDA"], _d("M1"), now_ns=0)
+    (rej,) = _reports(desk)
+    assert (rej[150], rej[58]) == (b"8", b"no price available: a market order needs a tier price")
+    assert lps.sent == []
+
+
+def test_without_a_collar_an_a_book_market_order_goes_to_the_lps_without_a_limit(tmp_path, lps):
+    desk = _make_desk(tmp_path / "j.sqlite", lps)
+    instruments = list(desk.cfg.instruments)
+    instruments[EURUSD] = msgspec.structs.replace(instruments[EURUSD], price_collar_ticks=0)
+    desk.cfg = msgspec.structs.replace(desk.cfg, instruments=instruments)
+    desk.on_new_order(desk.clients["FUNDA"], _d("M1"), now_ns=0)
+    assert lps.sent[0][4] is None
