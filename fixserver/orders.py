@@ -248,8 +248,11 @@ class OrderDesk:
         side = 1 if side_raw == b"1" else -1
         ord_type_raw = (msg.get(40) or b"").decode("ascii", "replace")
         tif_raw = (msg.get(59) or b"0").decode("ascii", "replace")
+        # A market order has no price: a stray 44 on one is ignored (not echoed, not a limit), as
+        # FIX 4.4 counterparties expect.
+        price_raw = msg.get(44) if ord_type_raw != OrdType.MARKET.value else None
         echo = _Echo(cl_ord_id, symbol or _NO_SYMBOL, side_raw or b"", msg.get(38) or b"", ord_type_raw, tif_raw,
-                     msg.get(44))  # fmt: skip
+                     price_raw)  # fmt: skip
 
         def reject(code: bytes, text: str, instr: int | None = None, qty: int = 0, price: int | None = None) -> None:
             order_id = "NONE"
@@ -291,7 +294,6 @@ class OrderDesk:
         if qty > _INT64_MAX:  # the journal's integers are 64-bit
             return reject(_INCORRECT_QTY, "quantity (38) is out of range", instr)
         price: int | None = None
-        price_raw = msg.get(44)
         if ord_type is OrdType.LIMIT and price_raw is None:
             return reject(_OTHER, "a limit order needs a price (44)", instr, qty)
         if price_raw is not None:
@@ -950,7 +952,8 @@ class OrderDesk:
             self._report(client, echo, row.order_id, b"I", status, 0, 0, 0, now_ns, text=text)
             return
         echo = _Echo.of(row, self._qty_grids[instr], self._price_grids[instr])
-        leaves = row.qty - row.cum_qty if row.order_id in self._resting else 0
+        working = row.order_id in self._resting or row.order_id in self._routed
+        leaves = row.qty - row.cum_qty if working else 0  # CumQty + LeavesQty = OrderQty while it works
         self._report(
             client, echo, row.order_id, b"I", status, row.cum_qty, leaves, row.cost, now_ns, instr=instr, text=text
         )

@@ -291,3 +291,10 @@ def test_a_resting_order_whose_fill_would_pass_the_position_limit_is_cancelled_w
     assert (cxl[11], cxl[150], cxl[39], cxl[151]) == (b"R1", b"4", b"4", b"0")
     assert cxl[58] == b"cancelled: order would exceed the position limit (max 50000 steps)"
     assert desk.positions.client("DEMO", EURUSD).qty == 45000
+
+
+def test_a_price_on_a_market_order_is_ignored(desk):
+    desk.on_new_order(desk.client, _d("m44", qty=b"1000000", price=b"1.08000"), now_ns=1)  # 1.08000: below the ask
+    (fill,) = _reports(desk)
+    assert (fill[150], fill[39], fill[31]) == (b"F", b"2", b"1.08502")
+    assert 44 not in fill

@@ -441,3 +441,11 @@ def test_without_a_collar_an_a_book_market_order_goes_to_the_lps_without_a_limit
     desk.cfg = msgspec.structs.replace(desk.cfg, instruments=instruments)
     desk.on_new_order(desk.clients["FUNDA"], _d("M1"), now_ns=0)
     assert lps.sent[0][4] is None
+
+
+def test_order_status_while_the_order_is_at_an_lp_shows_what_is_still_to_fill(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d("H1", qty=b"2000000"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"1000000", b"1.08510"), MS)
+    desk.on_status(desk.clients["FUNDA"], FixMessage([(35, b"H"), (11, b"H1")]), 2 * MS)
+    _, status = _reports(desk)
+    assert (status[150], status[39], status[14], status[151]) == (b"I", b"1", b"1000000", b"1000000")
