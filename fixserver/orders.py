@@ -273,6 +273,8 @@ class OrderDesk:
             )
         instr = self._symbols.get(symbol)
         if instr is None:
+            if not symbol:
+                return reject(_UNKNOWN_SYMBOL, "Symbol (55) is required")
             return reject(_UNKNOWN_SYMBOL, f"unknown symbol {symbol.decode('ascii', 'replace')}")
         if side_raw not in (b"1", b"2"):
             return reject(_OTHER, "side (54) must be 1 (buy) or 2 (sell)")

@@ -110,6 +110,7 @@ def test_order_status_request_reports_the_current_state(desk):
     ("message", "code", "text"),
     [
         (_d(sym=b"XBT/USD"), b"1", "unknown symbol XBT/USD"),
+        (FixMessage([(35, b"D"), (11, b"c1"), (54, b"1"), (38, b"1000"), (40, b"1")]), b"1", "Symbol (55) is required"),
         (_d(qty=b"1500"), b"13", "quantity must be a positive multiple of 1000"),
         (_d(qty=b"0"), b"13", "quantity must be positive"),
         (_d(ord_type=b"2", price=b"1.085025"), b"99", "price must be a multiple of the tick size 0.00001"),
