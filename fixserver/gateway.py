@@ -125,11 +125,12 @@ class Gateway(Application):
         TTLs, client limits and routing. Quotes are repriced by the loop's next turn; orders
         read from now on see the new limits and routing."""
         self.engine.reconfigure(new)
-        self.cfg = self.desk.cfg = new
+        self.cfg = new
         for client in new.clients:
             if not client.market_data and self.clients[client.sender_comp_id].market_data:
                 self.hub.drop_session(client.sender_comp_id)  # its subscriptions end with its entitlement
         self.clients = {c.sender_comp_id: c for c in new.clients}
+        self.desk.reconfigure(new, self.clients)
         self.positions.skew_step_qty = [i.skew_step_qty for i in new.instruments]
         self.desk.checker.collar_ticks = [i.price_collar_ticks for i in new.instruments]
         for instr in range(len(new.instruments)):
@@ -380,7 +381,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
         log.info("LP market-data decoder ready in %.2fs", decoder_compile_s)
     journal = Journal(journal_path)
     gateway = options.gateway = Gateway(cfg, engine, journal, metrics, clock, lp_orders=options.market == "fix")
-    restored = gateway.desk.recover(gateway.clients)
+    restored = gateway.desk.recover(gateway.clients, now_ns=clock.now_ns())
     acceptor = Acceptor.from_config(cfg, gateway, store_factory=SqliteStoreFactory(store_path), port=options.port)
     await acceptor.start()
     options.bound["fix"] = acceptor.port

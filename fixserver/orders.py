@@ -161,6 +161,16 @@ class OrderDesk:
         # Skew and hedges follow once the event stands (a hedge at an LP cannot be taken back).
         self._exposure_due: dict[int, bool] = {}
 
+    def reconfigure(self, cfg: Config, clients: dict[str, ClientConfig]) -> None:
+        """A hot reload (:func:`engine.reload.restart_needed` let it through): tiers, instruments
+        and routing are read from ``cfg`` from now on, and working orders take their clients' new
+        limits and switches (a resting fill is checked against them)."""
+        self.cfg = cfg
+        for rest in self._resting.values():
+            rest.client = clients.get(rest.client.sender_comp_id, rest.client)
+        for routed in self._routed.values():
+            routed.client = clients.get(routed.client.sender_comp_id, routed.client)
+
     # --- the durable hand-off ------------------------------------------------------------------
 
     def flush(self) -> list[Outbound]:

@@ -149,3 +149,27 @@ def test_a_limit_through_the_market_past_the_instruments_collar_is_rejected_and_
     gateway.reconfigure(parse_config(text.replace("price_collar_ticks = 500", "price_collar_ticks = 0")))
     gateway.from_app(_order((11, b"c2"), (54, b"1"), (40, b"2"), (44, b"1.09500"), (59, b"3")), handle)
     assert handle.sent[-1][1][150] == b"F"  # no collar now: it fills, at the ask or better
+
+
+def test_a_reload_reaches_working_orders_a_resting_fill_past_the_new_position_limit_is_cancelled(tmp_path):
+    gateway = _gateway(tmp_path)
+    _lp1_quotes_eur_usd(gateway)
+    handle = _Handle("DEMO")
+    gateway.handles["DEMO"] = handle
+    # A GTC buy of 1000 steps under the market: it rests (DEMO's max_position is 50000).
+    gateway.from_app(_order((11, b"r1"), (54, b"1"), (40, b"2"), (44, b"1.08400"), (59, b"1")), handle)
+    assert handle.sent[-1][1][150] == b"0"
+    text = EXAMPLE_CONFIG.read_text()
+    gateway.reconfigure(parse_config(text.replace("max_position = 50000", "max_position = 500", 1)))
+
+    # The market falls through the order's limit: the fill would pass the new limit.
+    engine = gateway.engine
+    lp, eur = engine.lp_index("LP1"), engine.instrument_index("EUR/USD")
+    batch = UpdateBatch(16)
+    batch.set_level(lp, eur, BID, 0, 108300, 100000, T0 + MS)
+    batch.set_level(lp, eur, ASK, 0, 108310, 100000, T0 + MS)
+    engine.apply(batch, T0 + MS)
+    gateway.on_batch(T0 + MS)
+    report = handle.sent[-1][1]
+    assert (report[11], report[150], report[39]) == (b"r1", b"4", b"4"), report  # cancelled, not filled
+    assert report[58].startswith(b"cancelled: ") and report[58].endswith(b"(max 500 steps)"), report[58]
