@@ -1,7 +1,7 @@
 """Market data to clients: MarketDataRequest (V) handling and shared W/X fan-out. Sans-I/O.
 
 :class:`MarketDataHub` turns tier quotes into FIX bodies. Per publish cycle (one engine batch),
-each changed (tier, instrument) is encoded **once per (depth, format)** into a
+each changed (tier, instrument) is encoded **once per (depth, sides, format)** into a
 :class:`~fixserver.codec.PreparedBody`, and every subscribed session gets the same object; the
 session layer adds only its header (34, 52, 56, 262 MDReqID) and the codec adds that header's
 byte sum to the shared body's.
@@ -11,6 +11,9 @@ when they are in step; a session that skipped versions (conflated because it was
 ``writable`` in :meth:`MarketDataHub.publish`) receives a full W instead, which replaces its
 book — so a slow client always converges to the latest state and never applies a diff to a book
 it does not have.
+
+A subscription gets the sides it asked for in 267/269 (bids 269=0, offers 269=1, or both), in
+its W and in its X alike.
 
 Entries are keyed by position (290, 1-based level); MDEntryID (278) is a QuoteID that a
 previously-quoted order (40=D, 117) can name; :meth:`MarketDataHub.resolve_quote` checks it.
@@ -44,8 +47,8 @@ Ladder = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]  # (bid
 SessionKey = Hashable
 
 # One instrument of one subscription: (session, the subscription's last_version, instrument,
-# (tier, instrument), MDReqID, depth, incremental): the fields publish reads, unpacked at once.
-_Delivery = tuple[SessionKey, dict[int, int], int, tuple[int, int], bytes, int, bool]
+# (tier, instrument), MDReqID, depth, sides, incremental): the fields publish reads, unpacked at once.
+_Delivery = tuple[SessionKey, dict[int, int], int, tuple[int, int], bytes, int, tuple[int, ...], bool]
 _NO_SESSION = object()
 
 # How many past versions of each (tier, instrument) stay resolvable as QuoteIDs.
@@ -86,6 +89,7 @@ class Subscription:
     instruments: tuple[int, ...]
     depth: int  # levels per side actually published (resolved from 264 and the tier's depth)
     incremental: bool
+    sides: tuple[int, ...] = (0, 1)  # 0 bids (269=0), 1 offers (269=1), as requested in 267/269
     last_version: dict[int, int] = field(default_factory=dict)  # instrument -> version last sent
 
 
@@ -182,6 +186,7 @@ class MarketDataHub:
         entry_types = set(msg.get_all(269))
         if not entry_types or not entry_types <= {b"0", b"1"}:
             return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_MD_ENTRY_TYPE, "only 269=0 (bid) and 1 (offer)")
+        sides = tuple(side for side, entry_type in enumerate((b"0", b"1")) if entry_type in entry_types)
         instruments: list[int] = []
         for sym in msg.get_all(55):
             index = self._symbol_index.get(sym)
@@ -192,11 +197,11 @@ class MarketDataHub:
             instruments.append(index)
         if not instruments:
             return [], MdReject(req_id, MdRejectReason.UNKNOWN_SYMBOL, "no symbol requested")
-        sub = Subscription(req_id, tier, tuple(instruments), depth, update_type == b"1")
+        sub = Subscription(req_id, tier, tuple(instruments), depth, update_type == b"1", sides)
         snapshots = []
         for i in instruments:
             ladder, version = self._fetch(tier, i, now_ns)
-            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth)))
+            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth, sides)))
             sub.last_version[i] = version
         if req_type == b"1":
             subs[req_id] = sub
@@ -214,7 +219,7 @@ class MarketDataHub:
         writable: Callable[[SessionKey], bool] = lambda s: True,
         deliver: Callable[[SessionKey, list[tuple[bytes, PreparedBody]]], None] | None = None,
     ) -> dict[SessionKey, list[tuple[bytes, PreparedBody]]]:
-        """Encode what changed since the last call, once per (tier, instr, depth, format).
+        """Encode what changed since the last call, once per (tier, instr, depth, sides, format).
 
         Sessions for which ``writable(session)`` is false are skipped (conflated): their
         subscriptions keep the old version and receive a full W when they can take it again.
@@ -240,7 +245,7 @@ class MarketDataHub:
         behind: set[int] = set()
         out: dict[SessionKey, list[tuple[bytes, PreparedBody]]] = {}
         current: dict[tuple[int, int], tuple[Ladder, int]] = {}  # ladders read in this call
-        cache: dict[tuple[tuple[int, int], int, bool], PreparedBody] = {}
+        cache: dict[tuple[tuple[int, int], int, tuple[int, ...], bool], PreparedBody] = {}
         history = self._history
         session: SessionKey = _NO_SESSION
         can_send = None
@@ -250,7 +255,7 @@ class MarketDataHub:
         undo: list[tuple[dict[int, int], int, int]] = []
         try:
             for position in sorted(visit):
-                new_session, last_version, i, key, md_req_id, depth, incremental = plan[position]
+                new_session, last_version, i, key, md_req_id, depth, sides, incremental = plan[position]
                 if new_session is not session:
                     if sent and deliver is not None:
                         deliver(session, sent)
@@ -272,14 +277,14 @@ class MarketDataHub:
                 # In step (exactly one version behind) and incremental: a shared X.
                 # Otherwise a shared W, which replaces the client's book outright.
                 in_step = incremental and last == version - 1 and last in history[key]
-                ck = (key, depth, in_step)  # the version is the key's, one per call
+                ck = (key, depth, sides, in_step)  # the version is the key's, one per call
                 body = cache.get(ck)
                 if body is None:
                     if in_step:
                         prev = history[key][last][0]
-                        body = self._incremental(i, key[0], version, prev, ladder, depth)
+                        body = self._incremental(i, key[0], version, prev, ladder, depth, sides)
                     else:
-                        body = self._snapshot(i, key[0], version, ladder, depth)
+                        body = self._snapshot(i, key[0], version, ladder, depth, sides)
                     cache[ck] = body
                 if sent is None:
                     sent = []
@@ -329,7 +334,9 @@ class MarketDataHub:
                 for i in sub.instruments:
                     key = (sub.tier, i)
                     by_key.setdefault(key, []).append(len(plan))
-                    plan.append((session, sub.last_version, i, key, sub.md_req_id, sub.depth, sub.incremental))
+                    plan.append(
+                        (session, sub.last_version, i, key, sub.md_req_id, sub.depth, sub.sides, sub.incremental)
+                    )
         self._plan, self._plan_by_key = plan, by_key
         # New or removed subscriptions: every pair is checked once, as if behind.
         self._behind = set(range(len(plan)))
@@ -405,14 +412,16 @@ class MarketDataHub:
         text = texts[level] = b"270=%s\x01271=%s\x01" % (px_text, qty_text)
         return text
 
-    def _snapshot(self, instr: int, tier: int, version: int, ladder: Ladder, depth: int) -> PreparedBody:
+    def _snapshot(
+        self, instr: int, tier: int, version: int, ladder: Ladder, depth: int, sides: tuple[int, ...]
+    ) -> PreparedBody:
         # Group order per FIX 4.4 W: 269, 270, 271, ..., 290; 278 carries the QuoteID (common
         # FX practice; FIX 4.4 W has no 278 of its own, QuickFIX-based clients accept it).
         formats = self._entry_formats(tier, instr, depth).snapshot
         texts = self._level_text[instr]
         v = b"%d" % version
         parts = [b""]  # the head, once the count is known
-        for side in (0, 1):
+        for side in sides:
             side_formats = formats[side]
             for level, quote in enumerate(ladder[side][:depth]):
                 text = texts.get(quote)
@@ -424,7 +433,7 @@ class MarketDataHub:
         return PreparedBody(b"W", body, byte_sum(body))
 
     def _incremental(
-        self, instr: int, tier: int, version: int, prev: Ladder, ladder: Ladder, depth: int
+        self, instr: int, tier: int, version: int, prev: Ladder, ladder: Ladder, depth: int, sides: tuple[int, ...]
     ) -> PreparedBody:
         # Group order per FIX 4.4 X: 279, 269, 278, 55, 270, 271, 290. Entries are keyed by
         # position (290), so a level's change never shifts the others.
@@ -432,7 +441,7 @@ class MarketDataHub:
         texts = self._level_text[instr]
         v = b"%d" % version
         parts = [b""]  # the count, once known
-        for side in (0, 1):
+        for side in sides:
             old, new = prev[side][:depth], ladder[side][:depth]
             n_old = len(old)
             for level, quote in enumerate(new):

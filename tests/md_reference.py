@@ -1,5 +1,7 @@
-"""The market-data hub as it was before its publish path was optimised (commit d9ddda6), kept
-verbatim as the reference for differential tests and the publish benchmark.
+"""The market-data hub as it was before its publish path was optimised (commit d9ddda6), kept as
+the reference for differential tests and the publish benchmark. Behaviour fixes since then are
+made here too, in the same plain style (each is named in its commit): the sides a subscription
+asked for in 269.
 
 Encodes every body field by field through :func:`fixserver.codec.prepare_body` and renders every
 price and size with :meth:`Grid.to_text`; slow, obviously right. Do not optimise this copy:
@@ -81,6 +83,7 @@ class ReferenceMarketDataHub:
         entry_types = set(msg.get_all(269))
         if not entry_types or not entry_types <= {b"0", b"1"}:
             return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_MD_ENTRY_TYPE, "only 269=0 (bid) and 1 (offer)")
+        sides = tuple(side for side, entry_type in enumerate((b"0", b"1")) if entry_type in entry_types)
         instruments: list[int] = []
         for sym in msg.get_all(55):
             index = self._symbol_index.get(sym)
@@ -91,12 +94,12 @@ class ReferenceMarketDataHub:
             instruments.append(index)
         if not instruments:
             return [], MdReject(req_id, MdRejectReason.UNKNOWN_SYMBOL, "no symbol requested")
-        sub = Subscription(req_id, tier, tuple(instruments), depth, update_type == b"1")
+        sub = Subscription(req_id, tier, tuple(instruments), depth, update_type == b"1", sides)
         snapshots = []
         for i in instruments:
             ladder, version = self._quote_of(tier, i)
             self._remember(tier, i, ladder, version, now_ns)
-            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth)))
+            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth, sides)))
             sub.last_version[i] = version
         if req_type == b"1":
             subs[req_id] = sub
@@ -110,13 +113,13 @@ class ReferenceMarketDataHub:
     def publish(
         self, now_ns: int, writable: Callable[[SessionKey], bool] = lambda s: True
     ) -> dict[SessionKey, list[tuple[bytes, PreparedBody]]]:
-        """Encode what changed since the last call, once per (tier, instr, depth, format).
+        """Encode what changed since the last call, once per (tier, instr, depth, sides, format).
 
         Sessions for which ``writable(session)`` is false are skipped (conflated): their
         subscriptions keep the old version and receive a full W when they can take it again.
         """
         out: dict[SessionKey, list[tuple[bytes, PreparedBody]]] = {}
-        cache: dict[tuple[int, int, int, bool, int], PreparedBody] = {}
+        cache: dict[tuple[int, int, int, tuple[int, ...], bool, int], PreparedBody] = {}
         current: dict[tuple[int, int], tuple[Ladder, int]] = {}
         for session, subs in self.sessions.items():
             can_send = None
@@ -139,14 +142,14 @@ class ReferenceMarketDataHub:
                     # In step (exactly one version behind) and incremental: a shared X.
                     # Otherwise a shared W, which replaces the client's book outright.
                     in_step = sub.incremental and last == version - 1 and self._has(sub.tier, i, last)
-                    ck = (sub.tier, i, sub.depth, in_step, version)
+                    ck = (sub.tier, i, sub.depth, sub.sides, in_step, version)
                     body = cache.get(ck)
                     if body is None:
                         if in_step:
                             prev = self._history[key][last][0]
-                            body = self._incremental(i, sub.tier, version, prev, ladder, sub.depth)
+                            body = self._incremental(i, sub.tier, version, prev, ladder, sub.depth, sub.sides)
                         else:
-                            body = self._snapshot(i, sub.tier, version, ladder, sub.depth)
+                            body = self._snapshot(i, sub.tier, version, ladder, sub.depth, sub.sides)
                         cache[ck] = body
                     out.setdefault(session, []).append((sub.md_req_id, body))
                     sub.last_version[i] = version
@@ -201,12 +204,14 @@ class ReferenceMarketDataHub:
             (271, self._qty_grids[instr].to_text(qty).encode()),
         ]
 
-    def _snapshot(self, instr: int, tier: int, version: int, ladder: Ladder, depth: int) -> PreparedBody:
+    def _snapshot(
+        self, instr: int, tier: int, version: int, ladder: Ladder, depth: int, sides: tuple[int, ...]
+    ) -> PreparedBody:
         # Group order per FIX 4.4 W: 269, 270, 271, ..., 290; 278 carries the QuoteID (common
         # FX practice; FIX 4.4 W has no 278 of its own, QuickFIX-based clients accept it).
         entries: list[tuple[int, bytes]] = []
         count = 0
-        for side in (0, 1):
+        for side in sides:
             for level, (px, qty) in enumerate(ladder[side][:depth]):
                 entries += [(269, b"1" if side else b"0"), *self._px_qty(instr, px, qty)]
                 entries += [(278, self._quote_id(tier, instr, version, side, level)), (290, b"%d" % (level + 1))]
@@ -215,14 +220,14 @@ class ReferenceMarketDataHub:
         return prepare_body(b"W", body)
 
     def _incremental(
-        self, instr: int, tier: int, version: int, prev: Ladder, ladder: Ladder, depth: int
+        self, instr: int, tier: int, version: int, prev: Ladder, ladder: Ladder, depth: int, sides: tuple[int, ...]
     ) -> PreparedBody:
         # Group order per FIX 4.4 X: 279, 269, 278, 55, 270, 271, 290. Entries are keyed by
         # position (290), so a level's change never shifts the others.
         entries: list[tuple[int, bytes]] = []
         count = 0
         symbol = self.symbols[instr].encode()
-        for side in (0, 1):
+        for side in sides:
             entry_type = b"1" if side else b"0"
             old, new = prev[side][:depth], ladder[side][:depth]
             for level in range(max(len(old), len(new))):

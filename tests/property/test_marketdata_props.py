@@ -1,5 +1,6 @@
 """Whatever the sequence of tier quotes and however often a client is conflated, the book it
-rebuilds from our W/X stream equals the engine's latest ladder once it can read again."""
+rebuilds from our W/X stream equals the engine's latest ladder (the sides it asked for, to its
+depth) once it can read again."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -25,13 +26,20 @@ def ladder(draw):
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(st.tuples(ladder(), st.booleans()), min_size=1, max_size=12), st.booleans(), st.sampled_from([0, 2]))
-def test_client_book_converges_to_engine_ladder(steps, incremental, depth):
+@given(
+    st.lists(st.tuples(ladder(), st.booleans()), min_size=1, max_size=12),
+    st.booleans(),
+    st.sampled_from([0, 2]),
+    st.sampled_from([(0, 1), (0,), (1,)]),
+)
+def test_client_book_converges_to_engine_ladder(steps, incremental, depth, sides):
     engine = FakeEngine()
     engine.set(0, 0, [], [])
     hub = MarketDataHub(SYMBOLS, GRIDS, QTY, tier_depths=[5], quote_of=engine.quote_of)
     book = MdBook()
-    snaps, reject = hub.on_request("c", 0, _v(depth=b"%d" % depth, update=b"1" if incremental else b"0"), 0)
+    types = tuple(b"%d" % side for side in sides)
+    request = _v(depth=b"%d" % depth, update=b"1" if incremental else b"0", types=types)
+    snaps, reject = hub.on_request("c", 0, request, 0)
     assert reject is None
     for req, body in snaps:
         book.apply(_wire(req, body))
@@ -44,7 +52,9 @@ def test_client_book_converges_to_engine_ladder(steps, incremental, depth):
         book.apply(_wire(req, body))
     (bids, asks), _ = engine.quote_of(0, 0)
 
-    def text(levels):
+    def text(side, levels):
+        if side not in sides:  # a side not asked for is never sent
+            return []
         return [(GRIDS[0].to_text(p).encode(), QTY[0].to_text(q).encode()) for p, q in levels[:shown]]
 
-    assert _levels(book) == (text(bids), text(asks))
+    assert _levels(book) == (text(0, bids), text(1, asks))

@@ -1,6 +1,7 @@
 """The optimised market-data hub sends exactly the bytes the reference hub (tests/md_reference.py)
 sends: same sessions in the same order, same MDReqIDs, same W/X bodies and checksums, same
-conflation count, same answers to V requests and QuoteIDs, whatever the quotes, subscriptions,
+conflation count, same answers to V requests and QuoteIDs, whatever the quotes, subscriptions
+(their depths, formats and sides),
 unsubscriptions, dropped sessions and slow readers: plain, with ``version_of``, and with
 ``versions`` and per-session ``deliver`` (the gateway's way)."""
 
@@ -45,9 +46,12 @@ class FakeEngine:
         return [[self.version_of(t, i) for i in range(len(SYMBOLS))] for t in range(len(TIER_DEPTHS))]
 
 
-def _request(req_id, req_type, depth, incremental, instruments):
+ENTRY_TYPES = [(b"0", b"1"), (b"0",), (b"1",), (b"1", b"0")]
+
+
+def _request(req_id, req_type, depth, incremental, instruments, types=(b"0", b"1")):
     fields = [(35, b"V"), (262, req_id), (263, req_type), (264, b"%d" % depth), (265, b"1" if incremental else b"0")]
-    fields += [(267, b"2"), (269, b"0"), (269, b"1"), (146, b"%d" % len(instruments))]
+    fields += [(267, b"%d" % len(types)), *((269, t) for t in types), (146, b"%d" % len(instruments))]
     fields += [(55, SYMBOLS[i].encode()) for i in instruments]
     return FixMessage(fields)
 
@@ -151,6 +155,7 @@ ops = st.one_of(
         st.integers(0, 5),
         st.booleans(),
         st.lists(st.integers(0, 2), min_size=1, max_size=3),
+        st.sampled_from(ENTRY_TYPES),
     ),
     st.tuples(st.just("drop"), st.sampled_from(SESSIONS)),
     st.tuples(st.just("resolve"), st.integers(0, 199), st.integers(0, 2)),
@@ -173,8 +178,8 @@ def _apply(pair: Pair, op: tuple, now: int) -> None:
             sides[1 - side][level] = (sides[1 - side][level][0], qty)
         pair.engine.set(tier, instr, *sides)
     elif kind == "request":
-        _, session, tier, req_id, req_type, depth, incremental, instruments = op
-        pair.request(session, tier, _request(req_id, req_type, depth, incremental, instruments), now)
+        _, session, tier, req_id, req_type, depth, incremental, instruments, types = op
+        pair.request(session, tier, _request(req_id, req_type, depth, incremental, instruments, types), now)
     elif kind == "publish":
         pair.publish(now, op[1])
     elif kind == "drop":
@@ -186,16 +191,21 @@ def _apply(pair: Pair, op: tuple, now: int) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.tuples(st.integers(0, 5), st.booleans()), min_size=len(SESSIONS), max_size=len(SESSIONS)),
+    st.lists(
+        st.tuples(st.integers(0, 5), st.booleans(), st.sampled_from(ENTRY_TYPES)),
+        min_size=len(SESSIONS),
+        max_size=len(SESSIONS),
+    ),
     st.lists(ops, min_size=10, max_size=80),
     st.sampled_from(["plain", "version_of", "deliver"]),
 )
 def test_same_bytes_as_the_reference_hub(subscriptions, steps, mode):
     pair = Pair(mode)
     # Every session starts subscribed to every instrument of one tier, so most steps publish.
-    for n, (session, (depth, incremental)) in enumerate(zip(SESSIONS, subscriptions, strict=True)):
+    for n, (session, (depth, incremental, types)) in enumerate(zip(SESSIONS, subscriptions, strict=True)):
         tier = n % len(TIER_DEPTHS)
-        pair.request(session, tier, _request(b"s", b"1", min(depth, TIER_DEPTHS[tier]), incremental, [0, 1, 2]), 0)
+        msg = _request(b"s", b"1", min(depth, TIER_DEPTHS[tier]), incremental, [0, 1, 2], types)
+        pair.request(session, tier, msg, 0)
     for n, op in enumerate(steps):
         _apply(pair, op, n * 10 * MS)
     pair.publish(len(steps) * 10 * MS, set(SESSIONS))
@@ -212,7 +222,7 @@ def test_same_bytes_as_the_reference_over_a_long_seeded_run(monkeypatch):
             for tier in range(3):
                 for instr in range(3):
                     req = b"%d-%d" % (tier, instr)
-                    msg = _request(req, b"1", rng.choice([0, 1, 3]), session_no != 3, [instr])
+                    msg = _request(req, b"1", rng.choice([0, 1, 3]), session_no != 3, [instr], rng.choice(ENTRY_TYPES))
                     pair.request(session, tier, msg, 0)
         mid = [0, 0, 0]
         for step in range(6_000):
@@ -228,7 +238,14 @@ def test_same_bytes_as_the_reference_over_a_long_seeded_run(monkeypatch):
             if rng.random() < 0.05:
                 session, tier, instr = rng.choice(SESSIONS[:3]), rng.randrange(3), rng.randrange(3)
                 req_type = rng.choice([b"0", b"1", b"2"])
-                msg = _request(b"%d-%d" % (tier, instr), req_type, rng.choice([0, 1, 2]), rng.random() < 0.8, [instr])
+                msg = _request(
+                    b"%d-%d" % (tier, instr),
+                    req_type,
+                    rng.choice([0, 1, 2]),
+                    rng.random() < 0.8,
+                    [instr],
+                    rng.choice(ENTRY_TYPES),
+                )
                 pair.request(session, tier, msg, now)
             readable = {s for s in SESSIONS if rng.random() < 0.9}
             pair.publish(now, readable)

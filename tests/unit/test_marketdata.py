@@ -268,3 +268,27 @@ def test_updates_built_but_not_handed_out_when_a_publish_fails_are_sent_by_the_n
     assert [body.msg_type for _, body in bodies] == [b"X", b"X"]  # both, each one version on
     assert b"55=EUR/USD" in bodies[0][1].body and b"55=WTI" in bodies[1][1].body
     assert hub.sessions["s"][b"r1"].last_version == {0: 2, 1: 2}
+
+
+@pytest.mark.parametrize("side", [0, 1])
+def test_a_one_sided_subscription_gets_only_its_side_in_w_and_x(side):
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 1), (99, 2)], [(101, 1), (102, 2)])
+    hub = _hub(engine)
+    entry_type = b"%d" % side
+    one, both = MdBook(), MdBook()
+    for req, body in hub.on_request("one", 0, _v(types=(entry_type,)), 0)[0]:
+        msg = _wire(req, body)
+        assert msg.get_all(269) == [entry_type, entry_type] and msg.get(268) == b"2"
+        one.apply(msg)
+    for req, body in hub.on_request("both", 0, _v(), 0)[0]:
+        both.apply(_wire(req, body))
+    engine.set(0, 0, [(100, 3), (98, 2)], [(101, 3), (103, 2)])  # both sides move
+    out = hub.publish(1)
+    ((req, body),) = out["one"]
+    msg = _wire(req, body)
+    assert msg.msg_type == b"X" and msg.get_all(269) == [entry_type, entry_type]
+    assert body is not out["both"][0][1]  # not the both-sides encoding
+    one.apply(msg)
+    both.apply(_wire(*out["both"][0]))
+    assert _levels(one)[side] == _levels(both)[side] and _levels(one)[1 - side] == []
