@@ -16,7 +16,9 @@ A subscription gets the sides it asked for in 267/269 (bids 269=0, offers 269=1,
 its W and in its X alike.
 
 Entries are keyed by position (290, 1-based level); MDEntryID (278) is a QuoteID that a
-previously-quoted order (40=D, 117) can name; :meth:`MarketDataHub.resolve_quote` checks it.
+previously-quoted order (40=D, 117) can name; :meth:`MarketDataHub.resolve_quote` checks it: an ID
+stays good within its TTL while the level it names is live (unchanged since the ID was sent), so
+the IDs an incremental client keeps for levels no X touched can still be hit.
 
 Publishing runs once per engine batch for every session, so its cost per cycle is kept to what
 changed: what is constant about an entry (tags, entry type, position, the QuoteID's tier and
@@ -362,18 +364,30 @@ class MarketDataHub:
         if t != tier:
             return "unknown QuoteID"  # another tier's quote: do not confirm it exists
         history = self._history.get((t, i))
-        entry = history.get(v) if history is not None else None
-        if entry is None:
+        if history is None or v not in history:
             return "quote expired"
-        ladder, published_ns = entry
-        # A quote stays hittable for its TTL, and only while it is the latest version.
-        latest = self._version_of(t, i) if self._version_of is not None else self._quote_of(t, i)[1]
-        if latest != v or now_ns - published_ns > ttl_ns:
+        ladder, published_ns = history[v]
+        if now_ns - published_ns > ttl_ns:  # the TTL runs from when this ID went out
             return "quote expired"
         levels = ladder[side]
         if level >= len(levels):
             return "unknown QuoteID"
-        price, qty = levels[level]
+        named = levels[level]
+        # An X leaves a level that did not move alone, so a client keeps that level's ID from
+        # an older version: the ID stays good while its level is live, i.e. every version sent
+        # since holds the same (price, size) at that side and position (none sent another
+        # level there, A->B->A included) and so does the engine's ladder now.
+        for later in reversed(history):
+            if later == v:
+                break
+            if not _holds(history[later][0][side], level, named):
+                return "quote expired"
+        latest = self._version_of(t, i) if self._version_of is not None else None
+        known = history.get(latest) if latest is not None else None
+        current = known[0] if known is not None else self._quote_of(t, i)[0]
+        if not _holds(current[side], level, named):
+            return "quote expired"
+        price, qty = named
         return QuoteLookup(t, i, side, price, qty, published_ns)
 
     # --- encoding ----------------------------------------------------------------------------
@@ -459,6 +473,11 @@ class MarketDataHub:
         parts[0] = b"268=%d\x01" % (len(parts) - 1)
         body = b"".join(parts)
         return PreparedBody(b"X", body, byte_sum(body))
+
+
+def _holds(levels: tuple[tuple[int, int], ...], level: int, quote: tuple[int, int]) -> bool:
+    """Whether ``levels`` has ``quote`` at index ``level``."""
+    return level < len(levels) and levels[level] == quote
 
 
 @dataclass(frozen=True, slots=True)

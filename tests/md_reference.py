@@ -1,7 +1,7 @@
 """The market-data hub as it was before its publish path was optimised (commit d9ddda6), kept as
 the reference for differential tests and the publish benchmark. Behaviour fixes since then are
 made here too, in the same plain style (each is named in its commit): the sides a subscription
-asked for in 269.
+asked for in 269; QuoteIDs of levels still live.
 
 Encodes every body field by field through :func:`fixserver.codec.prepare_body` and renders every
 price and size with :meth:`Grid.to_text`; slow, obviously right. Do not optimise this copy:
@@ -173,14 +173,20 @@ class ReferenceMarketDataHub:
         if entry is None:
             return "quote expired"
         ladder, published_ns = entry
-        # A quote stays hittable for its TTL, and only while it is the latest version.
-        _, latest = self._quote_of(t, i)
-        if latest != v or now_ns - published_ns > ttl_ns:
+        # A quote stays hittable for its TTL, counted from when this ID was sent, and while the
+        # level it names is live: the same (price, size) at that side and position in every
+        # version sent since and in the engine's ladder now.
+        if now_ns - published_ns > ttl_ns:
             return "quote expired"
         levels = ladder[side]
         if level >= len(levels):
             return "unknown QuoteID"
-        price, qty = levels[level]
+        named = levels[level]
+        later = [ladder for version, (ladder, _) in history.items() if version > v]
+        for seen in [*later, self._quote_of(t, i)[0]]:
+            if level >= len(seen[side]) or seen[side][level] != named:
+                return "quote expired"
+        price, qty = named
         return QuoteLookup(t, i, side, price, qty, published_ns)
 
     # --- encoding ----------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """Whatever the sequence of tier quotes and however often a client is conflated, the book it
 rebuilds from our W/X stream equals the engine's latest ladder (the sides it asked for, to its
-depth) once it can read again."""
+depth) once it can read again, and every QuoteID in that book can be hit."""
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,3 +58,9 @@ def test_client_book_converges_to_engine_ladder(steps, incremental, depth, sides
         return [(GRIDS[0].to_text(p).encode(), QTY[0].to_text(q).encode()) for p, q in levels[:shown]]
 
     assert _levels(book) == (text(0, bids), text(1, asks))
+    # Every QuoteID the client holds names the level it shows, and can be hit.
+    for side, levels in enumerate(book.ladder(b"EUR/USD")):
+        for px, qty, quote_id in levels:
+            hit = hub.resolve_quote(quote_id, 0, 1, ttl_ns=10**12)
+            assert not isinstance(hit, str), (quote_id, hit)
+            assert (hit.side, GRIDS[0].to_text(hit.price).encode(), QTY[0].to_text(hit.qty).encode()) == (side, px, qty)

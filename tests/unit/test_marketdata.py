@@ -292,3 +292,53 @@ def test_a_one_sided_subscription_gets_only_its_side_in_w_and_x(side):
     one.apply(msg)
     both.apply(_wire(*out["both"][0]))
     assert _levels(one)[side] == _levels(both)[side] and _levels(one)[1 - side] == []
+
+
+def _ids(book, symbol=b"EUR/USD"):
+    bids, asks = book.ladder(symbol)
+    return [quote_id for _, _, quote_id in bids], [quote_id for _, _, quote_id in asks]
+
+
+def test_an_incremental_clients_quote_id_for_a_level_that_did_not_move_stays_hittable():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5), (99, 4)], [(101, 7)])
+    hub = MarketDataHub(SYMBOLS, GRIDS, QTY, tier_depths=[5, 1], quote_of=engine.quote_of,
+                        version_of=lambda t, i: engine.quote_of(t, i)[1])  # fmt: skip
+    book = MdBook()
+    for req, body in hub.on_request("s", 0, _v(), 10 * MS)[0]:
+        book.apply(_wire(req, body))
+    engine.set(0, 0, [(100, 5), (98, 4)], [(102, 7)])  # the ask and the second bid move
+    ((req, body),) = hub.publish(20 * MS)["s"]
+    book.apply(_wire(req, body))
+    (best_bid, second_bid), (best_ask,) = _ids(book)
+    assert best_bid.startswith(b"0-0-1-")  # the X left it alone: the client still has v1's ID
+    ttl = 1000 * MS
+    hit = hub.resolve_quote(best_bid, 0, 30 * MS, ttl)
+    assert (hit.side, hit.price, hit.qty, hit.published_ns) == (0, 100, 5, 10 * MS)
+    assert hub.resolve_quote(best_ask, 0, 30 * MS, ttl).price == 102
+    assert hub.resolve_quote(second_bid, 0, 30 * MS, ttl).price == 98
+    # The TTL still runs from when the ID was sent (10 ms), not from the last publish.
+    assert hub.resolve_quote(best_bid, 0, 1011 * MS, ttl) == "quote expired"
+    assert hub.resolve_quote(best_ask, 0, 1011 * MS, ttl).price == 102
+    # Another tier's client may not use it.
+    assert hub.resolve_quote(best_bid, 1, 30 * MS, ttl) == "unknown QuoteID"
+
+
+def test_a_quote_id_whose_level_changed_since_is_refused_even_if_it_came_back():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5)], [(101, 7)])
+    hub = _hub(engine)
+    book = MdBook()
+    for req, body in hub.on_request("s", 0, _v(), 0)[0]:
+        book.apply(_wire(req, body))
+    (old_bid,), _ = _ids(book)
+    ttl = 1000 * MS
+    engine.set(0, 0, [(100, 6)], [(101, 7)])  # size-only change: a new level, a new ID
+    assert hub.resolve_quote(old_bid, 0, 1, ttl) == "quote expired"  # not yet published: still refused
+    hub.publish(1)
+    assert hub.resolve_quote(old_bid, 0, 2, ttl) == "quote expired"
+    engine.set(0, 0, [(100, 5)], [(101, 7)])  # back to what the old ID named
+    hub.publish(3)
+    assert hub.resolve_quote(old_bid, 0, 4, ttl) == "quote expired"  # another ID was sent for it since
+    engine.set(0, 0, [], [(101, 7)])  # the level is gone
+    assert hub.resolve_quote(old_bid, 0, 5, ttl) == "quote expired"
