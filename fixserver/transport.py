@@ -709,8 +709,14 @@ class Initiator:
         max_message_size: int = 1 << 20,
         decoder_factory: Callable[[], Any] | None = None,
         defer_session_reads: bool = False,
+        stable_after_s: float | None = None,
     ) -> None:
-        """``decoder_factory``, if given, makes each connection's byte decoder (an object with
+        """``stable_after_s``: a connection resets the backoff only if it logged on and stayed
+        connected at least this long (default: one heartbeat interval). A counterparty that accepts
+        the Logon and then logs us out at once is retried with a growing delay, not every
+        ``backoff_initial_s`` for ever.
+
+        ``decoder_factory``, if given, makes each connection's byte decoder (an object with
         ``feed(data) -> list[FixMessage]`` that may raise :class:`FrameTooLarge`) in place of a
         :class:`FrameDecoder`: the LP feeds use it to decode market data in batch.
 
@@ -734,6 +740,7 @@ class Initiator:
         self.max_message_size = max_message_size
         self.decoder_factory = decoder_factory
         self.defer_session_reads = defer_session_reads
+        self.stable_after_s = float(config.heartbeat_s) if stable_after_s is None else stable_after_s
         self._rng = rng or random.Random()
         session = Session(config, store_factory.create(config.session_id.key, self.clock.now_ns()),
                           validator=validator)
@@ -786,11 +793,14 @@ class Initiator:
                 log.info("%s: connect to %s:%d failed: %s", self.handle.session_id.key, self.host, self.port, exc)
             else:
                 logons = self.handle.logon_count
+                connected_at = loop.time()
                 protocol.handle = self.handle
                 self.handle.attach(cast(asyncio.Transport, transport))
                 await self.handle.wait_disconnected()
-                # A connection that logged on resets the backoff; a refused one does not.
-                failures = 0 if self.handle.logon_count > logons else failures + 1
+                # Only a connection that logged on and stayed up resets the backoff: a refused
+                # Logon, or one logged out at once, counts as a failure.
+                stable = loop.time() - connected_at >= self.stable_after_s
+                failures = 0 if self.handle.logon_count > logons and stable else failures + 1
             if self._stopping or (self.max_attempts is not None and self.connect_attempts >= self.max_attempts):
                 break
             delay = backoff_delay(failures, self.backoff_initial_s, self.backoff_max_s, self.backoff_jitter, self._rng)
