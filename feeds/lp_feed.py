@@ -36,7 +36,7 @@ from engine.config import BookKeys, Config, LpConfig
 from feeds import lpbook
 from feeds.md_decode import KEYED_BY_ID, KEYED_BY_POSITION, KIND_OTHER, KIND_W, M_END, M_KIND, M_SEQ, M_START, MdDecoder
 from fixserver.clock import Clock, SystemClock
-from fixserver.codec import decode_fields
+from fixserver.codec import FrameTooLarge, decode_fields
 from fixserver.md_book import md_request
 from fixserver.message import SOH, FixMessage
 from fixserver.session import Credentials, Role, SessionConfig, SessionID, format_utc_timestamp
@@ -190,6 +190,13 @@ class LpFeed(Application):
             self._maybe_up(now)
         if self.batch.n != before:
             self._on_rows()
+        if result.too_large:
+            # Nothing behind an oversized frame can be read, and holding it would re-copy MBs per
+            # read until a TestRequest times out: the transport disconnects on FrameTooLarge.
+            log.warning("%s: message with BodyLength %d above the maximum %d; dropping the connection",
+                        self.lp.name, result.too_large, self.decoder.max_message_size)  # fmt: skip
+            self.decoder.discard_pending()
+            raise FrameTooLarge(result.too_large, self.decoder.max_message_size, messages)
         return messages
 
     def _maybe_up(self, now: int) -> None:

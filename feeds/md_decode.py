@@ -634,6 +634,11 @@ class MdDecoder:
         """Bytes held back by :meth:`feed` waiting for the rest of a message."""
         return len(self._pending)
 
+    def discard_pending(self) -> None:
+        """Forget the partial message kept for the next read (the stream is abandoned)."""
+        self._pending = b""
+        self.counter_array[lb.C_IN_JUNK] = 0
+
     def clear_book(self, batch: UpdateBatch, now_ns: int, instr: int | None = None) -> None:
         """Empty our book of one instrument (or all the LP quotes) and append CLEAR_BOOK rows.
 
@@ -648,8 +653,7 @@ class MdDecoder:
     def lp_down(self, batch: UpdateBatch, now_ns: int) -> None:
         """The LP is gone: forget every book and the partial message; append LP_DOWN."""
         self.books.forget()
-        self._pending = b""
-        self.counter_array[lb.C_IN_JUNK] = 0
+        self.discard_pending()
         batch.lp_down(self.lp, now_ns)
 
 

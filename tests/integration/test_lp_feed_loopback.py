@@ -176,3 +176,15 @@ async def test_an_lp_that_logs_us_out_at_once_is_retried_with_a_growing_backoff(
     assert lp.connections >= 3
     assert delays[:4] == [0.1, 0.2, 0.4, 0.8]
     assert lp.connections <= 6
+
+
+async def test_an_oversized_message_drops_the_connection_at_once_and_the_lp_goes_down() -> None:
+    h = await Harness.up()
+    big = h.lp.frame(b"W", [*snapshot(0)[:2], (58, b"x" * (1 << 20)), *snapshot(0)[2:]])
+    sent = time.monotonic()
+    assert h.lp.writer is not None
+    h.lp.writer.write(big)
+    await until(lambda: not h.one.initiator.handle.connected, timeout=2.0)
+    assert time.monotonic() - sent < 1.0  # not after a TestRequest timeout
+    assert not h.one.feed.up and h.one.feed.decoder.pending == 0
+    await h.close()

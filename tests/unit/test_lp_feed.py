@@ -1,10 +1,12 @@
 """An LP feed's lifecycle rules, driven read by read: LP_UP only after a fresh snapshot of every
 instrument, and a sequence gap clears the books and resubscribes."""
 
+import pytest
+
 from engine.batch import CLEAR_BOOK, LP_UP, SET_LEVEL, UpdateBatch
 from engine.config import parse_config
 from feeds.lp_feed import LpFeed
-from fixserver.codec import encode
+from fixserver.codec import FrameTooLarge, encode
 from tests.conftest import EXAMPLE_CONFIG
 
 
@@ -92,3 +94,16 @@ def test_the_feeds_initiator_defers_session_reads_behind_the_engine_turn():
     # messages waits behind the gateway's turn (fixserver.transport.Initiator).
     cfg = parse_config(EXAMPLE_CONFIG.read_text())
     assert LpFeed(cfg, cfg.lps[0], UpdateBatch()).initiator().defer_session_reads is True
+
+
+def test_an_oversized_message_ends_the_connection_at_once_keeping_what_came_before_it():
+    # FrameTooLarge is how the transport is told to drop the connection; the messages before the
+    # oversized one are still handed to the session, and its megabytes are not kept.
+    feed, handle, batch = _feed()
+    first = _md(b"W", 2, 0, b"EUR/USD", b"1.08500")
+    big = b"8=FIX.4.4\x019=%d\x0135=W\x01" % (2 << 20)
+    with pytest.raises(FrameTooLarge) as exc:
+        feed._on_read(first + big + b"x" * 70000)
+    assert [m.msg_type for m in exc.value.messages] == [b"W"] and exc.value.body_length == 2 << 20
+    assert feed.decoder.pending == 0
+    assert _kinds(batch).count(SET_LEVEL) == 2  # the snapshot before it was applied
