@@ -14,7 +14,8 @@ Lifecycle, as the engine's contract asks (engine/batch.py):
 * on logout or a lost connection: ``LP_DOWN`` (the LP's books are dropped at once);
 * a sequence gap in market data: the books are cleared and re-subscribed, because increments
   after a gap would apply to a book we no longer have;
-* MarketDataRequestReject (Y): that instrument's book is cleared and not waited for.
+* MarketDataRequestReject (Y): that instrument's book is cleared and not waited for on this
+  session; it is requested again after a reconnect.
 
 Orders (A-book routes and hedges) go over the same session: :meth:`LpFeed.send_order` sends an
 IOC NewOrderSingle, and the LP's ExecutionReports go to ``on_execution``; ``on_down`` tells the
@@ -223,6 +224,8 @@ class LpFeed(Application):
     def on_logon(self, session: SessionHandle) -> None:
         self.handle = session
         self.up = False
+        # A reject is this session's answer (an instrument not available now): ask again on the next.
+        self.rejected.clear()
         self._subscribe(session)
 
     def _subscribe(self, session: SessionHandle) -> None:
@@ -279,8 +282,10 @@ class LpFeed(Application):
                 now = self.clock.now_ns()
                 self.decoder.clear_book(self.batch, now, instr)
                 self._maybe_up(now)
-                log.warning("%s: market data for %s rejected: %s", self.lp.name, self._symbols.get(instr),
-                            message.get_str(58))  # fmt: skip
+                log.warning(
+                    "%s: market data for %s rejected (281=%s): %s; asked again after a reconnect",
+                    self.lp.name, self._symbols.get(instr), message.get_str(281), message.get_str(58),
+                )  # fmt: skip
                 self._on_rows()
         # W and X arrive here as headers only: their entries are already in the batch.
 

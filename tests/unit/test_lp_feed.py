@@ -7,6 +7,7 @@ from engine.batch import CLEAR_BOOK, LP_UP, SET_LEVEL, UpdateBatch
 from engine.config import parse_config
 from feeds.lp_feed import LpFeed
 from fixserver.codec import FrameTooLarge, encode
+from fixserver.message import FixMessage
 from tests.conftest import EXAMPLE_CONFIG
 
 
@@ -107,3 +108,23 @@ def test_an_oversized_message_ends_the_connection_at_once_keeping_what_came_befo
     assert [m.msg_type for m in exc.value.messages] == [b"W"] and exc.value.body_length == 2 << 20
     assert feed.decoder.pending == 0
     assert _kinds(batch).count(SET_LEVEL) == 2  # the snapshot before it was applied
+
+
+def test_a_rejected_instrument_is_not_waited_for_and_is_requested_again_after_a_reconnect(caplog):
+    feed, handle, batch = _feed()
+    reject = FixMessage([(35, b"Y"), (262, b"3"), (281, b"0"), (58, b"XAU/USD not available now")])
+    with caplog.at_level("WARNING", logger="lagg.feed"):
+        feed.from_app(reject, handle)
+    assert "XAU/USD not available now" in caplog.text and "281=0" in caplog.text
+    for n in (0, 1, 2, 4):
+        feed._on_read(_md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n]))
+        handle.session.next_target_seq += 1
+    assert feed.up  # XAU/USD is not waited for
+    feed.on_logout(handle, "connection lost")
+    again = FakeHandle()
+    feed.on_logon(again)
+    assert [body[262] for _, body in again.sent] == [b"0", b"1", b"2", b"3", b"4"]
+    for n in (0, 1, 2, 4):
+        feed._on_read(_md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n]))
+        again.session.next_target_seq += 1
+    assert not feed.up  # ... and this time it is
