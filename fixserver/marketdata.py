@@ -6,6 +6,9 @@ each changed (tier, instrument) is encoded **once per (depth, sides, format)** i
 session layer adds only its header (34, 52, 56, 262 MDReqID) and the codec adds that header's
 byte sum to the shared body's.
 
+A subscription gets a message only when something it shows (its sides, to its depth) moved: a
+depth-1 client is not sent an empty X when only deeper levels change.
+
 Incremental subscribers (265=1) receive an X with the changes since the version they last saw
 when they are in step; a session that skipped versions (conflated because it was slow, see
 ``writable`` in :meth:`MarketDataHub.publish`) receives a full W instead, which replaces its
@@ -52,6 +55,7 @@ SessionKey = Hashable
 # (tier, instrument), MDReqID, depth, sides, incremental): the fields publish reads, unpacked at once.
 _Delivery = tuple[SessionKey, dict[int, int], int, tuple[int, int], bytes, int, tuple[int, ...], bool]
 _NO_SESSION = object()
+_NO_UPDATE = PreparedBody(b"X", b"", 0)  # in publish: nothing this subscription shows moved
 
 # How many past versions of each (tier, instrument) stay resolvable as QuoteIDs.
 QUOTE_HISTORY = 64
@@ -223,8 +227,10 @@ class MarketDataHub:
     ) -> dict[SessionKey, list[tuple[bytes, PreparedBody]]]:
         """Encode what changed since the last call, once per (tier, instr, depth, sides, format).
 
-        Sessions for which ``writable(session)`` is false are skipped (conflated): their
-        subscriptions keep the old version and receive a full W when they can take it again.
+        A subscription for which only levels beyond its depth or on a side it did not ask for
+        moved gets nothing (no empty X) and is up to date. Sessions for which
+        ``writable(session)`` is false are skipped (conflated): their subscriptions keep the old
+        version and receive a full W when they can take it again.
 
         With ``deliver``, each session's ``(MDReqID, body)`` list goes to ``deliver(session,
         bodies)`` as soon as it is complete, in session order, and the returned dict is empty:
@@ -270,24 +276,34 @@ class MarketDataHub:
                 last = last_version.get(i, -1)
                 if version == last:
                     continue
+                # In step (exactly one version behind) and incremental: a shared X. Otherwise a
+                # shared W, which replaces the client's book outright. Either is _NO_UPDATE if
+                # nothing this subscription shows moved.
+                known = history[key]
+                in_step = incremental and last == version - 1 and last in known
+                ck = (key, depth, sides, in_step)  # the version is the key's, one per call
+                if in_step:
+                    body = cache.get(ck)
+                    if body is None:
+                        update = self._incremental(i, key[0], version, known[last][0], ladder, depth, sides)
+                        body = cache[ck] = _NO_UPDATE if update is None else update
+                elif _view_kept(known, last, depth, sides):
+                    body = _NO_UPDATE
+                else:
+                    body = cache.get(ck)
+                    if body is None:
+                        body = cache[ck] = self._snapshot(i, key[0], version, ladder, depth, sides)
+                if body is _NO_UPDATE:
+                    # Only levels beyond its depth or on a side it did not ask for moved: nothing
+                    # to send (no empty X), and the client's book is that of the new version.
+                    last_version[i] = version
+                    continue
                 if can_send is None:
                     can_send = writable(session)
                 if not can_send:
                     self.conflated += 1
                     behind.add(position)
                     continue
-                # In step (exactly one version behind) and incremental: a shared X.
-                # Otherwise a shared W, which replaces the client's book outright.
-                in_step = incremental and last == version - 1 and last in history[key]
-                ck = (key, depth, sides, in_step)  # the version is the key's, one per call
-                body = cache.get(ck)
-                if body is None:
-                    if in_step:
-                        prev = history[key][last][0]
-                        body = self._incremental(i, key[0], version, prev, ladder, depth, sides)
-                    else:
-                        body = self._snapshot(i, key[0], version, ladder, depth, sides)
-                    cache[ck] = body
                 if sent is None:
                     sent = []
                     if deliver is None:
@@ -448,7 +464,7 @@ class MarketDataHub:
 
     def _incremental(
         self, instr: int, tier: int, version: int, prev: Ladder, ladder: Ladder, depth: int, sides: tuple[int, ...]
-    ) -> PreparedBody:
+    ) -> PreparedBody | None:
         # Group order per FIX 4.4 X: 279, 269, 278, 55, 270, 271, 290. Entries are keyed by
         # position (290), so a level's change never shifts the others.
         formats = self._entry_formats(tier, instr, depth)
@@ -470,9 +486,29 @@ class MarketDataHub:
                     text = self._render(instr, quote)
                 parts.append(entry_format % (v, text))
             parts += formats.delete[side][len(new) : n_old]
+        if len(parts) == 1:
+            return None  # nothing within the depth and sides moved: no X at all, not an empty one
         parts[0] = b"268=%d\x01" % (len(parts) - 1)
         body = b"".join(parts)
         return PreparedBody(b"X", body, byte_sum(body))
+
+
+def _view_kept(history: OrderedDict[int, tuple[Ladder, int]], last: int, depth: int, sides: tuple[int, ...]) -> bool:
+    """Whether a subscription to ``depth`` levels of ``sides`` saw the same book in every version
+    since ``last`` (the one it holds), the newest included. Not only in the newest: a client
+    that was skipped past an A->B->A keeps A's QuoteIDs, which resolve_quote refuses, so it must
+    get a W with the new ones."""
+    if last not in history:
+        return False
+    seen = history[last][0]
+    view = [seen[side][:depth] for side in sides]
+    for version in reversed(history):
+        if version == last:
+            return True
+        ladder = history[version][0]
+        if [ladder[side][:depth] for side in sides] != view:
+            return False
+    return True
 
 
 def _holds(levels: tuple[tuple[int, int], ...], level: int, quote: tuple[int, int]) -> bool:

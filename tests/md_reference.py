@@ -1,7 +1,8 @@
 """The market-data hub as it was before its publish path was optimised (commit d9ddda6), kept as
 the reference for differential tests and the publish benchmark. Behaviour fixes since then are
 made here too, in the same plain style (each is named in its commit): the sides a subscription
-asked for in 269; QuoteIDs of levels still live.
+asked for in 269; QuoteIDs of levels still live; no message when nothing a subscription shows
+moved.
 
 Encodes every body field by field through :func:`fixserver.codec.prepare_body` and renders every
 price and size with :meth:`Grid.to_text`; slow, obviously right. Do not optimise this copy:
@@ -115,8 +116,10 @@ class ReferenceMarketDataHub:
     ) -> dict[SessionKey, list[tuple[bytes, PreparedBody]]]:
         """Encode what changed since the last call, once per (tier, instr, depth, sides, format).
 
-        Sessions for which ``writable(session)`` is false are skipped (conflated): their
-        subscriptions keep the old version and receive a full W when they can take it again.
+        A subscription for which only levels beyond its depth or on a side it did not ask for
+        moved gets nothing (no empty X) and is up to date. Sessions for which
+        ``writable(session)`` is false are skipped (conflated): their subscriptions keep the old
+        version and receive a full W when they can take it again.
         """
         out: dict[SessionKey, list[tuple[bytes, PreparedBody]]] = {}
         cache: dict[tuple[int, int, int, tuple[int, ...], bool, int], PreparedBody] = {}
@@ -134,6 +137,14 @@ class ReferenceMarketDataHub:
                     last = sub.last_version.get(i, -1)
                     if version == last:
                         continue
+                    # Nothing it shows moved in any version since the one it holds (then the
+                    # QuoteIDs it holds stay good): nothing to send.
+                    history = self._history[key]
+                    if last in history:
+                        views = [self._view(seen, sub) for v, (seen, _) in history.items() if v >= last]
+                        if all(view == views[0] for view in views):
+                            sub.last_version[i] = version
+                            continue
                     if can_send is None:
                         can_send = writable(session)
                     if not can_send:
@@ -200,6 +211,10 @@ class ReferenceMarketDataHub:
 
     def _has(self, tier: int, instr: int, version: int) -> bool:
         return version in self._history.get((tier, instr), {})
+
+    def _view(self, ladder: Ladder, sub: Subscription) -> list[tuple[tuple[int, int], ...]]:
+        """The part of ``ladder`` that ``sub`` shows: its sides, to its depth."""
+        return [ladder[side][: sub.depth] for side in sub.sides]
 
     def _quote_id(self, tier: int, instr: int, version: int, side: int, level: int) -> bytes:
         return b"%d-%d-%d-%s%d" % (tier, instr, version, b"a" if side else b"b", level)

@@ -342,3 +342,57 @@ def test_a_quote_id_whose_level_changed_since_is_refused_even_if_it_came_back():
     assert hub.resolve_quote(old_bid, 0, 4, ttl) == "quote expired"  # another ID was sent for it since
     engine.set(0, 0, [], [(101, 7)])  # the level is gone
     assert hub.resolve_quote(old_bid, 0, 5, ttl) == "quote expired"
+
+
+def test_nothing_is_sent_to_a_subscription_when_only_what_it_does_not_show_moved():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5), (99, 5)], [(101, 7), (102, 7)])
+    hub = _hub(engine)
+    books = {name: MdBook() for name in ("top", "top-w", "bids", "full")}
+    requests = {
+        "top": _v(depth=b"1"),
+        "top-w": _v(depth=b"1", update=b"0"),  # refreshed by W
+        "bids": _v(types=(b"0",)),
+        "full": _v(),
+    }
+    for name, request in requests.items():
+        for req, body in hub.on_request(name, 0, request, 0)[0]:
+            books[name].apply(_wire(req, body))
+    engine.set(0, 0, [(100, 5), (98, 5)], [(101, 7), (102, 7)])  # the second bid only
+    out = hub.publish(1)
+    assert set(out) == {"bids", "full"}  # no "X 268=0" to the depth-1 ones
+    for name, bodies in out.items():
+        for req, body in bodies:
+            books[name].apply(_wire(req, body))
+    engine.set(0, 0, [(100, 5), (98, 5)], [(101, 8), (102, 7)])  # the best ask only
+    out = hub.publish(2)
+    assert set(out) == {"top", "top-w", "full"}
+    assert [b"268=1\x01" in body.body for _, body in out["top"]] == [True]
+    for name, bodies in out.items():
+        for req, body in bodies:
+            books[name].apply(_wire(req, body))
+    assert _levels(books["top"]) == ([(b"0.00100", b"5000")], [(b"0.00101", b"8000")])
+    assert _levels(books["top-w"]) == _levels(books["top"])
+    # Nothing moved for them since: every QuoteID they hold can still be hit.
+    for name in ("top", "top-w", "bids"):
+        for ids in _ids(books[name]):
+            for quote_id in ids:
+                assert not isinstance(hub.resolve_quote(quote_id, 0, 3, ttl_ns=1000 * MS), str), (name, quote_id)
+
+
+def test_a_slow_client_skipped_past_a_change_and_back_gets_a_w_with_ids_it_can_hit():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5)], [(101, 7)])
+    hub = _hub(engine)
+    book = MdBook()
+    for req, body in hub.on_request("slow", 0, _v(), 0)[0]:
+        book.apply(_wire(req, body))
+    hub.on_request("fast", 0, _v(), 0)
+    engine.set(0, 0, [(100, 6)], [(101, 7)])
+    assert set(hub.publish(1, writable=lambda s: s != "slow")) == {"fast"}
+    engine.set(0, 0, [(100, 5)], [(101, 7)])  # back to what the slow client shows
+    ((req, body),) = hub.publish(2)["slow"]
+    assert body.msg_type == b"W"  # its old best-bid ID named a level that changed since
+    book.apply(_wire(req, body))
+    for ids in _ids(book):
+        assert not isinstance(hub.resolve_quote(ids[0], 0, 3, ttl_ns=1000 * MS), str)
