@@ -285,6 +285,8 @@ class ReferenceMdPath:
                 ladder.pop(p - 1)
                 ladder.append([0, 0])
             else:
+                if ladder[p - 1][1] <= 0 and (px is None or qty is None):
+                    return self._drop("unknown_id")  # a size alone at an empty position has no price
                 if px is not None:
                     ladder[p - 1][0] = px
                 if qty is not None:

@@ -13,8 +13,10 @@ Two ways an LP keys its entries (chosen per LP, :data:`KEYED_BY_ID` or :data:`KE
   to ``levels``. Entries of a snapshot need no id (a snapshot-only LP sends none).
 * **by MDEntryPositionNo (290)**: a ladder per side as the LP numbers it (1-based). 279=0 inserts
   at the position and shifts deeper levels down (the last falls off), 279=2 deletes it and shifts
-  deeper levels up (the last becomes empty until the LP fills it), 279=1 changes it in place. A
-  snapshot places entries at their 290 (or, without one, in the order sent per side).
+  deeper levels up (the last becomes empty until the LP fills it), 279=1 changes it in place (a
+  change of a position we do not hold must carry both 270 and 271, else it is refused and counted
+  as ``unknown_id``: a size alone there would be a level without a price). A snapshot places
+  entries at their 290 (or, without one, in the order sent per side).
 
 Entry ids: arbitrary byte strings of at most :data:`MAX_ID_LEN` bytes, stored **verbatim** beside a
 64-bit FNV-1a hash. A lookup is a linear scan comparing hashes and, on a hash match, the bytes: it
@@ -72,7 +74,7 @@ C_MISSING_FIELD = 7  # a required field of the entry is absent (279, 269, 270, 2
 C_BAD_ACTION = 8  # 279 not 0/1/2
 C_BAD_NUMBER = 9  # 270/271/290 not a plain decimal, out of int64 range, negative size, position < 1
 C_OFF_GRID = 10  # 270/271 not a whole number of ticks / quantity steps: dropped, never rounded
-C_UNKNOWN_ID = 11  # change/delete of an MDEntryID the book does not hold
+C_UNKNOWN_ID = 11  # change/delete of an MDEntryID the book does not hold; a partial change of an empty position
 C_ID_TOO_LONG = 12  # MDEntryID longer than MAX_ID_LEN
 C_BOOK_FULL = 13  # the entry table of the (LP, instrument) is full
 C_IGNORED = 14  # not an error: 269 other than bid/offer, position beyond the kept depth
@@ -256,9 +258,15 @@ def apply_by_id(
 def apply_by_position(
     instr: int, action: int, side: int, position: int, has_px: bool, px: int, has_qty: bool, qty: int,
     pos: np.ndarray,
-) -> None:
-    """Apply one entry to the positional ladder; ``position`` is 0-based and < levels."""
+) -> bool:
+    """Apply one entry to the positional ladder; ``position`` is 0-based and < levels.
+
+    Returns False (not applied) for a change of a position the book does not hold that does not
+    carry both price and size: applying a size alone there would make a level of price 0.
+    """
     levels = pos.shape[3]
+    if action == A_CHANGE and pos[instr, side, 1, position] <= 0 and not (has_px and has_qty):
+        return False
     if action == A_NEW:
         for k in range(levels - 1, position, -1):
             pos[instr, side, 0, k] = pos[instr, side, 0, k - 1]
@@ -269,11 +277,12 @@ def apply_by_position(
             pos[instr, side, 1, k] = pos[instr, side, 1, k + 1]
         pos[instr, side, 0, levels - 1] = 0
         pos[instr, side, 1, levels - 1] = 0
-        return
+        return True
     if has_px:
         pos[instr, side, 0, position] = px
     if has_qty:
         pos[instr, side, 1, position] = qty
+    return True
 
 
 @njit(cache=True, nogil=True)

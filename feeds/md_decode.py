@@ -277,7 +277,9 @@ def _apply_entry(
         if p > lp_levels:
             counters[lb.C_IGNORED] += 1
             return
-        lb.apply_by_position(instr, action, side, p - 1, has_px, px, has_qty, qty, pos)
+        if not lb.apply_by_position(instr, action, side, p - 1, has_px, px, has_qty, qty, pos):
+            counters[lb.C_UNKNOWN_ID] += 1
+            return
     else:
         s = ef[2 * _F278]
         id_len = ef[2 * _F278 + 1] - s if s >= 0 else -1

@@ -121,3 +121,13 @@ def test_clear_book_and_lp_down_forget_state_so_a_snapshot_is_sent_again() -> No
     dec.feed(w, 9, batch)
     assert [int(k) for k in batch.kind[: batch.n]] == [LP_DOWN, SET_LEVEL]
     assert int(batch.ts_ns[1]) == 9
+
+
+def test_position_keyed_change_of_a_level_we_do_not_hold_is_refused_not_priced_at_zero() -> None:
+    dec, batch = make(levels=3, keyed_by=KEYED_BY_POSITION), UpdateBatch()
+    dec.feed(encode_md("W", 1, [e(0, 10, 1), e(1, 11, 1)], [(262, 0)]), 0, batch)
+    batch.clear()
+    dec.feed(encode_md("X", 2, [x(1, side=1, pos=2, qty=3), x(1, side=1, pos=3, px=13)], [(262, 0)]), 0, batch)
+    assert levels(batch) == [] and dec.counters["unknown_id"] == 2  # a size (or a price) alone: no level
+    dec.feed(encode_md("X", 3, [x(1, side=1, pos=2, px=12, qty=3), x(1, side=1, pos=1, qty=4)], [(262, 0)]), 0, batch)
+    assert levels(batch) == [(1, 0, 11, 4), (1, 1, 12, 3)]  # a whole level, and a size change of a held one
