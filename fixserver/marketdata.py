@@ -466,7 +466,8 @@ class MarketDataHub:
         self, instr: int, tier: int, version: int, prev: Ladder, ladder: Ladder, depth: int, sides: tuple[int, ...]
     ) -> PreparedBody | None:
         # Group order per FIX 4.4 X: 279, 269, 278, 55, 270, 271, 290. Entries are keyed by
-        # position (290), so a level's change never shifts the others.
+        # position (290), so a level's change never shifts the others. Per side: changes and new
+        # levels (at the end) top down, then deletes (at the end) bottom up.
         formats = self._entry_formats(tier, instr, depth)
         texts = self._level_text[instr]
         v = b"%d" % version
@@ -485,7 +486,9 @@ class MarketDataHub:
                 if text is None:
                     text = self._render(instr, quote)
                 parts.append(entry_format % (v, text))
-            parts += formats.delete[side][len(new) : n_old]
+            # Deletes from the bottom up: a client that closes the gap after each one (290 as a
+            # display position, as FIX describes it) would otherwise shift the next one's target.
+            parts += reversed(formats.delete[side][len(new) : n_old])
         if len(parts) == 1:
             return None  # nothing within the depth and sides moved: no X at all, not an empty one
         parts[0] = b"268=%d\x01" % (len(parts) - 1)

@@ -2,7 +2,7 @@
 the reference for differential tests and the publish benchmark. Behaviour fixes since then are
 made here too, in the same plain style (each is named in its commit): the sides a subscription
 asked for in 269; QuoteIDs of levels still live; no message when nothing a subscription shows
-moved.
+moved; deletes bottom up.
 
 Encodes every body field by field through :func:`fixserver.codec.prepare_body` and renders every
 price and size with :meth:`Grid.to_text`; slow, obviously right. Do not optimise this copy:
@@ -251,17 +251,17 @@ class ReferenceMarketDataHub:
         for side in sides:
             entry_type = b"1" if side else b"0"
             old, new = prev[side][:depth], ladder[side][:depth]
-            for level in range(max(len(old), len(new))):
-                position = (290, b"%d" % (level + 1))
-                if level < len(new) and level < len(old) and new[level] == old[level]:
+            for level in range(len(new)):
+                if level < len(old) and new[level] == old[level]:
                     continue
-                if level >= len(new):
-                    entries += [(279, b"2"), (269, entry_type), (55, symbol), position]
-                else:
-                    action = b"1" if level < len(old) else b"0"
-                    px, qty = new[level]
-                    quote_id = self._quote_id(tier, instr, version, side, level)
-                    entries += [(279, action), (269, entry_type), (278, quote_id), (55, symbol)]
-                    entries += [*self._px_qty(instr, px, qty), position]
+                action = b"1" if level < len(old) else b"0"
+                px, qty = new[level]
+                quote_id = self._quote_id(tier, instr, version, side, level)
+                entries += [(279, action), (269, entry_type), (278, quote_id), (55, symbol)]
+                entries += [*self._px_qty(instr, px, qty), (290, b"%d" % (level + 1))]
+                count += 1
+            # Deletes bottom up, so that a client closing the gap after each one stays right.
+            for level in reversed(range(len(new), len(old))):
+                entries += [(279, b"2"), (269, entry_type), (55, symbol), (290, b"%d" % (level + 1))]
                 count += 1
         return prepare_body(b"X", [(268, b"%d" % count), *entries])

@@ -6,7 +6,7 @@ import pytest
 from engine.fixedpoint import Grid
 from fixserver.codec import FrameDecoder, encode_with_prepared
 from fixserver.marketdata import MarketDataHub, MdRejectReason
-from fixserver.md_book import MdBook
+from fixserver.md_book import MdBook, _entries
 from fixserver.message import FixMessage
 
 SYMBOLS = ["EUR/USD", "WTI"]
@@ -396,3 +396,44 @@ def test_a_slow_client_skipped_past_a_change_and_back_gets_a_w_with_ids_it_can_h
     book.apply(_wire(req, body))
     for ids in _ids(book):
         assert not isinstance(hub.resolve_quote(ids[0], 0, 3, ttl_ns=1000 * MS), str)
+
+
+class ShiftingBook:
+    """A client that reads 290 as a display position, as FIX describes it for X: a New inserts at
+    its position, a Delete closes the gap, so the order of entries in one X matters."""
+
+    def __init__(self):
+        self.sides = ([], [])
+
+    def apply(self, msg):
+        if msg.msg_type == b"W":
+            self.sides = ([], [])
+            for entry in _entries(msg, 269):
+                self.sides[int(entry[269])].append((entry[270], entry[271]))
+            return
+        for entry in _entries(msg, 279):
+            levels, at = self.sides[int(entry[269])], int(entry[290]) - 1
+            if entry[279] == b"0":
+                levels.insert(at, (entry[270], entry[271]))
+            elif entry[279] == b"1":
+                levels[at] = (entry[270], entry[271])
+            else:
+                del levels[at]
+
+    def levels(self):
+        return [list(side) for side in self.sides]
+
+
+def test_deletes_go_bottom_up_so_a_client_closing_gaps_ends_with_the_right_book():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 1), (99, 1), (98, 1), (97, 1)], [(101, 1), (102, 1), (103, 1)])
+    hub = _hub(engine)
+    book = ShiftingBook()
+    for req, body in hub.on_request("s", 0, _v(), 0)[0]:
+        book.apply(_wire(req, body))
+    engine.set(0, 0, [(100, 1), (99, 2)], [(101, 1)])
+    ((req, body),) = hub.publish(1)["s"]
+    msg = _wire(req, body)
+    assert msg.get_all(290) == [b"2", b"4", b"3", b"3", b"2"]  # bids: change 2, delete 4, 3; asks: delete 3, 2
+    book.apply(msg)
+    assert book.levels() == [[(b"0.00100", b"1000"), (b"0.00099", b"2000")], [(b"0.00101", b"1000")]]
