@@ -74,18 +74,20 @@ class MdRejectReason(enum.Enum):
     UNSUPPORTED_SUBSCRIPTION_TYPE = b"4"
     UNSUPPORTED_MARKET_DEPTH = b"5"
     UNSUPPORTED_MD_UPDATE_TYPE = b"6"
+    UNSUPPORTED_AGGREGATED_BOOK = b"7"
     UNSUPPORTED_MD_ENTRY_TYPE = b"8"
 
 
 @dataclass(frozen=True, slots=True)
 class MdReject:
     md_req_id: bytes
-    reason: MdRejectReason
+    reason: MdRejectReason | None  # None: no 281 fits, the Y carries only 58
     text: str
 
     def body(self) -> list[tuple[int, bytes]]:
         """The 35=Y body."""
-        return [(262, self.md_req_id), (281, self.reason.value), (58, self.text.encode())]
+        reason = [] if self.reason is None else [(281, self.reason.value)]
+        return [(262, self.md_req_id), *reason, (58, self.text.encode())]
 
 
 @dataclass(eq=False)
@@ -171,7 +173,10 @@ class MarketDataHub:
         req_type = msg.get(263)
         if req_type == b"2":  # unsubscribe
             if subs.pop(req_id, None) is None:
-                return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_SUBSCRIPTION_TYPE, "no such subscription")
+                # FIX 4.4 has no 281 for an unknown MDReqID (4 would say 263=2 is unsupported,
+                # 1 that the ID is a duplicate): the Y goes without 281, which is optional, and
+                # 58 says what is wrong.
+                return [], MdReject(req_id, None, "no subscription with this MDReqID to cancel")
             return [], None
         if req_type not in (b"0", b"1"):
             return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_SUBSCRIPTION_TYPE, "263 must be 0, 1 or 2")
@@ -189,6 +194,10 @@ class MarketDataHub:
         update_type = msg.get(265, b"0" if req_type == b"0" else None)
         if update_type not in (b"0", b"1"):
             return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_MD_UPDATE_TYPE, "265 must be 0 or 1")
+        if msg.get(266, b"Y") != b"Y":  # 266=N asks for a book per LP, which is not offered
+            return [], MdReject(
+                req_id, MdRejectReason.UNSUPPORTED_AGGREGATED_BOOK, "only the aggregated book (266=Y) is offered"
+            )
         entry_types = set(msg.get_all(269))
         if not entry_types or not entry_types <= {b"0", b"1"}:
             return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_MD_ENTRY_TYPE, "only 269=0 (bid) and 1 (offer)")

@@ -2,7 +2,7 @@
 the reference for differential tests and the publish benchmark. Behaviour fixes since then are
 made here too, in the same plain style (each is named in its commit): the sides a subscription
 asked for in 269; QuoteIDs of levels still live; no message when nothing a subscription shows
-moved; deletes bottom up.
+moved; deletes bottom up; 266=N and unknown MDReqIDs to cancel rejected honestly.
 
 Encodes every body field by field through :func:`fixserver.codec.prepare_body` and renders every
 price and size with :meth:`Grid.to_text`; slow, obviously right. Do not optimise this copy:
@@ -63,7 +63,7 @@ class ReferenceMarketDataHub:
         req_type = msg.get(263)
         if req_type == b"2":  # unsubscribe
             if subs.pop(req_id, None) is None:
-                return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_SUBSCRIPTION_TYPE, "no such subscription")
+                return [], MdReject(req_id, None, "no subscription with this MDReqID to cancel")
             return [], None
         if req_type not in (b"0", b"1"):
             return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_SUBSCRIPTION_TYPE, "263 must be 0, 1 or 2")
@@ -81,6 +81,10 @@ class ReferenceMarketDataHub:
         update_type = msg.get(265, b"0" if req_type == b"0" else None)
         if update_type not in (b"0", b"1"):
             return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_MD_UPDATE_TYPE, "265 must be 0 or 1")
+        if msg.get(266, b"Y") != b"Y":  # 266=N asks for a book per LP, which is not offered
+            return [], MdReject(
+                req_id, MdRejectReason.UNSUPPORTED_AGGREGATED_BOOK, "only the aggregated book (266=Y) is offered"
+            )
         entry_types = set(msg.get_all(269))
         if not entry_types or not entry_types <= {b"0", b"1"}:
             return [], MdReject(req_id, MdRejectReason.UNSUPPORTED_MD_ENTRY_TYPE, "only 269=0 (bid) and 1 (offer)")

@@ -49,8 +49,9 @@ class FakeEngine:
 ENTRY_TYPES = [(b"0", b"1"), (b"0",), (b"1",), (b"1", b"0")]
 
 
-def _request(req_id, req_type, depth, incremental, instruments, types=(b"0", b"1")):
+def _request(req_id, req_type, depth, incremental, instruments, types=(b"0", b"1"), aggregated=None):
     fields = [(35, b"V"), (262, req_id), (263, req_type), (264, b"%d" % depth), (265, b"1" if incremental else b"0")]
+    fields += [] if aggregated is None else [(266, aggregated)]
     fields += [(267, b"%d" % len(types)), *((269, t) for t in types), (146, b"%d" % len(instruments))]
     fields += [(55, SYMBOLS[i].encode()) for i in instruments]
     return FixMessage(fields)
@@ -156,6 +157,7 @@ ops = st.one_of(
         st.booleans(),
         st.lists(st.integers(0, 2), min_size=1, max_size=3),
         st.sampled_from(ENTRY_TYPES),
+        st.sampled_from([None, None, b"Y", b"N"]),
     ),
     st.tuples(st.just("drop"), st.sampled_from(SESSIONS)),
     st.tuples(st.just("resolve"), st.integers(0, 199), st.integers(0, 2)),
@@ -178,8 +180,9 @@ def _apply(pair: Pair, op: tuple, now: int) -> None:
             sides[1 - side][level] = (sides[1 - side][level][0], qty)
         pair.engine.set(tier, instr, *sides)
     elif kind == "request":
-        _, session, tier, req_id, req_type, depth, incremental, instruments, types = op
-        pair.request(session, tier, _request(req_id, req_type, depth, incremental, instruments, types), now)
+        _, session, tier, req_id, req_type, depth, incremental, instruments, types, aggregated = op
+        msg = _request(req_id, req_type, depth, incremental, instruments, types, aggregated)
+        pair.request(session, tier, msg, now)
     elif kind == "publish":
         pair.publish(now, op[1])
     elif kind == "drop":

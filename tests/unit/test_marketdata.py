@@ -34,8 +34,12 @@ def _hub(engine):
     return MarketDataHub(SYMBOLS, GRIDS, QTY, tier_depths=[5, 1], quote_of=engine.quote_of)
 
 
-def _v(req_id=b"r1", req_type=b"1", depth=b"0", update=b"1", types=(b"0", b"1"), symbols=(b"EUR/USD",)):
-    fields = [(35, b"V"), (262, req_id), (263, req_type), (264, depth), (265, update), (267, b"%d" % len(types))]
+def _v(
+    req_id=b"r1", req_type=b"1", depth=b"0", update=b"1", types=(b"0", b"1"), symbols=(b"EUR/USD",), aggregated=None
+):
+    fields = [(35, b"V"), (262, req_id), (263, req_type), (264, depth), (265, update)]
+    fields += [] if aggregated is None else [(266, aggregated)]
+    fields += [(267, b"%d" % len(types))]
     fields += [(269, t) for t in types]
     fields += [(146, b"%d" % len(symbols))] + [(55, s) for s in symbols]
     return FixMessage(fields)
@@ -77,6 +81,8 @@ def test_each_bad_request_gets_its_281_reason():
         (_v(types=(b"2",)), MdRejectReason.UNSUPPORTED_MD_ENTRY_TYPE),
         (_v(req_type=b"7"), MdRejectReason.UNSUPPORTED_SUBSCRIPTION_TYPE),
         (_v(update=b"5"), MdRejectReason.UNSUPPORTED_MD_UPDATE_TYPE),
+        (_v(aggregated=b"N"), MdRejectReason.UNSUPPORTED_AGGREGATED_BOOK),  # a book per LP: not offered
+        (_v(req_type=b"0", update=b"0", aggregated=b"N"), MdRejectReason.UNSUPPORTED_AGGREGATED_BOOK),
     ]
     for msg, reason in cases:
         snaps, reject = hub.on_request("s1", 0, msg, 0)
@@ -85,6 +91,15 @@ def test_each_bad_request_gets_its_281_reason():
     assert hub.on_request("s1", 0, _v(), 0)[1] is None
     _, dup = hub.on_request("s1", 0, _v(), 0)
     assert dup is not None and dup.reason is MdRejectReason.DUPLICATE_MDREQID
+    assert hub.on_request("s1", 0, _v(b"agg", aggregated=b"Y"), 0)[1] is None  # the aggregated book: ours
+
+
+def test_cancelling_an_unknown_mdreqid_is_refused_without_a_281_that_would_mislead():
+    hub = _hub(FakeEngine())
+    snaps, reject = hub.on_request("s1", 0, _v(b"nope", req_type=b"2"), 0)
+    assert snaps == [] and reject is not None
+    # No FIX 4.4 281 means "unknown MDReqID" (4 would claim 263=2 is unsupported): 58 says it.
+    assert reject.body() == [(262, b"nope"), (58, b"no subscription with this MDReqID to cancel")]
 
 
 def test_depth_zero_means_the_tiers_full_depth_and_depth_one_the_top():
