@@ -52,8 +52,10 @@ Ladder = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]  # (bid
 SessionKey = Hashable
 
 # One instrument of one subscription: (session, the subscription's last_version, instrument,
-# (tier, instrument), MDReqID, depth, sides, incremental): the fields publish reads, unpacked at once.
-_Delivery = tuple[SessionKey, dict[int, int], int, tuple[int, int], bytes, int, tuple[int, ...], bool]
+# (tier, instrument), MDReqID, depth, sides, incremental, view): the fields publish reads, unpacked
+# at once. ``view`` numbers the distinct (tier, instrument, depth, sides) of the plan: one encoding
+# of each per format and publish, cached under a plain int (cheaper to hash than that tuple).
+_Delivery = tuple[SessionKey, dict[int, int], int, tuple[int, int], bytes, int, tuple[int, ...], bool, int]
 _NO_SESSION = object()
 _NO_UPDATE = PreparedBody(b"X", b"", 0)  # in publish: nothing this subscription shows moved
 
@@ -262,7 +264,7 @@ class MarketDataHub:
         behind: set[int] = set()
         out: dict[SessionKey, list[tuple[bytes, PreparedBody]]] = {}
         current: dict[tuple[int, int], tuple[Ladder, int]] = {}  # ladders read in this call
-        cache: dict[tuple[tuple[int, int], int, tuple[int, ...], bool], PreparedBody] = {}
+        cache: dict[int, PreparedBody] = {}  # by view (X) or -1 - view (W)
         history = self._history
         session: SessionKey = _NO_SESSION
         can_send = None
@@ -272,7 +274,7 @@ class MarketDataHub:
         undo: list[tuple[dict[int, int], int, int]] = []
         try:
             for position in sorted(visit):
-                new_session, last_version, i, key, md_req_id, depth, sides, incremental = plan[position]
+                new_session, last_version, i, key, md_req_id, depth, sides, incremental, view = plan[position]
                 if new_session is not session:
                     if sent and deliver is not None:
                         deliver(session, sent)
@@ -288,20 +290,19 @@ class MarketDataHub:
                 # In step (exactly one version behind) and incremental: a shared X. Otherwise a
                 # shared W, which replaces the client's book outright. Either is _NO_UPDATE if
                 # nothing this subscription shows moved.
+                # (The version is the key's, one per call, so the cache needs no version.)
                 known = history[key]
-                in_step = incremental and last == version - 1 and last in known
-                ck = (key, depth, sides, in_step)  # the version is the key's, one per call
-                if in_step:
-                    body = cache.get(ck)
+                if incremental and last == version - 1 and last in known:
+                    body = cache.get(view)
                     if body is None:
                         update = self._incremental(i, key[0], version, known[last][0], ladder, depth, sides)
-                        body = cache[ck] = _NO_UPDATE if update is None else update
+                        body = cache[view] = _NO_UPDATE if update is None else update
                 elif _view_kept(known, last, depth, sides):
                     body = _NO_UPDATE
                 else:
-                    body = cache.get(ck)
+                    body = cache.get(-1 - view)
                     if body is None:
-                        body = cache[ck] = self._snapshot(i, key[0], version, ladder, depth, sides)
+                        body = cache[-1 - view] = self._snapshot(i, key[0], version, ladder, depth, sides)
                 if body is _NO_UPDATE:
                     # Only levels beyond its depth or on a side it did not ask for moved: nothing
                     # to send (no empty X), and the client's book is that of the new version.
@@ -356,13 +357,15 @@ class MarketDataHub:
         """Flatten the subscriptions into deliveries in publishing order, indexed by (tier, instrument)."""
         plan: list[_Delivery] = []
         by_key: dict[tuple[int, int], list[int]] = {}
+        views: dict[tuple[tuple[int, int], int, tuple[int, ...]], int] = {}
         for session, subs in self.sessions.items():
             for sub in subs.values():
                 for i in sub.instruments:
                     key = (sub.tier, i)
                     by_key.setdefault(key, []).append(len(plan))
+                    view = views.setdefault((key, sub.depth, sub.sides), len(views))
                     plan.append(
-                        (session, sub.last_version, i, key, sub.md_req_id, sub.depth, sub.sides, sub.incremental)
+                        (session, sub.last_version, i, key, sub.md_req_id, sub.depth, sub.sides, sub.incremental, view)
                     )
         self._plan, self._plan_by_key = plan, by_key
         # New or removed subscriptions: every pair is checked once, as if behind.
@@ -497,7 +500,8 @@ class MarketDataHub:
                 parts.append(entry_format % (v, text))
             # Deletes from the bottom up: a client that closes the gap after each one (290 as a
             # display position, as FIX describes it) would otherwise shift the next one's target.
-            parts += reversed(formats.delete[side][len(new) : n_old])
+            if n_old > len(new):
+                parts += reversed(formats.delete[side][len(new) : n_old])
         if len(parts) == 1:
             return None  # nothing within the depth and sides moved: no X at all, not an empty one
         parts[0] = b"268=%d\x01" % (len(parts) - 1)
