@@ -16,6 +16,10 @@ engine applies in a single kernel call, in row order. Rows are:
 ``LP_UP``      (lp, ts_ns)
     The LP may be priced again. Feeds send it only after the fresh snapshot rows, so an LP never
     re-enters pricing with an old book.
+``TOUCH``      (lp, instr, ts_ns)
+    The LP's book for the instrument was confirmed unchanged at ``ts_ns`` (a snapshot or an
+    incremental that moved no level): it is as fresh as if a level had been set. A snapshot-only
+    LP resending the same book must not go stale for lack of changed levels.
 
 Prices are int64 ticks of the instrument's tick size; quantities are int64 quantity steps.
 
@@ -29,7 +33,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BID", "ASK", "SET_LEVEL", "CLEAR_BOOK", "LP_DOWN", "LP_UP", "UpdateBatch"]
+__all__ = ["BID", "ASK", "SET_LEVEL", "CLEAR_BOOK", "LP_DOWN", "LP_UP", "TOUCH", "UpdateBatch"]
 
 BID = 0
 ASK = 1
@@ -38,6 +42,7 @@ SET_LEVEL = 0
 CLEAR_BOOK = 1
 LP_DOWN = 2
 LP_UP = 3
+TOUCH = 4
 
 # Row indices of UpdateBatch.rows (one field per row, one update per column).
 F_KIND, F_LP, F_INSTR, F_SIDE, F_LEVEL, F_PRICE, F_QTY, F_TS = range(8)
@@ -106,3 +111,6 @@ class UpdateBatch:
 
     def lp_up(self, lp: int, ts_ns: int) -> None:
         self._row(LP_UP, lp, -1, ts_ns)
+
+    def touch(self, lp: int, instr: int, ts_ns: int) -> None:
+        self._row(TOUCH, lp, instr, ts_ns)

@@ -25,9 +25,11 @@ Array layout (all ``int64``, views of the arena, see :func:`build_arena`)::
 The semantics (the same as :mod:`engine.reference`, which is the readable specification):
 
 * Eligible LP for an instrument at ``now``: configured for it, up, and
-  ``now - last_update_ns <= staleness_ns``. Its levels (slots with qty > 0) are worsened by the
-  haircut (bid - h, ask + h) and scaled ``qty * weight_pct // 100`` per level; a level that floors
-  to 0 drops out. Level slots need not be sorted; equal prices are summed.
+  ``now - last_update_ns <= staleness_ns`` (SET_LEVEL, CLEAR_BOOK and TOUCH rows update it; a
+  TOUCH reprices the instrument only if the LP had gone past its limit). Its levels (slots with
+  qty > 0) are worsened by the haircut (bid - h, ask + h) and scaled ``qty * weight_pct // 100``
+  per level; a level that floors to 0 drops out. Level slots need not be sorted; equal prices
+  are summed.
 * Spike filter (K > 0): LPs with both sides are candidates; ``mid2 = best_bid + best_ask`` (twice
   the mid, so it stays an integer). With at least 2 *other* candidates, an LP is ignored when
   ``|mid2 - median2(others)| > 2K``, where the median of an even count is the **lower middle**.
@@ -62,6 +64,7 @@ from engine.batch import (
     LP_DOWN,
     LP_UP,
     SET_LEVEL,
+    TOUCH,
 )
 
 # --- book fields ---------------------------------------------------------------------------------
@@ -74,7 +77,7 @@ LPS_UP = 1  # 1 while the LP is up (LP_UP seen, no LP_DOWN since)
 LPS_HAIRCUT = 2  # ticks
 LPS_WEIGHT = 3  # percent of sizes counted
 LPS_STALE_NS = 4  # staleness limit
-LPS_LAST_NS = 5  # ts of the last SET_LEVEL / CLEAR_BOOK for (lp, instr)
+LPS_LAST_NS = 5  # ts of the last SET_LEVEL / CLEAR_BOOK / TOUCH for (lp, instr)
 LPS_FRESH = 6  # 1 from an update until expire() sees the staleness limit crossed
 LPS_NF = 7
 
@@ -218,7 +221,7 @@ def _apply_rows(rows: np.ndarray, n: int, book: np.ndarray, lp_state: np.ndarray
         kind = rows[F_KIND, r]
         lp = rows[F_LP, r]
         ts = rows[F_TS, r]
-        if kind == SET_LEVEL or kind == CLEAR_BOOK:
+        if kind == SET_LEVEL or kind == CLEAR_BOOK or kind == TOUCH:
             i = rows[F_INSTR, r]
             if i < 0 or i >= n_instr or lp < 0 or lp >= n_lp:
                 instr_state[n_instr, C_REJECTED_ROWS] += 1
@@ -244,12 +247,17 @@ def _apply_rows(rows: np.ndarray, n: int, book: np.ndarray, lp_state: np.ndarray
                 # integer division costs tens of cycles).
                 book[i, lp, side, B_EFF_PX, lvl] = px - h if side == 0 else px + h
                 book[i, lp, side, B_EFF_QTY, lvl] = qty * lp_state[i, lp, LPS_WEIGHT] // 100
-            else:
+            elif kind == CLEAR_BOOK:
                 for s in range(2):
                     for k in range(n_lvl):
                         book[i, lp, s, B_QTY, k] = 0
                         book[i, lp, s, B_EFF_QTY, k] = 0
                         book[i, lp, s, B_TS, k] = ts
+            elif lp_state[i, lp, LPS_FRESH] == 1 and ts - lp_state[i, lp, LPS_LAST_NS] <= lp_state[i, lp, LPS_STALE_NS]:
+                # A TOUCH of an LP that never went past its staleness limit: every reprice so far
+                # counted it, so the quotes stand; it only stays fresh.
+                lp_state[i, lp, LPS_LAST_NS] = ts
+                continue
             lp_state[i, lp, LPS_LAST_NS] = ts
             lp_state[i, lp, LPS_FRESH] = 1
             instr_state[i, I_DIRTY] = 1

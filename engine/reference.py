@@ -8,7 +8,9 @@ versions and counters after every step.
 Semantics, step by step (a reprice of one instrument at ``now``):
 
 1. **Eligible LPs**: configured and enabled for the instrument, up, and
-   ``now - last_update_ns <= staleness_ms * 1e6`` (an LP never updated is not eligible).
+   ``now - last_update_ns <= staleness_ms * 1e6`` (an LP never updated is not eligible). A
+   SET_LEVEL, CLEAR_BOOK or TOUCH row updates ``last_update_ns``; a TOUCH marks the instrument
+   for a reprice only if the LP had gone past its staleness limit (or was expired) before it.
 2. **Effective levels** of an eligible LP: every level slot with qty > 0; price worsened by the
    haircut (bid - h, ask + h); size ``qty * size_weight_pct // 100`` per slot, and a slot whose
    size floors to 0 is dropped. Slots need not be sorted; equal prices add up.
@@ -51,7 +53,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from engine.batch import BID, CLEAR_BOOK, LP_DOWN, LP_UP, SET_LEVEL, UpdateBatch
+from engine.batch import BID, CLEAR_BOOK, LP_DOWN, LP_UP, SET_LEVEL, TOUCH, UpdateBatch
 from engine.book import MAX_HALFLIFE_MS, TierQuote
 from engine.config import AggregationMode, Config, MarkupUnit, MaxSpreadRule, MinSpreadRule, TierConfig
 
@@ -202,20 +204,25 @@ class ReferenceEngine:
 
     def _apply_row(self, kind: int, lp: int, i: int, side: int, level: int, px: int, qty: int, ts: int) -> None:
         n_lp, n_instr = len(self.cfg.lps), len(self.symbols)
-        if kind in (SET_LEVEL, CLEAR_BOOK):
+        if kind in (SET_LEVEL, CLEAR_BOOK, TOUCH):
             if not (0 <= i < n_instr and 0 <= lp < n_lp):
                 return self._reject(None)
             if (lp, i) not in self.allowed:
                 return self._reject(i)
             book = self.ladders[(lp, i)]
-            if kind == SET_LEVEL:
+            if kind == TOUCH:
+                if (lp, i) in self.fresh and ts - self.last_update[(lp, i)] <= self._staleness_ns(lp):
+                    # Fresh all along: every reprice counted this LP; it only stays fresh.
+                    self.last_update[(lp, i)] = ts
+                    return None
+            elif kind == SET_LEVEL:
                 if side not in (0, 1) or not 0 <= level < self.max_levels:
                     return self._reject(i)
                 if qty > 0:
                     book[side][level] = (px, qty)
                 else:
                     book[side].pop(level, None)
-            else:
+            elif kind == CLEAR_BOOK:
                 book[0].clear()
                 book[1].clear()
             self.last_update[(lp, i)] = ts

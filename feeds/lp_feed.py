@@ -23,7 +23,9 @@ router that whatever it had at this LP will not be answered on this session.
 
 Reconnects with backoff and jitter are the initiator's (:class:`fixserver.transport.Initiator`).
 Staleness (connected but silent) is decided by the engine from row timestamps and each LP's
-``staleness_ms``; the feed does not need a timer for it.
+``staleness_ms``; the feed does not need a timer for it. Every W/X heard for an instrument counts
+(the decoder runs ``supervised``: an unchanged book gets a ``TOUCH`` row), so an LP resending the
+same snapshot is not taken for a silent one.
 """
 
 from __future__ import annotations
@@ -101,7 +103,7 @@ class LpFeed(Application):
         self._on_execution = on_execution or (lambda feed, msg: None)
         self._on_down = on_down or (lambda feed: None)
         keyed_by = KEYED_BY_ID if lp.book_keys is BookKeys.ENTRY_ID else KEYED_BY_POSITION
-        self.decoder = MdDecoder.from_config(cfg, lp.name, keyed_by=keyed_by)
+        self.decoder = MdDecoder.from_config(cfg, lp.name, keyed_by=keyed_by, supervised=True)
         index = {inst.symbol: i for i, inst in enumerate(cfg.instruments)}
         self.instruments = [index[s] for s in lp.instruments if cfg.instruments[index[s]].enabled]
         self._symbols = {index[s]: lp.symbol_map.get(s, s) for s in lp.instruments}

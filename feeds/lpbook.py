@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.batch import SET_LEVEL
+from engine.batch import SET_LEVEL, TOUCH
 
 __all__ = [
     "KEYED_BY_ID",
@@ -78,8 +78,10 @@ C_UNKNOWN_ID = 11  # change/delete of an MDEntryID the book does not hold; a par
 C_ID_TOO_LONG = 12  # MDEntryID longer than MAX_ID_LEN
 C_BOOK_FULL = 13  # the entry table of the (LP, instrument) is full
 C_IGNORED = 14  # not an error: 269 other than bid/offer, position beyond the kept depth
-C_IN_JUNK = 15  # state, not a counter: inside a garbled run (so a run counts once across reads)
-N_COUNTERS = 16
+# State kept in the same array (not counters, not in C_NAMES):
+C_IN_JUNK = 15  # inside a garbled run (so a run counts once across reads)
+C_SUPERVISED = 16  # 1: the LP feed's rules (feeds.md_decode.MdDecoder's ``supervised``)
+N_COUNTERS = 17
 
 C_NAMES = (
     "garbled",
@@ -316,19 +318,21 @@ def emit_dirty(
     ent: np.ndarray, n_ent: np.ndarray, pos: np.ndarray, emitted: np.ndarray,
     dirty: np.ndarray, dirty_list: np.ndarray, scratch: np.ndarray,
     kind: np.ndarray, r_lp: np.ndarray, r_instr: np.ndarray, r_side: np.ndarray, r_level: np.ndarray,
-    r_px: np.ndarray, r_qty: np.ndarray, r_ts: np.ndarray, n_rows: int,
+    r_px: np.ndarray, r_qty: np.ndarray, r_ts: np.ndarray, n_rows: int, touch: bool,
 ) -> int:
     """Recompute the ladders of every dirty instrument; append SET_LEVEL rows for changed levels.
 
     Rows go out in the order the instruments first became dirty, bids then asks, level by level.
-    An emptied level is sent as qty 0 with price 0. The caller guarantees room for
-    ``n_dirty * 2 * levels`` rows. Returns the new row count.
+    An emptied level is sent as qty 0 with price 0. With ``touch``, a dirty instrument with no
+    changed level gets one TOUCH row (the LP confirmed its book: it stays fresh). The caller
+    guarantees room for ``n_dirty * 2 * levels`` rows. Returns the new row count.
     """
     levels = emitted.shape[3]
     n_slot = len(dirty) - 1
     for d in range(dirty[n_slot]):
         instr = dirty_list[d]
         dirty[instr] = 0
+        first = n_rows
         for side in range(2):
             m = 0
             if keyed_by == KEYED_BY_ID:
@@ -358,5 +362,15 @@ def emit_dirty(
                 r_qty[n_rows] = qty
                 r_ts[n_rows] = now_ns
                 n_rows += 1
+        if touch and n_rows == first:
+            kind[n_rows] = TOUCH
+            r_lp[n_rows] = lp
+            r_instr[n_rows] = instr
+            r_side[n_rows] = 0
+            r_level[n_rows] = 0
+            r_px[n_rows] = 0
+            r_qty[n_rows] = 0
+            r_ts[n_rows] = now_ns
+            n_rows += 1
     dirty[n_slot] = 0
     return n_rows

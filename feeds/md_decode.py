@@ -15,7 +15,8 @@ manages the buffer, :meth:`MdDecoder.decode` (returns how many bytes it consumed
 
 What comes back (:class:`DecodeResult`):
 
-* rows appended to the caller's batch (timestamped ``now_ns``);
+* rows appended to the caller's batch (timestamped ``now_ns``): ``SET_LEVEL`` for changed levels
+  and, for a ``supervised`` decoder, ``TOUCH`` for an instrument heard from with none changed;
 * ``messages``: one row per valid message in wire order, ``(start, end, seq, kind, possdup)``:
   offsets into ``result.buffer``, MsgSeqNum 34 (-1 if absent or not a number), kind
   :data:`KIND_W` / :data:`KIND_X` (applied here) or :data:`KIND_OTHER` (the caller hands
@@ -210,6 +211,8 @@ def _apply_entry(
     if instr < 0 or instr >= len(n_ent):
         counters[lb.C_UNKNOWN_INSTRUMENT] += 1
         return
+    if counters[lb.C_SUPERVISED]:
+        lb.mark_dirty(instr, dirty, dirty_list)  # heard from: a TOUCH row at least (lpbook.emit_dirty)
     if is_w:
         action = lb.A_SNAPSHOT
     else:
@@ -469,7 +472,7 @@ def decode_kernel(
     counters[lb.C_IN_JUNK] = fs[FS_IN_JUNK]
     n_rows = lb.emit_dirty(
         lp, now_ns, keyed_by, ent, n_ent, pos, emitted, dirty, dirty_list, scratch,
-        kind, r_lp, r_instr, r_side, r_level, r_px, r_qty, r_ts, n_rows,
+        kind, r_lp, r_instr, r_side, r_level, r_px, r_qty, r_ts, n_rows, counters[lb.C_SUPERVISED] != 0,
     )
     return start, m, n_rows, too_large  # start: where the bytes kept for the next read begin
 
@@ -512,6 +515,10 @@ class MdDecoder:
     ``reqids`` maps an MDReqID we sent (an integer) to an instrument index (default: the instrument
     index itself, i.e. we subscribe with ``262=<instrument index>``). ``levels`` is how many levels
     per side the engine keeps for this LP.
+
+    ``supervised``: the rules of a live LP feed (:class:`feeds.lp_feed.LpFeed`) on top of plain
+    decoding: an instrument that a 35=W / 35=X was about but whose levels did not change gets a
+    ``TOUCH`` row, so an LP resending an unchanged book stays fresh in the engine.
     """
 
     def __init__(
@@ -525,6 +532,7 @@ class MdDecoder:
         keyed_by: int = KEYED_BY_ID,
         max_entries: int = 256,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        supervised: bool = False,
     ) -> None:
         n_instr = len(price_grids)
         if len(qty_grids) != n_instr:
@@ -559,6 +567,7 @@ class MdDecoder:
         self.sym_off[1:] = np.cumsum([len(s) for s, _ in raw]) if raw else []
         self.sym_instr = np.array([i for _, i in raw], np.int64)
         self.counter_array = np.zeros(lb.N_COUNTERS, np.int64)
+        self.counter_array[lb.C_SUPERVISED] = 1 if supervised else 0
         self._msgs = np.zeros((64, 5), np.int64)
         self._pending = b""
 
@@ -570,6 +579,7 @@ class MdDecoder:
         keyed_by: int = KEYED_BY_ID,
         max_entries: int = 256,
         max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+        supervised: bool = False,
     ) -> MdDecoder:
         """The decoder of LP ``lp_name``: its instruments, symbol map and depth from the config."""
         j = next(j for j, lp in enumerate(cfg.lps) if lp.name == lp_name)
@@ -587,7 +597,7 @@ class MdDecoder:
         levels = min(lp.depth, max_levels) if lp.depth else max_levels
         return cls(
             j, price, qty, symbols, levels,
-            keyed_by=keyed_by, max_entries=max_entries, max_message_size=max_message_size,
+            keyed_by=keyed_by, max_entries=max_entries, max_message_size=max_message_size, supervised=supervised,
         )  # fmt: skip
 
     @property

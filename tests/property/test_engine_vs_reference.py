@@ -2,7 +2,7 @@
 
 Hypothesis draws a tier setup (every aggregation mode, spread rule, markup unit, rounding, skew
 and volatility knob) and a stream of steps: batches of LP updates (negative prices, prices
-crossing zero, empty sides, crossed LP books, duplicate prices across LPs, CLEAR_BOOK, LP
+crossing zero, empty sides, crossed LP books, duplicate prices across LPs, CLEAR_BOOK, TOUCH, LP
 down/up, bad rows), time advancing past staleness limits, expire calls and skew changes. After
 every step both engines must publish identical quotes (versions included) and counters, and
 every published quote must satisfy the engine's invariants.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from engine.batch import CLEAR_BOOK, LP_DOWN, LP_UP, SET_LEVEL, UpdateBatch
+from engine.batch import CLEAR_BOOK, LP_DOWN, LP_UP, SET_LEVEL, TOUCH, UpdateBatch
 from engine.book import Engine, TierQuote
 from engine.config import (
     AggregationMode,
@@ -90,7 +90,7 @@ def configs(draw: st.DrawFn) -> Config:
 # cross them. Centres wander around zero, so negative prices and books crossing zero are common.
 # sampled_from shrinks towards its first element: SET_LEVEL, the common row.
 rows = st.tuples(
-    st.sampled_from([SET_LEVEL] * 6 + [CLEAR_BOOK, LP_UP, LP_DOWN]),
+    st.sampled_from([SET_LEVEL] * 6 + [CLEAR_BOOK, LP_UP, LP_DOWN, TOUCH, TOUCH]),
     st.integers(0, 4),  # LP 4 does not exist: rejected
     st.integers(0, 1) | st.just(2),  # instrument 2 does not exist: rejected
     st.integers(0, 1),
@@ -166,6 +166,8 @@ def test_engine_matches_reference_and_quotes_are_honest(cfg: Config, stream: lis
                     batch.set_level(lp, instr, side, level, px + (jump if lp == jump_lp else 0), qty, now)
                 elif row_kind == CLEAR_BOOK:
                     batch.clear_book(lp, instr, now)
+                elif row_kind == TOUCH:
+                    batch.touch(lp, instr, now)
                 elif row_kind == LP_DOWN:
                     batch.lp_down(lp, now)
                 else:

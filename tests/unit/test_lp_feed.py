@@ -4,6 +4,7 @@ instrument, and a sequence gap clears the books and resubscribes."""
 import pytest
 
 from engine.batch import CLEAR_BOOK, LP_UP, SET_LEVEL, UpdateBatch
+from engine.book import Engine
 from engine.config import parse_config
 from feeds.lp_feed import LpFeed
 from fixserver.codec import FrameTooLarge, encode
@@ -28,19 +29,33 @@ class FakeHandle:
         self.sent.append((msg_type, dict(body)))
 
 
-def _md(kind: bytes, seq: int, instr: int, symbol: bytes, price: bytes) -> bytes:
-    header = [(49, b"LP1"), (56, b"LAGG"), (34, seq), (52, b"20261123-10:00:00.000")]
+def _md(
+    kind: bytes, seq: int, instr: int, symbol: bytes, price: bytes, sender: bytes = b"LP1", ask: bytes | None = None
+) -> bytes:
+    header = [(49, sender), (56, b"LAGG"), (34, seq), (52, b"20261123-10:00:00.000")]
     if kind == b"W":
         body = [(262, b"%d" % instr), (55, symbol), (268, b"2"), (269, b"0"), (270, price), (271, b"1000000"),
-                (278, b"b0"), (269, b"1"), (270, price), (271, b"1000000"), (278, b"a0")]  # fmt: skip
+                (278, b"b0"), (269, b"1"), (270, ask or price), (271, b"1000000"), (278, b"a0")]  # fmt: skip
     else:
         body = [(262, b"%d" % instr), (268, b"1"), (279, b"1"), (269, b"0"), (278, b"b0"), (55, symbol),
                 (270, price), (271, b"2000000")]  # fmt: skip
     return encode(kind, header, body)
 
 
+RAW_TIER = '\n[[tiers]]\nname = "raw"\nmode = "full_depth"\ndepth = 20\n'
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.t = 1_000_000_000_000
+
+    def now_ns(self) -> int:
+        return self.t
+
+
 SYMBOLS = [b"EUR/USD", b"GBP/USD", b"USD/JPY", b"XAU/USD", b"WTI"]
 PRICES = [b"1.08500", b"1.27000", b"150.000", b"2400.00", b"-1.00"]
+ASKS = [b"1.08510", b"1.27010", b"150.010", b"2400.10", b"-0.90"]
 
 
 def _feed():
@@ -128,3 +143,31 @@ def test_a_rejected_instrument_is_not_waited_for_and_is_requested_again_after_a_
         feed._on_read(_md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n]))
         again.session.next_target_seq += 1
     assert not feed.up  # ... and this time it is
+
+
+def test_a_snapshot_only_lp_resending_an_unchanged_book_stays_fresh():
+    # LP3 sends full snapshots only (staleness 2000 ms). The same book every 100 ms for 3 s
+    # changes no level, yet the LP is alive and quoting: it must stay in the price.
+    cfg = parse_config(EXAMPLE_CONFIG.read_text().replace("# --- clients", RAW_TIER + "\n# --- clients"))
+    clock = FakeClock()
+    engine, batch = Engine(cfg), UpdateBatch()
+    feed = LpFeed(cfg, cfg.lps[2], batch, clock=clock)
+    handle = FakeHandle()
+    feed.on_create(handle)
+    feed.on_logon(handle)
+    for seq, n in enumerate(feed.instruments, 2):
+        feed._on_read(_md(b"W", seq, n, SYMBOLS[n], PRICES[n], sender=b"LP3", ask=ASKS[n]))
+        handle.session.next_target_seq = seq + 1
+    assert feed.up
+    engine.apply(batch, clock.t)
+    batch.clear()
+    seq = handle.session.next_target_seq
+    for _ in range(30):
+        clock.t += 100_000_000
+        feed._on_read(_md(b"W", seq, 0, SYMBOLS[0], PRICES[0], sender=b"LP3", ask=ASKS[0]))
+        handle.session.next_target_seq = seq = seq + 1
+        engine.apply(batch, clock.t)
+        batch.clear()
+        engine.expire(clock.t)
+    q = engine.quote("raw", "EUR/USD")
+    assert q.bids and q.asks and engine.stale_exclusions[0].tolist() == [0, 0, 0]

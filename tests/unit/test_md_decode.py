@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.batch import SET_LEVEL, UpdateBatch
+from engine.batch import SET_LEVEL, TOUCH, UpdateBatch
 from engine.config import parse_config
 from engine.fixedpoint import Grid
 from feeds._md_stream import encode_md, encode_other
@@ -280,3 +280,21 @@ def test_rows_drive_the_real_engine_to_a_quote() -> None:
     quote = engine.quote("t", "WTI")
     assert quote.bids == ((-5, 5),)
     assert quote.asks == ((1, 4), (2, 1))
+
+
+def test_a_supervised_decoder_touches_an_instrument_heard_from_whose_levels_did_not_change() -> None:
+    # The LP resent its book unchanged (a W) and sent an X that moved nothing we keep (a level
+    # past our depth): no level row, but a TOUCH for each, so the engine keeps the LP fresh.
+    w = encode_md("W", 1, [bid("1.08500", "2000"), ask("1.08503", "1000")], [(262, 0)])
+    x = encode_md("X", 3, [[(279, "0"), (269, "2"), (278, "t"), (270, "1.08501"), (271, "1000")]], [(262, 1)])
+    plain, supervised = make(), make(supervised=True)
+    for dec in (plain, supervised):
+        dec.feed(w, 1, UpdateBatch())
+    batch = UpdateBatch()
+    supervised.feed(w + x, 2, batch)
+    assert rows(batch) == [(TOUCH, 3, 0, 0, 0, 0, 0, 2), (TOUCH, 3, 1, 0, 0, 0, 0, 2)]
+    batch.clear()
+    plain.feed(w + x, 2, batch)
+    assert rows(batch) == []  # plain decoding emits changed levels only
+    supervised.feed(encode_md("W", 4, [bid("1.08500", "3000"), ask("1.08503", "1000")], [(262, 0)]), 5, batch)
+    assert rows(batch) == [(SET_LEVEL, 3, 0, 0, 0, 108500, 3, 5)]  # a changed level is touch enough
