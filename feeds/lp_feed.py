@@ -9,7 +9,8 @@ full, market-data messages as their header only (no per-entry Python objects).
 Lifecycle, as the engine's contract asks (engine/batch.py):
 
 * on logon: one MarketDataRequest per instrument, with ``262=<engine instrument index>`` so the
-  decoder maps W/X to instruments without reading symbols;
+  decoder maps W/X to instruments without reading symbols (an LP that echoes only Symbol 55 is
+  matched by symbol);
 * ``LP_UP`` only once every subscribed instrument has delivered a fresh W (or was rejected);
 * on logout or a lost connection: ``LP_DOWN`` (the LP's books are dropped at once);
 * a sequence gap in market data: the books are cleared and re-subscribed, because increments
@@ -37,7 +38,7 @@ from collections.abc import Callable, Mapping
 from engine.batch import UpdateBatch
 from engine.config import BookKeys, Config, LpConfig
 from feeds import lpbook
-from feeds.md_decode import KEYED_BY_ID, KEYED_BY_POSITION, KIND_OTHER, KIND_W, M_END, M_KIND, M_SEQ, M_START, MdDecoder
+from feeds.md_decode import KEYED_BY_ID, KEYED_BY_POSITION, KIND_OTHER, M_END, M_KIND, M_SEQ, M_START, MdDecoder
 from fixserver.clock import Clock, SystemClock
 from fixserver.codec import FrameTooLarge, decode_fields
 from fixserver.md_book import md_request
@@ -73,15 +74,6 @@ def _header_only(frame: bytes) -> FixMessage:
     return FixMessage(fields)
 
 
-def _md_req_id(frame: bytes) -> int | None:
-    at = frame.find(b"\x01262=")
-    if at < 0:
-        return None
-    end = frame.find(SOH, at + 5)
-    value = frame[at + 5 : end]
-    return int(value) if value.isdigit() else None
-
-
 class LpFeed(Application):
     """Market data from one LP into the engine's update batch."""
 
@@ -107,7 +99,7 @@ class LpFeed(Application):
         index = {inst.symbol: i for i, inst in enumerate(cfg.instruments)}
         self.instruments = [index[s] for s in lp.instruments if cfg.instruments[index[s]].enabled]
         self._symbols = {index[s]: lp.symbol_map.get(s, s) for s in lp.instruments}
-        self.awaiting: set[int] = set()
+        self.decoder.await_snapshot()
         self.up = False
         self.gaps = 0
         self.rejected: set[int] = set()
@@ -183,10 +175,6 @@ class LpFeed(Application):
                 messages.append(FixMessage(decode_fields(frame)))
                 continue
             messages.append(_header_only(frame))
-            if kind == KIND_W:
-                instr = _md_req_id(frame)
-                if instr is not None:
-                    self.awaiting.discard(instr)
         if gap:
             self._resubscribe_after_gap(now)
         else:
@@ -202,6 +190,11 @@ class LpFeed(Application):
             raise FrameTooLarge(result.too_large, self.decoder.max_message_size, messages)
         return messages
 
+    @property
+    def awaiting(self) -> set[int]:
+        """Subscribed instruments whose fresh snapshot has not arrived yet (rejected ones excluded)."""
+        return {i for i in self.instruments if i not in self.rejected and self.decoder.awaiting_snapshot(i)}
+
     def _maybe_up(self, now: int) -> None:
         """LP_UP once every subscribed instrument has a fresh snapshot (or was rejected)."""
         if not self.up and self.handle is not None and self.handle.is_logged_on and not self.awaiting:
@@ -213,6 +206,7 @@ class LpFeed(Application):
         self.gaps += 1
         log.warning("%s: market-data sequence gap, clearing books and resubscribing", self.lp.name)
         self.decoder.clear_book(self.batch, now)
+        self.decoder.await_snapshot()
         if self.handle is not None:
             for instr in self.instruments:
                 self.handle.send(b"V", self._request(instr, unsubscribe=True), resendable=False)
@@ -231,7 +225,7 @@ class LpFeed(Application):
         self._subscribe(session)
 
     def _subscribe(self, session: SessionHandle) -> None:
-        self.awaiting = set(self.instruments) - self.rejected
+        self.decoder.await_snapshot()
         for instr in self.instruments:
             if instr not in self.rejected:
                 session.send(b"V", self._request(instr), resendable=False)
@@ -280,9 +274,9 @@ class LpFeed(Application):
             if req.isdigit():
                 instr = int(req)
                 self.rejected.add(instr)
-                self.awaiting.discard(instr)
                 now = self.clock.now_ns()
                 self.decoder.clear_book(self.batch, now, instr)
+                self.decoder.await_snapshot(instr)
                 self._maybe_up(now)
                 log.warning(
                     "%s: market data for %s rejected (281=%s): %s; asked again after a reconnect",

@@ -85,8 +85,10 @@ _POW10 = np.array([10**i for i in range(19)], np.int64)
 # Number parse status.
 _OK, _BAD, _OFF = 0, 1, 2
 
-# Grid table columns: price step (mantissa, scale), quantity step (mantissa, scale).
-G_PX_M, G_PX_S, G_QTY_M, G_QTY_S = range(4)
+# Instrument table columns: price step (mantissa, scale), quantity step (mantissa, scale), and the
+# book's state: AWAIT_LIVE, or AWAIT_SNAPSHOT until a 35=W rebuilds it (see MdDecoder).
+G_PX_M, G_PX_S, G_QTY_M, G_QTY_S, G_AWAIT = range(5)
+AWAIT_LIVE, AWAIT_SNAPSHOT = 0, 1
 
 # Per-entry field slots in the kernel's scratch: (start, end) of the value, start -1 = absent.
 _F279, _F269, _F278, _F270, _F271, _F290, _F55 = range(7)
@@ -196,7 +198,7 @@ def _symbol(buf: np.ndarray, s: int, e: int, sym_bytes: np.ndarray, sym_off: np.
 def _apply_entry(
     buf: np.ndarray, ef: np.ndarray, is_w: bool, msg_instr: int, msg_sym_instr: int, snap_count: np.ndarray,
     keyed_by: int, lp_levels: int,
-    grids: np.ndarray, sym_bytes: np.ndarray, sym_off: np.ndarray, sym_instr: np.ndarray,
+    itab: np.ndarray, sym_bytes: np.ndarray, sym_off: np.ndarray, sym_instr: np.ndarray,
     ent: np.ndarray, ent_id: np.ndarray, n_ent: np.ndarray, pos: np.ndarray,
     dirty: np.ndarray, dirty_list: np.ndarray, counters: np.ndarray,
 ) -> None:
@@ -242,7 +244,7 @@ def _apply_entry(
     if action != lb.A_DELETE:
         s = ef[2 * _F270]
         if s >= 0:
-            st, px = _to_steps(buf, s, ef[2 * _F270 + 1], grids[instr, G_PX_M], grids[instr, G_PX_S])
+            st, px = _to_steps(buf, s, ef[2 * _F270 + 1], itab[instr, G_PX_M], itab[instr, G_PX_S])
             if st == _BAD:
                 counters[lb.C_BAD_NUMBER] += 1
                 return
@@ -252,7 +254,7 @@ def _apply_entry(
             has_px = True
         s = ef[2 * _F271]
         if s >= 0:
-            st, qty = _to_steps(buf, s, ef[2 * _F271 + 1], grids[instr, G_QTY_M], grids[instr, G_QTY_S])
+            st, qty = _to_steps(buf, s, ef[2 * _F271 + 1], itab[instr, G_QTY_M], itab[instr, G_QTY_S])
             if st == _BAD or (st == _OK and qty < 0):
                 counters[lb.C_BAD_NUMBER] += 1
                 return
@@ -297,7 +299,7 @@ def _apply_entry(
 @njit(cache=True, nogil=True)
 def _md_message(
     buf: np.ndarray, body_start: int, body_end: int, is_w: bool, msgs: np.ndarray, m: int,
-    keyed_by: int, lp_levels: int, grids: np.ndarray, reqid_instr: np.ndarray,
+    keyed_by: int, lp_levels: int, itab: np.ndarray, reqid_instr: np.ndarray,
     sym_bytes: np.ndarray, sym_off: np.ndarray, sym_instr: np.ndarray,
     ent: np.ndarray, ent_id: np.ndarray, n_ent: np.ndarray, pos: np.ndarray,
     dirty: np.ndarray, dirty_list: np.ndarray, counters: np.ndarray, ef: np.ndarray, snap_count: np.ndarray,
@@ -353,14 +355,14 @@ def _md_message(
                 if possdup:
                     skip = True
                     break
-                _group_start(is_w, msg_instr, msg_sym_instr, n_ent, pos, dirty, dirty_list, counters)
+                _group_start(is_w, msg_instr, msg_sym_instr, itab, n_ent, pos, dirty, dirty_list, counters)
             continue
         if delim < 0:
             delim = tag
         if tag == delim:
             if have_entry:
                 _apply_entry(
-                    buf, ef, is_w, msg_instr, msg_sym_instr, snap_count, keyed_by, lp_levels, grids,
+                    buf, ef, is_w, msg_instr, msg_sym_instr, snap_count, keyed_by, lp_levels, itab,
                     sym_bytes, sym_off, sym_instr, ent, ent_id, n_ent, pos, dirty, dirty_list, counters,
                 )
             for k in range(14):
@@ -374,28 +376,30 @@ def _md_message(
         if possdup:
             skip = True
         else:
-            _group_start(is_w, msg_instr, msg_sym_instr, n_ent, pos, dirty, dirty_list, counters)
+            _group_start(is_w, msg_instr, msg_sym_instr, itab, n_ent, pos, dirty, dirty_list, counters)
     if skip:
         counters[lb.C_POSSDUP_SKIPPED] += 1
         return
     if have_entry:
         _apply_entry(
-            buf, ef, is_w, msg_instr, msg_sym_instr, snap_count, keyed_by, lp_levels, grids,
+            buf, ef, is_w, msg_instr, msg_sym_instr, snap_count, keyed_by, lp_levels, itab,
             sym_bytes, sym_off, sym_instr, ent, ent_id, n_ent, pos, dirty, dirty_list, counters,
         )
 
 
 @njit(cache=True, nogil=True)
 def _group_start(
-    is_w: bool, msg_instr: int, msg_sym_instr: int, n_ent: np.ndarray, pos: np.ndarray,
+    is_w: bool, msg_instr: int, msg_sym_instr: int, itab: np.ndarray, n_ent: np.ndarray, pos: np.ndarray,
     dirty: np.ndarray, dirty_list: np.ndarray, counters: np.ndarray,
 ) -> None:
     counters[lb.C_MD_MESSAGES] += 1
     if is_w:
+        # The snapshot's instrument: by our MDReqID, or by its Symbol when the LP echoes only 55.
         instr = msg_instr if msg_instr >= 0 else msg_sym_instr
         if 0 <= instr < len(n_ent):
             lb.reset_book(instr, n_ent, pos)
             lb.mark_dirty(instr, dirty, dirty_list)
+            itab[instr, G_AWAIT] = AWAIT_LIVE
 
 
 @njit(cache=True, nogil=True)
@@ -422,7 +426,7 @@ def _other_message(buf: np.ndarray, body_start: int, body_end: int, msgs: np.nda
 @njit(cache=True, nogil=True)
 def decode_kernel(
     buf: np.ndarray, now_ns: int, lp: int, keyed_by: int, max_size: int,
-    grids: np.ndarray, reqid_instr: np.ndarray, sym_bytes: np.ndarray, sym_off: np.ndarray, sym_instr: np.ndarray,
+    itab: np.ndarray, reqid_instr: np.ndarray, sym_bytes: np.ndarray, sym_off: np.ndarray, sym_instr: np.ndarray,
     ent: np.ndarray, ent_id: np.ndarray, n_ent: np.ndarray, pos: np.ndarray, emitted: np.ndarray,
     dirty: np.ndarray, dirty_list: np.ndarray, scratch: np.ndarray, counters: np.ndarray, msgs: np.ndarray,
     kind: np.ndarray, r_lp: np.ndarray, r_instr: np.ndarray, r_side: np.ndarray, r_level: np.ndarray,
@@ -457,7 +461,7 @@ def decode_kernel(
         if buf[body_start + 4] == _SOH and (t == 87 or t == 88):
             msgs[m, M_KIND] = KIND_W if t == 87 else KIND_X
             _md_message(
-                buf, body_start, body_end, t == 87, msgs, m, keyed_by, lp_levels, grids, reqid_instr,
+                buf, body_start, body_end, t == 87, msgs, m, keyed_by, lp_levels, itab, reqid_instr,
                 sym_bytes, sym_off, sym_instr, ent, ent_id, n_ent, pos, dirty, dirty_list, counters, ef, snap_count,
             )
         else:
@@ -516,6 +520,10 @@ class MdDecoder:
     index itself, i.e. we subscribe with ``262=<instrument index>``). ``levels`` is how many levels
     per side the engine keeps for this LP.
 
+    Each instrument's book is live or *awaiting a snapshot* (:meth:`await_snapshot`, e.g. until
+    the first 35=W of a subscription); a 35=W for it, matched by MDReqID or by Symbol, makes it
+    live again (:meth:`awaiting_snapshot`).
+
     ``supervised``: the rules of a live LP feed (:class:`feeds.lp_feed.LpFeed`) on top of plain
     decoding: an instrument that a 35=W / 35=X was about but whose levels did not change gets a
     ``TOUCH`` row, so an LP resending an unchanged book stays fresh in the engine.
@@ -544,10 +552,10 @@ class MdDecoder:
         self.max_message_size = max_message_size
         self.books = LpBooks(n_instr, levels, max_entries)
         quoted = [i for i in range(n_instr) if price_grids[i] is not None and qty_grids[i] is not None]
-        self.grids = np.zeros((n_instr, 4), np.int64)
+        self.itab = np.zeros((n_instr, 5), np.int64)
         for i in quoted:
-            self.grids[i, G_PX_M], self.grids[i, G_PX_S] = _grid_pair(price_grids[i])  # type: ignore[arg-type]
-            self.grids[i, G_QTY_M], self.grids[i, G_QTY_S] = _grid_pair(qty_grids[i])  # type: ignore[arg-type]
+            self.itab[i, G_PX_M], self.itab[i, G_PX_S] = _grid_pair(price_grids[i])  # type: ignore[arg-type]
+            self.itab[i, G_QTY_M], self.itab[i, G_QTY_S] = _grid_pair(qty_grids[i])  # type: ignore[arg-type]
         if reqids is None:
             reqids = {i: i for i in quoted}
         size = max([r + 1 for r in reqids] + [1])
@@ -621,7 +629,7 @@ class MdDecoder:
         data = np.frombuffer(buf, np.uint8)
         consumed, m, n_rows, too_large = decode_kernel(
             data, now_ns, self.lp, self.keyed_by, self.max_message_size,
-            self.grids, self.reqid_instr, self.sym_bytes, self.sym_off, self.sym_instr,
+            self.itab, self.reqid_instr, self.sym_bytes, self.sym_off, self.sym_instr,
             books.ent, books.ent_id, books.n_ent, books.pos, books.emitted,
             books.dirty, books.dirty_list, books.scratch, self.counter_array, self._msgs,
             batch.kind, batch.lp, batch.instr, batch.side, batch.level,
@@ -646,6 +654,19 @@ class MdDecoder:
         """Bytes held back by :meth:`feed` waiting for the rest of a message."""
         return len(self._pending)
 
+    @property
+    def quoted(self) -> list[int]:
+        """The instruments this LP quotes (engine indices)."""
+        return [int(i) for i in np.nonzero(self.itab[:, G_PX_M])[0]]
+
+    def await_snapshot(self, instr: int | None = None) -> None:
+        """Mark one instrument's book (or every one) as waiting for a fresh 35=W."""
+        self.itab[slice(None) if instr is None else instr, G_AWAIT] = AWAIT_SNAPSHOT
+
+    def awaiting_snapshot(self, instr: int) -> bool:
+        """True until a 35=W for ``instr`` arrives after :meth:`await_snapshot`."""
+        return bool(self.itab[instr, G_AWAIT] != AWAIT_LIVE)
+
     def discard_pending(self) -> None:
         """Forget the partial message kept for the next read (the stream is abandoned)."""
         self._pending = b""
@@ -657,7 +678,7 @@ class MdDecoder:
         For a rejected or dropped subscription, or a sequence gap that makes incremental state
         untrustworthy; the next snapshot rebuilds the book.
         """
-        instrs = [instr] if instr is not None else [int(i) for i in np.nonzero(self.grids[:, G_PX_M])[0]]
+        instrs = [instr] if instr is not None else self.quoted
         for i in instrs:
             self.books.forget(i)
             batch.clear_book(self.lp, i, now_ns)

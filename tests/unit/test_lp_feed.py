@@ -53,6 +53,13 @@ class FakeClock:
         return self.t
 
 
+def fix_checksum(frame: bytes) -> bytes:
+    """BodyLength and CheckSum redone after an edit of the body."""
+    body = frame[frame.index(b"\x0135=") + 1 : frame.rindex(b"10=")]
+    head = b"8=FIX.4.4\x019=%d\x01" % len(body)
+    return head + body + b"10=%03d\x01" % (sum(head + body) % 256)
+
+
 SYMBOLS = [b"EUR/USD", b"GBP/USD", b"USD/JPY", b"XAU/USD", b"WTI"]
 PRICES = [b"1.08500", b"1.27000", b"150.000", b"2400.00", b"-1.00"]
 ASKS = [b"1.08510", b"1.27010", b"150.010", b"2400.10", b"-0.90"]
@@ -171,3 +178,14 @@ def test_a_snapshot_only_lp_resending_an_unchanged_book_stays_fresh():
         engine.expire(clock.t)
     q = engine.quote("raw", "EUR/USD")
     assert q.bids and q.asks and engine.stale_exclusions[0].tolist() == [0, 0, 0]
+
+
+def test_snapshots_that_echo_only_the_symbol_bring_the_lp_up():
+    # Some LPs answer a MarketDataRequest without 262: the W is matched by its Symbol 55.
+    feed, handle, batch = _feed()
+    for n in range(5):
+        w = _md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n], ask=ASKS[n]).replace(b"\x01262=%d\x01" % n, b"\x01")
+        assert b"262=" not in w
+        feed._on_read(fix_checksum(w))
+        handle.session.next_target_seq += 1
+    assert feed.up and _kinds(batch).count(SET_LEVEL) == 10 and _kinds(batch)[-1] == LP_UP
