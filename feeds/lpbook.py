@@ -78,10 +78,11 @@ C_UNKNOWN_ID = 11  # change/delete of an MDEntryID the book does not hold; a par
 C_ID_TOO_LONG = 12  # MDEntryID longer than MAX_ID_LEN
 C_BOOK_FULL = 13  # the entry table of the (LP, instrument) is full
 C_IGNORED = 14  # not an error: 269 other than bid/offer, position beyond the kept depth
+C_AWAITING = 15  # incremental entries not applied: their book awaits a fresh snapshot
 # State kept in the same array (not counters, not in C_NAMES):
-C_IN_JUNK = 15  # inside a garbled run (so a run counts once across reads)
-C_SUPERVISED = 16  # 1: the LP feed's rules (feeds.md_decode.MdDecoder's ``supervised``)
-N_COUNTERS = 17
+C_IN_JUNK = 16  # inside a garbled run (so a run counts once across reads)
+C_SUPERVISED = 17  # 1: the LP feed's rules (feeds.md_decode.MdDecoder's ``supervised``)
+N_COUNTERS = 18
 
 C_NAMES = (
     "garbled",
@@ -99,6 +100,7 @@ C_NAMES = (
     "id_too_long",
     "book_full",
     "ignored",
+    "awaiting_snapshot",
 )
 
 

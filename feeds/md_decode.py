@@ -213,6 +213,11 @@ def _apply_entry(
     if instr < 0 or instr >= len(n_ent):
         counters[lb.C_UNKNOWN_INSTRUMENT] += 1
         return
+    if not is_w and itab[instr, G_AWAIT] != AWAIT_LIVE:
+        # An increment to a book we do not have (before its first snapshot, or withdrawn):
+        # applying it would price a partial book. The coming 35=W replaces the book anyway.
+        counters[lb.C_AWAITING] += 1
+        return
     if counters[lb.C_SUPERVISED]:
         lb.mark_dirty(instr, dirty, dirty_list)  # heard from: a TOUCH row at least (lpbook.emit_dirty)
     if is_w:
@@ -521,8 +526,9 @@ class MdDecoder:
     per side the engine keeps for this LP.
 
     Each instrument's book is live or *awaiting a snapshot* (:meth:`await_snapshot`, e.g. until
-    the first 35=W of a subscription); a 35=W for it, matched by MDReqID or by Symbol, makes it
-    live again (:meth:`awaiting_snapshot`).
+    the first 35=W of a subscription, or after a sequence gap): 35=X entries for it are not
+    applied (counted as ``awaiting_snapshot``) until a 35=W for it, matched by MDReqID or by
+    Symbol, makes it live again (:meth:`awaiting_snapshot`).
 
     ``supervised``: the rules of a live LP feed (:class:`feeds.lp_feed.LpFeed`) on top of plain
     decoding: an instrument that a 35=W / 35=X was about but whose levels did not change gets a

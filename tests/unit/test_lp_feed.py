@@ -189,3 +189,53 @@ def test_snapshots_that_echo_only_the_symbol_bring_the_lp_up():
         feed._on_read(fix_checksum(w))
         handle.session.next_target_seq += 1
     assert feed.up and _kinds(batch).count(SET_LEVEL) == 10 and _kinds(batch)[-1] == LP_UP
+
+
+def _up_with_engine(lp_index: int = 0):
+    cfg = parse_config(EXAMPLE_CONFIG.read_text().replace("# --- clients", RAW_TIER + "\n# --- clients"))
+    clock = FakeClock()
+    engine, batch = Engine(cfg), UpdateBatch()
+    feed = LpFeed(cfg, cfg.lps[lp_index], batch, clock=clock)
+    handle = FakeHandle()
+    feed.on_create(handle)
+    feed.on_logon(handle)
+    for n in feed.instruments:
+        read(feed, handle, _md(b"W", handle.session.next_target_seq, n, SYMBOLS[n], PRICES[n], ask=ASKS[n]))
+    assert feed.up
+    engine.apply(batch, clock.t)
+    batch.clear()
+    return feed, handle, batch, engine, clock
+
+
+def read(feed, handle, data: bytes):
+    """One read, then the session catches up as an in-order session would."""
+    messages = feed._on_read(data)
+    for m in messages:
+        if m.seq_num is not None and m.seq_num >= handle.session.next_target_seq:
+            handle.session.next_target_seq = m.seq_num + 1
+    return messages
+
+
+def _x(seq: int, *entry: tuple[int, bytes], instr: int = 0) -> bytes:
+    header = [(49, b"LP1"), (56, b"LAGG"), (34, seq), (52, b"20261123-10:00:00.000")]
+    return encode(b"X", header, [(262, b"%d" % instr), (268, b"1"), *entry])
+
+
+def test_after_a_gap_increments_are_not_priced_until_the_fresh_snapshot():
+    feed, handle, batch, engine, clock = _up_with_engine()
+    seq = handle.session.next_target_seq
+    # seq is lost; seq + 1 shows the gap (the session holds it back and asks for a resend)
+    feed._on_read(_x(seq + 1, (279, b"1"), (269, b"0"), (278, b"b0"), (271, b"2000000")))
+    assert feed.gaps == 1 and feed.awaiting == set(feed.instruments)
+    handle.session.next_target_seq = seq + 2  # the LP gap-filled at once
+    # the LP's old subscription goes on before it answers ours: a new deep ask level
+    read(feed, handle, _x(seq + 2, (279, b"0"), (269, b"1"), (278, b"a9"), (270, b"1.08530"), (271, b"5000000")))
+    engine.apply(batch, clock.t)
+    batch.clear()
+    q = engine.quote("raw", "EUR/USD")
+    assert not q.bids and not q.asks  # not a one-level book built from increments
+    assert feed.decoder.counters["awaiting_snapshot"] == 1
+    read(feed, handle, _md(b"W", seq + 3, 0, SYMBOLS[0], b"1.08490", ask=b"1.08495"))
+    engine.apply(batch, clock.t)
+    q = engine.quote("raw", "EUR/USD")
+    assert q.bids[0][0] == 108490 and q.asks[0][0] == 108495 and 0 not in feed.awaiting
