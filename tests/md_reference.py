@@ -145,7 +145,11 @@ class ReferenceMarketDataHub:
                     # QuoteIDs it holds stay good): nothing to send.
                     history = self._history[key]
                     if last in history:
-                        views = [self._view(seen, sub) for v, (seen, _) in history.items() if v >= last]
+                        views = []
+                        for v in reversed(history):  # newest first, down to the one it holds
+                            views.append(self._view(history[v][0], sub))
+                            if v == last:
+                                break
                         if all(view == views[0] for view in views):
                             sub.last_version[i] = version
                             continue
