@@ -13,8 +13,11 @@ Lifecycle, as the engine's contract asks (engine/batch.py):
   matched by symbol);
 * ``LP_UP`` only once every subscribed instrument has delivered a fresh W (or was rejected);
 * on logout or a lost connection: ``LP_DOWN`` (the LP's books are dropped at once);
-* a sequence gap in market data: the books are cleared and re-subscribed, because increments
-  after a gap would apply to a book we no longer have;
+* a MsgSeqNum gap (in any state: up or still coming up), seen by the decoder on the wire before
+  the session queues anything: every live book is withdrawn (CLEAR_BOOK) and re-subscribed
+  (unsubscribe, subscribe), because increments after a gap would apply to a book we no longer
+  have; until its fresh W an instrument takes no increments and this LP adds nothing to its
+  price. One gap withdraws each book once, however long the session waits for its resend;
 * MarketDataRequestReject (Y): that instrument's book is cleared and not waited for on this
   session; it is requested again after a reconnect.
 
@@ -38,7 +41,7 @@ from collections.abc import Callable, Mapping
 from engine.batch import UpdateBatch
 from engine.config import BookKeys, Config, LpConfig
 from feeds import lpbook
-from feeds.md_decode import KEYED_BY_ID, KEYED_BY_POSITION, KIND_OTHER, M_END, M_KIND, M_SEQ, M_START, MdDecoder
+from feeds.md_decode import KEYED_BY_ID, KEYED_BY_POSITION, KIND_OTHER, M_END, M_KIND, M_START, MdDecoder
 from fixserver.clock import Clock, SystemClock
 from fixserver.codec import FrameTooLarge, decode_fields
 from fixserver.md_book import md_request
@@ -101,7 +104,6 @@ class LpFeed(Application):
         self._symbols = {index[s]: lp.symbol_map.get(s, s) for s in lp.instruments}
         self.decoder.await_snapshot()
         self.up = False
-        self.gaps = 0
         self.rejected: set[int] = set()
         self.handle: SessionHandle | None = None
         self.connector: Initiator | None = None  # the initiator made by initiator(), if any
@@ -145,6 +147,7 @@ class LpFeed(Application):
 
     def _decoder(self) -> object:
         feed = self
+        self.decoder.discard_pending()  # a new connection: a new byte stream and MsgSeqNum series
 
         class Decoder:
             def feed(self, data: bytes) -> list[FixMessage]:
@@ -157,27 +160,21 @@ class LpFeed(Application):
     def _on_read(self, data: bytes) -> list[FixMessage]:
         now = self.clock.now_ns()
         before = self.batch.n
-        result = self.decoder.feed(data, now, self.batch)
+        expected = self.handle.session.next_target_seq if self.handle is not None else 0
+        result = self.decoder.feed(data, now, self.batch, expected)
         rows = result.messages
         messages: list[FixMessage] = []
         buf = result.buffer
-        expected = self.handle.session.next_target_seq if self.handle is not None else None
-        gap = False
         for r in range(len(rows)):
             start, end, kind = int(rows[r, M_START]), int(rows[r, M_END]), int(rows[r, M_KIND])
             frame = buf[start:end]
-            seq = int(rows[r, M_SEQ])
-            if expected is not None and seq >= expected:
-                # Any message missing before this one may have been market data.
-                gap = gap or (seq > expected and self.up)
-                expected = seq + 1
             if kind == KIND_OTHER:
                 messages.append(FixMessage(decode_fields(frame)))
                 continue
             messages.append(_header_only(frame))
-        if gap:
-            self._resubscribe_after_gap(now)
-        else:
+        if result.withdrawn:
+            self._resubscribe_withdrawn()
+        if not self.up:
             self._maybe_up(now)
         if self.batch.n != before:
             self._on_rows()
@@ -202,15 +199,22 @@ class LpFeed(Application):
             self.up = True
             log.info("%s: up (fresh snapshots for %d instruments)", self.lp.name, len(self.instruments))
 
-    def _resubscribe_after_gap(self, now: int) -> None:
-        self.gaps += 1
-        log.warning("%s: market-data sequence gap, clearing books and resubscribing", self.lp.name)
-        self.decoder.clear_book(self.batch, now)
-        self.decoder.await_snapshot()
-        if self.handle is not None:
-            for instr in self.instruments:
+    @property
+    def gaps(self) -> int:
+        """MsgSeqNum gaps seen on this LP's sessions (each withdrew the books once)."""
+        return self.decoder.gaps
+
+    def _resubscribe_withdrawn(self) -> None:
+        """The decoder withdrew books (a gap): ask for a fresh snapshot of each, once."""
+        instrs = [i for i in self.decoder.take_withdrawn() if i in self._symbols and i not in self.rejected]
+        log.warning("%s: market-data sequence gap (%d so far): %d books withdrawn until fresh snapshots",
+                    self.lp.name, self.gaps, len(instrs))  # fmt: skip
+        if self.handle is None:
+            return
+        for instr in instrs:
+            if instr in self.instruments:
                 self.handle.send(b"V", self._request(instr, unsubscribe=True), resendable=False)
-            self._subscribe(self.handle)
+                self.handle.send(b"V", self._request(instr), resendable=False)
 
     # --- session callbacks -----------------------------------------------------------------------
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.batch import SET_LEVEL, TOUCH
+from engine.batch import CLEAR_BOOK, SET_LEVEL, TOUCH
 
 __all__ = [
     "KEYED_BY_ID",
@@ -79,10 +79,13 @@ C_ID_TOO_LONG = 12  # MDEntryID longer than MAX_ID_LEN
 C_BOOK_FULL = 13  # the entry table of the (LP, instrument) is full
 C_IGNORED = 14  # not an error: 269 other than bid/offer, position beyond the kept depth
 C_AWAITING = 15  # incremental entries not applied: their book awaits a fresh snapshot
+C_GAPS = 16  # MsgSeqNum gaps seen (supervised): every book of the LP was withdrawn
+C_WITHDRAWN = 17  # live books withdrawn until a fresh snapshot (gaps; supervised)
 # State kept in the same array (not counters, not in C_NAMES):
-C_IN_JUNK = 16  # inside a garbled run (so a run counts once across reads)
-C_SUPERVISED = 17  # 1: the LP feed's rules (feeds.md_decode.MdDecoder's ``supervised``)
-N_COUNTERS = 18
+C_IN_JUNK = 18  # inside a garbled run (so a run counts once across reads)
+C_SUPERVISED = 19  # 1: the LP feed's rules (feeds.md_decode.MdDecoder's ``supervised``)
+C_EXPECTED_SEQ = 20  # supervised: the next MsgSeqNum expected on the wire (0: not known yet)
+N_COUNTERS = 21
 
 C_NAMES = (
     "garbled",
@@ -101,6 +104,8 @@ C_NAMES = (
     "book_full",
     "ignored",
     "awaiting_snapshot",
+    "gaps",
+    "withdrawn",
 )
 
 
@@ -123,7 +128,7 @@ class LpBooks:
         # Positional ladders and the ladders last emitted: [instr, side, 0 px | 1 qty, level].
         self.pos = np.zeros((n_instruments, 2, 2, levels), np.int64)
         self.emitted = np.zeros((n_instruments, 2, 2, levels), np.int64)
-        # dirty[i] = 1 while instrument i waits in dirty_list[:n_dirty] for emit_dirty.
+        # dirty[i] = 1 (2: clear first) while instrument i waits in dirty_list[:n_dirty] for emit_dirty.
         self.dirty = np.zeros(n_instruments + 1, np.int64)  # last slot: n_dirty
         self.dirty_list = np.zeros(n_instruments, np.int64)
         self.scratch = np.zeros((2, max(max_entries, 1)), np.int64)
@@ -164,6 +169,13 @@ def mark_dirty(instr: int, dirty: np.ndarray, dirty_list: np.ndarray) -> None:
         dirty_list[dirty[n]] = instr
         dirty[n] += 1
         dirty[instr] = 1
+
+
+@njit(cache=True, nogil=True)
+def mark_cleared(instr: int, dirty: np.ndarray, dirty_list: np.ndarray) -> None:
+    """Dirty, and the engine's copy must be cleared first: :func:`emit_dirty` sends CLEAR_BOOK."""
+    mark_dirty(instr, dirty, dirty_list)
+    dirty[instr] = 2
 
 
 @njit(cache=True, nogil=True)
@@ -325,16 +337,32 @@ def emit_dirty(
     """Recompute the ladders of every dirty instrument; append SET_LEVEL rows for changed levels.
 
     Rows go out in the order the instruments first became dirty, bids then asks, level by level.
-    An emptied level is sent as qty 0 with price 0. With ``touch``, a dirty instrument with no
-    changed level gets one TOUCH row (the LP confirmed its book: it stays fresh). The caller
-    guarantees room for ``n_dirty * 2 * levels`` rows. Returns the new row count.
+    An emptied level is sent as qty 0 with price 0. An instrument marked by :func:`mark_cleared`
+    gets a CLEAR_BOOK row first, then its levels as if nothing had been emitted. With ``touch``, a
+    dirty instrument with no row gets one TOUCH row (the LP confirmed its book: it stays fresh).
+    The caller guarantees room for ``n_dirty * (2 * levels + 1)`` rows. Returns the new row count.
     """
     levels = emitted.shape[3]
     n_slot = len(dirty) - 1
     for d in range(dirty[n_slot]):
         instr = dirty_list[d]
+        cleared = dirty[instr] == 2
         dirty[instr] = 0
         first = n_rows
+        if cleared:
+            for side in range(2):
+                for k in range(levels):
+                    emitted[instr, side, 0, k] = 0
+                    emitted[instr, side, 1, k] = 0
+            kind[n_rows] = CLEAR_BOOK
+            r_lp[n_rows] = lp
+            r_instr[n_rows] = instr
+            r_side[n_rows] = 0
+            r_level[n_rows] = 0
+            r_px[n_rows] = 0
+            r_qty[n_rows] = 0
+            r_ts[n_rows] = now_ns
+            n_rows += 1
         for side in range(2):
             m = 0
             if keyed_by == KEYED_BY_ID:

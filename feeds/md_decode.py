@@ -88,7 +88,8 @@ _OK, _BAD, _OFF = 0, 1, 2
 # Instrument table columns: price step (mantissa, scale), quantity step (mantissa, scale), and the
 # book's state: AWAIT_LIVE, or AWAIT_SNAPSHOT until a 35=W rebuilds it (see MdDecoder).
 G_PX_M, G_PX_S, G_QTY_M, G_QTY_S, G_AWAIT = range(5)
-AWAIT_LIVE, AWAIT_SNAPSHOT = 0, 1
+# AWAIT_WITHDRAWN: was live, withdrawn by this decoder; the caller has not asked for a snapshot yet.
+AWAIT_LIVE, AWAIT_SNAPSHOT, AWAIT_WITHDRAWN = 0, 1, 2
 
 # Per-entry field slots in the kernel's scratch: (start, end) of the value, start -1 = absent.
 _F279, _F269, _F278, _F270, _F271, _F290, _F55 = range(7)
@@ -302,6 +303,54 @@ def _apply_entry(
 
 
 @njit(cache=True, nogil=True)
+def _withdraw(
+    instr: int, itab: np.ndarray, n_ent: np.ndarray, pos: np.ndarray,
+    dirty: np.ndarray, dirty_list: np.ndarray, counters: np.ndarray,
+) -> None:
+    """Our copy of a live book is no longer known to be the LP's: empty it (CLEAR_BOOK) until a
+    fresh snapshot. A book already awaiting one holds nothing and stays as it is."""
+    if itab[instr, G_AWAIT] != AWAIT_LIVE:
+        return
+    lb.reset_book(instr, n_ent, pos)
+    lb.mark_cleared(instr, dirty, dirty_list)
+    itab[instr, G_AWAIT] = AWAIT_WITHDRAWN
+    counters[lb.C_WITHDRAWN] += 1
+
+
+@njit(cache=True, nogil=True)
+def _sequence(
+    seq: int, itab: np.ndarray, n_ent: np.ndarray, pos: np.ndarray,
+    dirty: np.ndarray, dirty_list: np.ndarray, counters: np.ndarray,
+) -> None:
+    """Supervised: follow MsgSeqNum on the wire; a number skipped means a message lost, perhaps
+    market data, so every book of the LP is withdrawn (in every state of the LP, and once: the
+    messages after the gap are in sequence again, whatever the session still waits for)."""
+    expected = counters[lb.C_EXPECTED_SEQ]
+    if seq < 0 or seq < expected:
+        return
+    if 0 < expected < seq:
+        counters[lb.C_GAPS] += 1
+        for i in range(len(n_ent)):
+            if itab[i, G_PX_M] != 0:
+                _withdraw(i, itab, n_ent, pos, dirty, dirty_list, counters)
+    counters[lb.C_EXPECTED_SEQ] = seq + 1
+
+
+@njit(cache=True, nogil=True)
+def _admit(
+    possdup: bool, seq: int, itab: np.ndarray, n_ent: np.ndarray, pos: np.ndarray,
+    dirty: np.ndarray, dirty_list: np.ndarray, counters: np.ndarray,
+) -> bool:
+    """Whether a 35=W / 35=X's entries are applied (its header read up to 268)."""
+    if counters[lb.C_SUPERVISED]:
+        _sequence(seq, itab, n_ent, pos, dirty, dirty_list, counters)
+    if possdup:
+        counters[lb.C_POSSDUP_SKIPPED] += 1
+        return False
+    return True
+
+
+@njit(cache=True, nogil=True)
 def _md_message(
     buf: np.ndarray, body_start: int, body_end: int, is_w: bool, msgs: np.ndarray, m: int,
     keyed_by: int, lp_levels: int, itab: np.ndarray, reqid_instr: np.ndarray,
@@ -357,7 +406,7 @@ def _md_message(
                 msg_sym_instr = _symbol(buf, vs, ve, sym_bytes, sym_off, sym_instr)
             elif tag == 268:
                 in_group = True
-                if possdup:
+                if not _admit(possdup, msgs[m, M_SEQ], itab, n_ent, pos, dirty, dirty_list, counters):
                     skip = True
                     break
                 _group_start(is_w, msg_instr, msg_sym_instr, itab, n_ent, pos, dirty, dirty_list, counters)
@@ -378,12 +427,11 @@ def _md_message(
             ef[2 * k] = vs
             ef[2 * k + 1] = ve
     if not in_group:
-        if possdup:
-            skip = True
-        else:
+        if _admit(possdup, msgs[m, M_SEQ], itab, n_ent, pos, dirty, dirty_list, counters):
             _group_start(is_w, msg_instr, msg_sym_instr, itab, n_ent, pos, dirty, dirty_list, counters)
+        else:
+            skip = True
     if skip:
-        counters[lb.C_POSSDUP_SKIPPED] += 1
         return
     if have_entry:
         _apply_entry(
@@ -435,12 +483,17 @@ def decode_kernel(
     ent: np.ndarray, ent_id: np.ndarray, n_ent: np.ndarray, pos: np.ndarray, emitted: np.ndarray,
     dirty: np.ndarray, dirty_list: np.ndarray, scratch: np.ndarray, counters: np.ndarray, msgs: np.ndarray,
     kind: np.ndarray, r_lp: np.ndarray, r_instr: np.ndarray, r_side: np.ndarray, r_level: np.ndarray,
-    r_px: np.ndarray, r_qty: np.ndarray, r_ts: np.ndarray, n_rows: int,
-) -> tuple[int, int, int, int]:
+    r_px: np.ndarray, r_qty: np.ndarray, r_ts: np.ndarray, n_rows: int, expected_seq: int,
+) -> tuple[int, int, int, int, int]:
     """Frame, decode and apply every complete message of ``buf``; emit changed levels.
 
-    Returns (bytes consumed, messages listed in ``msgs``, new row count, too-large BodyLength or 0).
+    ``expected_seq``: the session's next expected MsgSeqNum (supervised; 0 if unknown).
+    Returns (bytes consumed, messages listed in ``msgs``, new row count, too-large BodyLength or 0,
+    books withdrawn).
     """
+    if expected_seq > counters[lb.C_EXPECTED_SEQ]:
+        counters[lb.C_EXPECTED_SEQ] = expected_seq
+    withdrawn = counters[lb.C_WITHDRAWN]
     n = len(buf)
     lp_levels = pos.shape[3]
     ef = np.empty(14, np.int64)
@@ -473,6 +526,8 @@ def decode_kernel(
             msgs[m, M_KIND] = KIND_OTHER
             counters[lb.C_OTHER_MESSAGES] += 1
             _other_message(buf, body_start, body_end, msgs, m)
+            if counters[lb.C_SUPERVISED]:
+                _sequence(msgs[m, M_SEQ], itab, n_ent, pos, dirty, dirty_list, counters)
         m += 1
         p = end
     if end == -2:
@@ -483,7 +538,8 @@ def decode_kernel(
         lp, now_ns, keyed_by, ent, n_ent, pos, emitted, dirty, dirty_list, scratch,
         kind, r_lp, r_instr, r_side, r_level, r_px, r_qty, r_ts, n_rows, counters[lb.C_SUPERVISED] != 0,
     )
-    return start, m, n_rows, too_large  # start: where the bytes kept for the next read begin
+    # start: where the bytes kept for the next read begin
+    return start, m, n_rows, too_large, counters[lb.C_WITHDRAWN] - withdrawn
 
 
 @dataclass(frozen=True, slots=True)
@@ -499,6 +555,7 @@ class DecodeResult:
     messages: np.ndarray
     rows: int
     too_large: int
+    withdrawn: int = 0  # live books withdrawn in this read (supervised): ask for fresh snapshots
 
     def other_messages(self) -> list[bytes]:
         """The non-market-data messages (whole frames), in wire order, for the session/codec."""
@@ -531,8 +588,18 @@ class MdDecoder:
     Symbol, makes it live again (:meth:`awaiting_snapshot`).
 
     ``supervised``: the rules of a live LP feed (:class:`feeds.lp_feed.LpFeed`) on top of plain
-    decoding: an instrument that a 35=W / 35=X was about but whose levels did not change gets a
-    ``TOUCH`` row, so an LP resending an unchanged book stays fresh in the engine.
+    decoding:
+
+    * an instrument that a 35=W / 35=X was about but whose levels did not change gets a ``TOUCH``
+      row, so an LP resending an unchanged book stays fresh in the engine;
+    * MsgSeqNum is followed on the wire, every message in order, from the ``expected_seq`` the
+      caller passes (the session's next expected number; the larger of it and ours counts). A
+      number skipped is a gap: the increments of the lost message are missing from our books,
+      so every live book is *withdrawn* (a CLEAR_BOOK row, awaiting a snapshot) in the same
+      read, before the messages after the gap are applied. The caller asks for fresh snapshots
+      of :meth:`take_withdrawn` (``result.withdrawn`` says when). The messages after the gap
+      are in sequence again for us, so one gap withdraws each book once, however long the
+      session then waits for its resend.
     """
 
     def __init__(
@@ -619,39 +686,39 @@ class MdDecoder:
         """Cumulative counters of this LP (names in :data:`feeds.lpbook.C_NAMES`)."""
         return {name: int(self.counter_array[k]) for k, name in enumerate(lb.C_NAMES)}
 
-    def decode(self, buf: bytes, now_ns: int, batch: UpdateBatch) -> DecodeResult:
+    def decode(self, buf: bytes, now_ns: int, batch: UpdateBatch, expected_seq: int = 0) -> DecodeResult:
         """Decode every complete message of ``buf``; append rows to ``batch``.
 
         The caller keeps ``buf[result.consumed:]`` (a partial message, or the start of one) and
-        prepends it to the next read.
+        prepends it to the next read. ``expected_seq``: see the class notes (supervised only).
         """
         books = self.books
-        need = batch.n + books.n_instruments * 2 * books.levels
+        need = batch.n + books.n_instruments * (2 * books.levels + 1)
         while batch.capacity < need:
             batch._grow()
         max_msgs = len(buf) // 22 + 1  # no valid frame is shorter than 22 bytes
         if len(self._msgs) < max_msgs:
             self._msgs = np.zeros((max(max_msgs, 2 * len(self._msgs)), 5), np.int64)
         data = np.frombuffer(buf, np.uint8)
-        consumed, m, n_rows, too_large = decode_kernel(
+        consumed, m, n_rows, too_large, withdrawn = decode_kernel(
             data, now_ns, self.lp, self.keyed_by, self.max_message_size,
             self.itab, self.reqid_instr, self.sym_bytes, self.sym_off, self.sym_instr,
             books.ent, books.ent_id, books.n_ent, books.pos, books.emitted,
             books.dirty, books.dirty_list, books.scratch, self.counter_array, self._msgs,
             batch.kind, batch.lp, batch.instr, batch.side, batch.level,
-            batch.price, batch.qty, batch.ts_ns, batch.n,
+            batch.price, batch.qty, batch.ts_ns, batch.n, expected_seq,
         )  # fmt: skip
         rows = n_rows - batch.n
         batch.n = n_rows
-        return DecodeResult(buf, int(consumed), self._msgs[:m].copy(), rows, int(too_large))
+        return DecodeResult(buf, int(consumed), self._msgs[:m].copy(), rows, int(too_large), int(withdrawn))
 
-    def feed(self, data: bytes, now_ns: int, batch: UpdateBatch) -> DecodeResult:
+    def feed(self, data: bytes, now_ns: int, batch: UpdateBatch, expected_seq: int = 0) -> DecodeResult:
         """Like :meth:`decode`, keeping the partial trailing message for the next call itself.
 
         Offsets in the result refer to ``result.buffer`` (the kept bytes followed by ``data``).
         """
         buf = self._pending + data if self._pending else bytes(data)
-        result = self.decode(buf, now_ns, batch)
+        result = self.decode(buf, now_ns, batch, expected_seq)
         self._pending = buf[result.consumed :]
         return result
 
@@ -673,10 +740,24 @@ class MdDecoder:
         """True until a 35=W for ``instr`` arrives after :meth:`await_snapshot`."""
         return bool(self.itab[instr, G_AWAIT] != AWAIT_LIVE)
 
+    def take_withdrawn(self) -> list[int]:
+        """The books withdrawn since the last call; they now await the snapshots the caller asks for."""
+        state = self.itab[:, G_AWAIT]
+        out = [int(i) for i in np.nonzero(state == AWAIT_WITHDRAWN)[0]]
+        state[out] = AWAIT_SNAPSHOT
+        return out
+
+    @property
+    def gaps(self) -> int:
+        """MsgSeqNum gaps seen (supervised)."""
+        return int(self.counter_array[lb.C_GAPS])
+
     def discard_pending(self) -> None:
-        """Forget the partial message kept for the next read (the stream is abandoned)."""
+        """A new stream (connection): forget the partial message kept for the next read and the
+        MsgSeqNum expected."""
         self._pending = b""
         self.counter_array[lb.C_IN_JUNK] = 0
+        self.counter_array[lb.C_EXPECTED_SEQ] = 0
 
     def clear_book(self, batch: UpdateBatch, now_ns: int, instr: int | None = None) -> None:
         """Empty our book of one instrument (or all the LP quotes) and append CLEAR_BOOK rows.

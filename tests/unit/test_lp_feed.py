@@ -1,5 +1,6 @@
 """An LP feed's lifecycle rules, driven read by read: LP_UP only after a fresh snapshot of every
-instrument, and a sequence gap clears the books and resubscribes."""
+instrument, a sequence gap (in any state, once) withdraws the books and resubscribes, increments
+wait for a fresh snapshot, unchanged books stay fresh, rejects and oversized messages."""
 
 import pytest
 
@@ -106,9 +107,10 @@ def test_a_sequence_gap_clears_the_books_and_resubscribes():
     batch.clear()
     feed._on_read(_md(b"X", 10, 0, b"EUR/USD", b"1.08502"))  # 8 and 9 are missing
     assert feed.gaps == 1
-    assert _kinds(batch).count(CLEAR_BOOK) == 5
-    requests = [body[263] for kind, body in handle.sent if kind == b"V"]
-    assert requests == [b"2"] * 5 + [b"1"] * 5  # unsubscribe, then a fresh subscription
+    assert _kinds(batch) == [CLEAR_BOOK] * 5  # and the X after the gap is not applied
+    requests = [(body[262], body[263]) for kind, body in handle.sent if kind == b"V"]
+    # per instrument: unsubscribe, then a fresh subscription
+    assert requests == [(b"%d" % n, action) for n in range(5) for action in (b"2", b"1")]
     assert feed.awaiting == {0, 1, 2, 3, 4}
 
 
@@ -138,16 +140,16 @@ def test_a_rejected_instrument_is_not_waited_for_and_is_requested_again_after_a_
     with caplog.at_level("WARNING", logger="lagg.feed"):
         feed.from_app(reject, handle)
     assert "XAU/USD not available now" in caplog.text and "281=0" in caplog.text
-    for n in (0, 1, 2, 4):
-        feed._on_read(_md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n]))
+    for k, n in enumerate((0, 1, 2, 4)):
+        feed._on_read(_md(b"W", 2 + k, n, SYMBOLS[n], PRICES[n]))
         handle.session.next_target_seq += 1
     assert feed.up  # XAU/USD is not waited for
     feed.on_logout(handle, "connection lost")
     again = FakeHandle()
     feed.on_logon(again)
     assert [body[262] for _, body in again.sent] == [b"0", b"1", b"2", b"3", b"4"]
-    for n in (0, 1, 2, 4):
-        feed._on_read(_md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n]))
+    for k, n in enumerate((0, 1, 2, 4)):
+        feed._on_read(_md(b"W", 2 + k, n, SYMBOLS[n], PRICES[n]))
         again.session.next_target_seq += 1
     assert not feed.up  # ... and this time it is
 
@@ -234,8 +236,48 @@ def test_after_a_gap_increments_are_not_priced_until_the_fresh_snapshot():
     batch.clear()
     q = engine.quote("raw", "EUR/USD")
     assert not q.bids and not q.asks  # not a one-level book built from increments
-    assert feed.decoder.counters["awaiting_snapshot"] == 1
+    assert feed.decoder.counters["awaiting_snapshot"] == 2  # both X after the gap
     read(feed, handle, _md(b"W", seq + 3, 0, SYMBOLS[0], b"1.08490", ask=b"1.08495"))
     engine.apply(batch, clock.t)
     q = engine.quote("raw", "EUR/USD")
     assert q.bids[0][0] == 108490 and q.asks[0][0] == 108495 and 0 not in feed.awaiting
+
+
+def test_a_gap_while_the_lp_is_coming_up_withdraws_the_snapshots_it_already_had():
+    # EUR/USD's W (seq 2), then seq 3 -- an X moving EUR/USD -- is lost, then the other four W
+    # (seq 4..7). The LP must not come up with the pre-gap EUR/USD book.
+    cfg = parse_config(EXAMPLE_CONFIG.read_text().replace("# --- clients", RAW_TIER + "\n# --- clients"))
+    clock = FakeClock()
+    engine, batch = Engine(cfg), UpdateBatch()
+    feed = LpFeed(cfg, cfg.lps[0], batch, clock=clock)
+    handle = FakeHandle()
+    feed.on_create(handle)
+    feed.on_logon(handle)
+    read(feed, handle, _md(b"W", 2, 0, SYMBOLS[0], PRICES[0], ask=ASKS[0]))
+    handle.sent.clear()
+    for k, n in enumerate((1, 2, 3, 4)):
+        feed._on_read(_md(b"W", 4 + k, n, SYMBOLS[n], PRICES[n], ask=ASKS[n]))  # the session waits for 3
+    assert feed.gaps == 1 and not feed.up and feed.awaiting == {0}
+    assert [(body[262], body[263]) for _, body in handle.sent] == [(b"0", b"2"), (b"0", b"1")]
+    engine.apply(batch, clock.t)
+    assert not engine.quote("raw", "EUR/USD").bids
+    read(feed, handle, _md(b"W", 8, 0, SYMBOLS[0], b"1.08490", ask=b"1.08495"))  # the fresh snapshot
+    assert feed.up
+    engine.apply(batch, clock.t)
+    assert engine.quote("raw", "EUR/USD").bids[0][0] == 108490
+
+
+def test_one_gap_withdraws_each_book_once_while_the_session_waits_for_its_resend():
+    feed, handle, batch, engine, clock = _up_with_engine()
+    seq = handle.session.next_target_seq
+    handle.sent.clear()
+    batch.clear()
+    # seq is lost; the session expects it until the LP's GapFill, reads after reads
+    feed._on_read(_x(seq + 1, (279, b"1"), (269, b"0"), (278, b"b0"), (271, b"2000000")))
+    for k, n in enumerate(feed.instruments):  # the LP answers the resubscription, a read each
+        feed._on_read(_md(b"W", seq + 2 + k, n, SYMBOLS[n], PRICES[n], ask=ASKS[n]))
+    feed._on_read(_x(seq + 7, (279, b"1"), (269, b"0"), (278, b"b0"), (271, b"3000000")))
+    assert feed.gaps == 1 and len(handle.sent) == 10 and _kinds(batch).count(CLEAR_BOOK) == 5
+    assert feed.awaiting == set() and feed.up
+    engine.apply(batch, clock.t)
+    assert engine.quote("raw", "EUR/USD").bids == ((108500, 3000),)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine.batch import SET_LEVEL, TOUCH, UpdateBatch
+from engine.batch import CLEAR_BOOK, SET_LEVEL, TOUCH, UpdateBatch
 from engine.config import parse_config
 from engine.fixedpoint import Grid
 from feeds._md_stream import encode_md, encode_other
@@ -285,16 +285,36 @@ def test_rows_drive_the_real_engine_to_a_quote() -> None:
 def test_a_supervised_decoder_touches_an_instrument_heard_from_whose_levels_did_not_change() -> None:
     # The LP resent its book unchanged (a W) and sent an X that moved nothing we keep (a level
     # past our depth): no level row, but a TOUCH for each, so the engine keeps the LP fresh.
-    w = encode_md("W", 1, [bid("1.08500", "2000"), ask("1.08503", "1000")], [(262, 0)])
+    entries = [bid("1.08500", "2000"), ask("1.08503", "1000")]
     x = encode_md("X", 3, [[(279, "0"), (269, "2"), (278, "t"), (270, "1.08501"), (271, "1000")]], [(262, 1)])
     plain, supervised = make(), make(supervised=True)
     for dec in (plain, supervised):
-        dec.feed(w, 1, UpdateBatch())
+        dec.feed(encode_md("W", 1, entries, [(262, 0)]), 1, UpdateBatch())
     batch = UpdateBatch()
-    supervised.feed(w + x, 2, batch)
+    supervised.feed(encode_md("W", 2, entries, [(262, 0)]) + x, 2, batch)
     assert rows(batch) == [(TOUCH, 3, 0, 0, 0, 0, 0, 2), (TOUCH, 3, 1, 0, 0, 0, 0, 2)]
     batch.clear()
-    plain.feed(w + x, 2, batch)
+    plain.feed(encode_md("W", 2, entries, [(262, 0)]) + x, 2, batch)
     assert rows(batch) == []  # plain decoding emits changed levels only
     supervised.feed(encode_md("W", 4, [bid("1.08500", "3000"), ask("1.08503", "1000")], [(262, 0)]), 5, batch)
     assert rows(batch) == [(SET_LEVEL, 3, 0, 0, 0, 108500, 3, 5)]  # a changed level is touch enough
+
+
+def test_a_supervised_decoder_withdraws_every_live_book_at_a_gap_within_one_read() -> None:
+    dec, batch = make(supervised=True), UpdateBatch()
+    dec.feed(encode_md("W", 1, [bid("1.08500", "2000")], [(262, 0)]), 1, batch, expected_seq=1)
+    dec.feed(encode_md("W", 2, [bid("1.00", "1")], [(262, 1)]), 1, batch, expected_seq=1)
+    batch.clear()
+    stream = encode_md("X", 3, [[(279, "1"), (269, "0"), (278, "b"), (271, "3000")]], [(262, 0)])  # unknown id
+    stream += encode_md("X", 5, [[(279, "0"), (269, "0"), (278, "c"), (270, "1.08501"), (271, "1000")]], [(262, 0)])
+    stream += encode_md("W", 6, [bid("1.08499", "1000")], [(262, 0)])  # a fresh snapshot: live again
+    result = dec.feed(stream, 2, batch, expected_seq=3)  # 4 is missing
+    assert rows(batch) == [
+        (CLEAR_BOOK, 3, 0, 0, 0, 0, 0, 2),
+        (SET_LEVEL, 3, 0, 0, 0, 108499, 1, 2),
+        (CLEAR_BOOK, 3, 1, 0, 0, 0, 0, 2),
+    ]
+    assert result.withdrawn == 2 and dec.gaps == 1
+    assert dec.take_withdrawn() == [1]  # instrument 0 has its fresh snapshot: nothing to ask for
+    assert dec.counters["awaiting_snapshot"] == 1  # the X after the gap
+    assert dec.awaiting_snapshot(1) and not dec.awaiting_snapshot(0)
