@@ -81,11 +81,12 @@ C_IGNORED = 14  # not an error: 269 other than bid/offer, position beyond the ke
 C_AWAITING = 15  # incremental entries not applied: their book awaits a fresh snapshot
 C_GAPS = 16  # MsgSeqNum gaps seen (supervised): every book of the LP was withdrawn
 C_WITHDRAWN = 17  # live books withdrawn until a fresh snapshot (gaps; supervised)
+C_STALE_SEQ = 18  # 35=W / 35=X not applied: MsgSeqNum absent or below the expected one (supervised)
 # State kept in the same array (not counters, not in C_NAMES):
-C_IN_JUNK = 18  # inside a garbled run (so a run counts once across reads)
-C_SUPERVISED = 19  # 1: the LP feed's rules (feeds.md_decode.MdDecoder's ``supervised``)
-C_EXPECTED_SEQ = 20  # supervised: the next MsgSeqNum expected on the wire (0: not known yet)
-N_COUNTERS = 21
+C_IN_JUNK = 19  # inside a garbled run (so a run counts once across reads)
+C_SUPERVISED = 20  # 1: the LP feed's rules (feeds.md_decode.MdDecoder's ``supervised``)
+C_EXPECTED_SEQ = 21  # supervised: the next MsgSeqNum expected on the wire (0: not known yet)
+N_COUNTERS = 22
 
 C_NAMES = (
     "garbled",
@@ -106,6 +107,7 @@ C_NAMES = (
     "awaiting_snapshot",
     "gaps",
     "withdrawn",
+    "stale_seq",
 )
 
 

@@ -342,10 +342,16 @@ def _admit(
     dirty: np.ndarray, dirty_list: np.ndarray, counters: np.ndarray,
 ) -> bool:
     """Whether a 35=W / 35=X's entries are applied (its header read up to 268)."""
+    expected = counters[lb.C_EXPECTED_SEQ]
     if counters[lb.C_SUPERVISED]:
         _sequence(seq, itab, n_ent, pos, dirty, dirty_list, counters)
     if possdup:
         counters[lb.C_POSSDUP_SKIPPED] += 1
+        return False
+    if counters[lb.C_SUPERVISED] and (seq < 0 or seq < expected):
+        # Without PossDup a number we are past (or none) is a session error: the session logs
+        # the LP out for it, after this read. Its prices are not applied in the meantime.
+        counters[lb.C_STALE_SEQ] += 1
         return False
     return True
 
@@ -599,7 +605,10 @@ class MdDecoder:
       read, before the messages after the gap are applied. The caller asks for fresh snapshots
       of :meth:`take_withdrawn` (``result.withdrawn`` says when). The messages after the gap
       are in sequence again for us, so one gap withdraws each book once, however long the
-      session then waits for its resend.
+      session then waits for its resend;
+    * a 35=W / 35=X whose MsgSeqNum is absent or below the expected one (and not a PossDup
+      resend, which is skipped anyway) is not applied (``stale_seq``): the session rejects it,
+      but only after this read has gone into the engine.
     """
 
     def __init__(

@@ -8,10 +8,12 @@ import time
 from collections.abc import Callable, Sequence
 
 import msgspec
+import pytest
 
 from engine.batch import UpdateBatch
 from engine.book import Engine
 from engine.config import Config, parse_config
+from feeds import md_decode
 from feeds.lp_feed import LpFeed
 from fixserver.codec import FrameDecoder, encode
 from fixserver.message import FixMessage
@@ -103,7 +105,8 @@ class OneFeed:
         lp = msgspec.structs.replace(cfg.lps[0], port=port, host="127.0.0.1")
         self.engine = Engine(cfg)
         self.batch = UpdateBatch(4096)
-        self.feed = LpFeed(cfg, lp, self.batch)
+        self.wakeup: asyncio.Future[None] | None = None  # the gateway's: resolved by a read with rows
+        self.feed = LpFeed(cfg, lp, self.batch, on_rows=self._rows)
         kw: dict[str, object] = {"backoff_initial_s": 0.05, "backoff_max_s": 0.2, **initiator_kw}
         self.initiator: Initiator = self.feed.initiator(**kw)
         self.bids_seen: list[int] = []  # EUR/USD best bids of the raw tier, turn by turn
@@ -117,10 +120,25 @@ class OneFeed:
         if bids:
             self.bids_seen.append(bids[0][0])
 
+    def _rows(self) -> None:
+        if self.wakeup is not None:
+            self._wake(self.wakeup)
+
+    @staticmethod
+    def _wake(wakeup: asyncio.Future[None]) -> None:
+        if not wakeup.done():
+            wakeup.set_result(None)
+
     async def run(self, stop: asyncio.Event) -> None:
+        """The gateway's loop shape: the turn runs as soon as a read brought rows (before the
+        session's deferred bookkeeping of that read), or every 20 ms."""
+        loop = asyncio.get_running_loop()
         while not stop.is_set():
             self.turn()
-            await asyncio.sleep(0.002)
+            wakeup = self.wakeup = loop.create_future()
+            timer = loop.call_later(0.02, self._wake, wakeup)
+            await wakeup
+            timer.cancel()
 
 
 async def until(pred: Callable[[], bool], timeout: float = 5.0) -> None:
@@ -158,6 +176,11 @@ class Harness:
         await self.lp.stop()
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _compiled() -> None:
+    md_decode.warm_up()  # a first-time JIT compile inside a timed test would stall its loop
+
+
 async def test_an_lp_that_logs_us_out_at_once_is_retried_with_a_growing_backoff() -> None:
     # The LP accepts every Logon and logs the session out straight away ("not entitled"). The
     # backoff is reset only by a session that stayed up (a heartbeat interval), so the retries
@@ -187,4 +210,17 @@ async def test_an_oversized_message_drops_the_connection_at_once_and_the_lp_goes
     await until(lambda: not h.one.initiator.handle.connected, timeout=2.0)
     assert time.monotonic() - sent < 1.0  # not after a TestRequest timeout
     assert not h.one.feed.up and h.one.feed.decoder.pending == 0
+    await h.close()
+
+
+async def test_market_data_replayed_with_a_low_msgseqnum_is_never_priced() -> None:
+    # "MsgSeqNum too low" without PossDupFlag: the session logs the LP out, and the replayed
+    # price must not be quoted in between (market data is read before the session sees it).
+    h = await Harness.up()
+    await until(lambda: bool(h.one.bids_seen))
+    x = [(262, b"0"), (268, b"1"), (279, b"1"), (269, b"0"), (278, b"b0"), (270, b"1.07000"), (271, b"1000000")]
+    h.lp.send(b"X", x, seq=3)
+    await until(lambda: any(m.msg_type == b"5" for m in h.lp.received), 2.0)
+    await asyncio.sleep(0.05)
+    assert 107000 not in h.one.bids_seen and set(h.one.bids_seen) == {108500}
     await h.close()

@@ -281,3 +281,16 @@ def test_one_gap_withdraws_each_book_once_while_the_session_waits_for_its_resend
     assert feed.awaiting == set() and feed.up
     engine.apply(batch, clock.t)
     assert engine.quote("raw", "EUR/USD").bids == ((108500, 3000),)
+
+
+def test_market_data_with_a_msgseqnum_below_the_expected_one_is_not_priced():
+    # An LP replays an old message without PossDupFlag: the session will log it out for that,
+    # but the price must not reach the engine first (nor a message without MsgSeqNum).
+    feed, handle, batch, engine, clock = _up_with_engine()
+    before = engine.quote("raw", "EUR/USD")
+    feed._on_read(_x(3, (279, b"1"), (269, b"0"), (278, b"b0"), (270, b"1.07000"), (271, b"1000000")))
+    no_seq = _x(0, (279, b"1"), (269, b"0"), (278, b"b0"), (270, b"1.07001"), (271, b"1000000"))
+    feed._on_read(fix_checksum(no_seq.replace(b"\x0134=0\x01", b"\x01")))
+    assert batch.n == 0 and feed.decoder.counters["stale_seq"] == 2 and feed.gaps == 0
+    engine.apply(batch, clock.t)
+    assert engine.quote("raw", "EUR/USD").bids == before.bids
