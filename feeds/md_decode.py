@@ -462,8 +462,12 @@ def _group_start(
 
 
 @njit(cache=True, nogil=True)
-def _other_message(buf: np.ndarray, body_start: int, body_end: int, msgs: np.ndarray, m: int) -> None:
-    """Only the header fields the caller's sequence check needs: 34 and 43."""
+def _other_message(buf: np.ndarray, body_start: int, body_end: int, msgs: np.ndarray, m: int) -> tuple[int, bool]:
+    """Only the fields sequence checks need: 34 and 43, and of a SequenceReset (35=4) NewSeqNo 36
+    and GapFillFlag 123. Returns (NewSeqNo, GapFill): (-1, False) for other messages or no 36."""
+    reset = buf[body_start + 3] == 52 and buf[body_start + 4] == _SOH  # "35=4"
+    new_seq = -1
+    gap_fill = False
     p = body_start
     while p < body_end:
         q = p
@@ -479,7 +483,36 @@ def _other_message(buf: np.ndarray, body_start: int, body_end: int, msgs: np.nda
             msgs[m, M_SEQ] = parse_uint(buf, q + 1, e)
         elif ok and tag == 43:
             msgs[m, M_POSSDUP] = 1 if (e - q - 1 == 1 and buf[q + 1] == 89) else 0
+        elif ok and reset and tag == 36:
+            new_seq = parse_uint(buf, q + 1, e)
+        elif ok and reset and tag == 123:
+            gap_fill = e - q - 1 == 1 and buf[q + 1] == 89
         p = e + 1
+    return new_seq, gap_fill
+
+
+@njit(cache=True, nogil=True)
+def _sequence_reset(
+    seq: int, new_seq: int, gap_fill: bool, itab: np.ndarray, n_ent: np.ndarray, pos: np.ndarray,
+    dirty: np.ndarray, dirty_list: np.ndarray, counters: np.ndarray,
+) -> None:
+    """Supervised: a SequenceReset moves the expected MsgSeqNum to NewSeqNo.
+
+    GapFill (123=Y) stands for messages that carry nothing to resend, in sequence like any
+    message (a gap before it is a gap): over one ordered connection no message we never received
+    can hide behind it. Reset mode ignores its own MsgSeqNum and is FIX's disaster recovery: the
+    counterparty may have lost messages it had already counted as sent, so a Reset that moves the
+    expected number forward is a gap in market data, whatever the reads it came in.
+    """
+    if gap_fill:
+        _sequence(seq, itab, n_ent, pos, dirty, dirty_list, counters)
+        if new_seq > counters[lb.C_EXPECTED_SEQ]:
+            counters[lb.C_EXPECTED_SEQ] = new_seq
+    elif new_seq > counters[lb.C_EXPECTED_SEQ] > 0:
+        _sequence(new_seq, itab, n_ent, pos, dirty, dirty_list, counters)  # as if new_seq came
+        counters[lb.C_EXPECTED_SEQ] = new_seq
+    elif new_seq > 0:
+        counters[lb.C_EXPECTED_SEQ] = max(counters[lb.C_EXPECTED_SEQ], new_seq)
 
 
 @njit(cache=True, nogil=True)
@@ -531,8 +564,12 @@ def decode_kernel(
         else:
             msgs[m, M_KIND] = KIND_OTHER
             counters[lb.C_OTHER_MESSAGES] += 1
-            _other_message(buf, body_start, body_end, msgs, m)
-            if counters[lb.C_SUPERVISED]:
+            new_seq, gap_fill = _other_message(buf, body_start, body_end, msgs, m)
+            if not counters[lb.C_SUPERVISED]:
+                pass
+            elif new_seq >= 0:
+                _sequence_reset(msgs[m, M_SEQ], new_seq, gap_fill, itab, n_ent, pos, dirty, dirty_list, counters)
+            else:
                 _sequence(msgs[m, M_SEQ], itab, n_ent, pos, dirty, dirty_list, counters)
         m += 1
         p = end
@@ -608,7 +645,10 @@ class MdDecoder:
       session then waits for its resend;
     * a 35=W / 35=X whose MsgSeqNum is absent or below the expected one (and not a PossDup
       resend, which is skipped anyway) is not applied (``stale_seq``): the session rejects it,
-      but only after this read has gone into the engine.
+      but only after this read has gone into the engine;
+    * SequenceReset: a GapFill moves the expected number on like the messages it stands for; a
+      Reset (disaster recovery: messages may be lost) that moves it forward is a gap, the same
+      whether it arrives in one read with the messages after it or alone (``_sequence_reset``).
     """
 
     def __init__(

@@ -294,3 +294,45 @@ def test_market_data_with_a_msgseqnum_below_the_expected_one_is_not_priced():
     assert batch.n == 0 and feed.decoder.counters["stale_seq"] == 2 and feed.gaps == 0
     engine.apply(batch, clock.t)
     assert engine.quote("raw", "EUR/USD").bids == before.bids
+
+
+def _admin(msg_type: bytes, seq: int, *fields: tuple[int, bytes], possdup: bool = False) -> bytes:
+    header = [(49, b"LP1"), (56, b"LAGG"), (34, seq), (52, b"20261123-10:00:00.000")]
+    if possdup:
+        header += [(43, b"Y"), (122, b"20261123-09:59:00.000")]
+    return encode(msg_type, header, list(fields))
+
+
+@pytest.mark.parametrize("same_read", [True, False])
+def test_a_sequence_reset_that_skips_numbers_is_a_gap_whatever_the_reads(same_read):
+    # Reset mode is FIX's disaster recovery: the LP may have lost messages it counted as sent.
+    feed, handle, batch, engine, clock = _up_with_engine()
+    seq = handle.session.next_target_seq
+    handle.sent.clear()
+    batch.clear()
+    reset = _admin(b"4", seq, (36, b"%d" % (seq + 10)))
+    x = _x(seq + 10, (279, b"1"), (269, b"0"), (278, b"b0"), (271, b"3000000"))
+    if same_read:
+        feed._on_read(reset + x)
+    else:
+        feed._on_read(reset)
+        handle.session.next_target_seq = seq + 10  # the session applied the Reset
+        feed._on_read(x)
+    assert feed.gaps == 1 and feed.awaiting == set(feed.instruments) and len(handle.sent) == 10
+    assert _kinds(batch) == [CLEAR_BOOK] * 5  # the X after it is not applied
+
+
+def test_gap_fills_in_sequence_or_answering_a_resend_are_no_gap():
+    feed, handle, batch, engine, clock = _up_with_engine()
+    seq = handle.session.next_target_seq
+    handle.sent.clear()
+    # in sequence: "nothing for you up to seq + 5" (e.g. messages for another session)
+    read(feed, handle, _admin(b"4", seq, (123, b"Y"), (36, b"%d" % (seq + 5)), possdup=True))
+    handle.session.next_target_seq = seq + 5
+    read(feed, handle, _x(seq + 5, (279, b"1"), (269, b"0"), (278, b"b0"), (271, b"3000000")))
+    assert feed.gaps == 0 and handle.sent == [] and feed.awaiting == set()
+    # a heartbeat is lost (one gap), then the LP's GapFill answers the session's ResendRequest
+    feed._on_read(_admin(b"0", seq + 7))
+    feed._on_read(_admin(b"4", seq + 6, (123, b"Y"), (36, b"%d" % (seq + 8)), possdup=True))
+    read(feed, handle, _x(seq + 8, (279, b"1"), (269, b"0"), (278, b"b0"), (271, b"4000000")))
+    assert feed.gaps == 1 and len(handle.sent) == 10
