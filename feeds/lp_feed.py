@@ -18,6 +18,9 @@ Lifecycle, as the engine's contract asks (engine/batch.py):
   (unsubscribe, subscribe), because increments after a gap would apply to a book we no longer
   have; until its fresh W an instrument takes no increments and this LP adds nothing to its
   price. One gap withdraws each book once, however long the session waits for its resend;
+* a 35=X entry the decoder must drop as invalid (a bad 279, a missing field, an off-grid price or
+  size): that instrument's book is withdrawn and re-subscribed the same way, because the LP's
+  book moved and ours did not;
 * MarketDataRequestReject (Y): that instrument's book is cleared and not waited for on this
   session; it is requested again after a reconnect.
 
@@ -104,6 +107,7 @@ class LpFeed(Application):
         self._symbols = {index[s]: lp.symbol_map.get(s, s) for s in lp.instruments}
         self.decoder.await_snapshot()
         self.up = False
+        self._gaps_logged = 0
         self.rejected: set[int] = set()
         self.handle: SessionHandle | None = None
         self.connector: Initiator | None = None  # the initiator made by initiator(), if any
@@ -205,10 +209,17 @@ class LpFeed(Application):
         return self.decoder.gaps
 
     def _resubscribe_withdrawn(self) -> None:
-        """The decoder withdrew books (a gap): ask for a fresh snapshot of each, once."""
+        """The decoder withdrew books (a gap, or an increment it could not apply): ask for a
+        fresh snapshot of each, once."""
         instrs = [i for i in self.decoder.take_withdrawn() if i in self._symbols and i not in self.rejected]
-        log.warning("%s: market-data sequence gap (%d so far): %d books withdrawn until fresh snapshots",
-                    self.lp.name, self.gaps, len(instrs))  # fmt: skip
+        if self.gaps != self._gaps_logged:
+            self._gaps_logged = self.gaps
+            why = f"market-data sequence gap ({self.gaps} so far)"
+        else:
+            counts = self.entries_dropped
+            why = "invalid incremental entries (" + ", ".join(f"{k} {v}" for k, v in counts.items() if v) + " so far)"
+        log.warning("%s: %s: withdrawn until a fresh snapshot, resubscribing: %s",
+                    self.lp.name, why, ", ".join(self._symbols[i] for i in instrs))  # fmt: skip
         if self.handle is None:
             return
         for instr in instrs:

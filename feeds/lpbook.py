@@ -211,28 +211,25 @@ def _find_id(
 def apply_by_id(
     instr: int, action: int, side: int, has_px: bool, px: int, has_qty: bool, qty: int,
     buf: np.ndarray, id_start: int, id_len: int,
-    ent: np.ndarray, ent_id: np.ndarray, n_ent: np.ndarray, counters: np.ndarray,
-) -> bool:
+    ent: np.ndarray, ent_id: np.ndarray, n_ent: np.ndarray,
+) -> int:
     """Apply one entry to the by-id table. ``id_len <= 0``: no 278 (allowed in snapshots only).
 
-    Returns True if applied; otherwise the reason has been counted.
+    Returns C_APPLIED, or the counter of the reason it was not applied (the caller counts).
     """
     n = n_ent[instr]
     if id_len <= 0:
         if action != A_SNAPSHOT:  # an incremental entry must name its id
-            counters[C_MISSING_FIELD] += 1
-            return False
+            return C_MISSING_FIELD
         slot = -1  # a snapshot entry without an id can only be replaced by the next snapshot
     else:
         if id_len > MAX_ID_LEN:
-            counters[C_ID_TOO_LONG] += 1
-            return False
+            return C_ID_TOO_LONG
         h = fnv1a(buf, id_start, id_start + id_len)
         slot = _find_id(instr, h, buf, id_start, id_len, ent, ent_id, n)
         if action == A_DELETE:
             if slot < 0:
-                counters[C_UNKNOWN_ID] += 1
-                return False
+                return C_UNKNOWN_ID
             last = n - 1
             if slot != last:  # swap-remove: table order carries no meaning
                 for f in range(E_NF):
@@ -240,26 +237,24 @@ def apply_by_id(
                 for b in range(ent[instr, last, E_IDLEN]):
                     ent_id[instr, slot, b] = ent_id[instr, last, b]
             n_ent[instr] = last
-            return True
+            return C_APPLIED
         if action == A_CHANGE:
             if slot < 0:
-                counters[C_UNKNOWN_ID] += 1
-                return False
+                return C_UNKNOWN_ID
             if side >= 0:
                 ent[instr, slot, E_SIDE] = side
             if has_px:
                 ent[instr, slot, E_PX] = px
             if has_qty:
                 ent[instr, slot, E_QTY] = qty
-            return True
+            return C_APPLIED
         if slot >= 0:  # a "new" (or a repeated snapshot id) for an id we hold replaces it
             ent[instr, slot, E_SIDE] = side
             ent[instr, slot, E_PX] = px
             ent[instr, slot, E_QTY] = qty
-            return True
+            return C_APPLIED
     if n >= ent.shape[1]:
-        counters[C_BOOK_FULL] += 1
-        return False
+        return C_BOOK_FULL
     length = id_len if id_len > 0 else 0
     ent[instr, n, E_HASH] = fnv1a(buf, id_start, id_start + length) if length > 0 else 0
     ent[instr, n, E_SIDE] = side
@@ -269,22 +264,22 @@ def apply_by_id(
     for b in range(length):
         ent_id[instr, n, b] = buf[id_start + b]
     n_ent[instr] = n + 1
-    return True
+    return C_APPLIED
 
 
 @njit(cache=True, nogil=True)
 def apply_by_position(
     instr: int, action: int, side: int, position: int, has_px: bool, px: int, has_qty: bool, qty: int,
     pos: np.ndarray,
-) -> bool:
+) -> int:
     """Apply one entry to the positional ladder; ``position`` is 0-based and < levels.
 
-    Returns False (not applied) for a change of a position the book does not hold that does not
-    carry both price and size: applying a size alone there would make a level of price 0.
+    Returns C_APPLIED, or C_UNKNOWN_ID for a change of a position the book does not hold that
+    does not carry both price and size: applying a size alone there would make a level of price 0.
     """
     levels = pos.shape[3]
     if action == A_CHANGE and pos[instr, side, 1, position] <= 0 and not (has_px and has_qty):
-        return False
+        return C_UNKNOWN_ID
     if action == A_NEW:
         for k in range(levels - 1, position, -1):
             pos[instr, side, 0, k] = pos[instr, side, 0, k - 1]
@@ -295,12 +290,12 @@ def apply_by_position(
             pos[instr, side, 1, k] = pos[instr, side, 1, k + 1]
         pos[instr, side, 0, levels - 1] = 0
         pos[instr, side, 1, levels - 1] = 0
-        return True
+        return C_APPLIED
     if has_px:
         pos[instr, side, 0, position] = px
     if has_qty:
         pos[instr, side, 1, position] = qty
-    return True
+    return C_APPLIED
 
 
 @njit(cache=True, nogil=True)

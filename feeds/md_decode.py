@@ -219,18 +219,37 @@ def _apply_entry(
         # applying it would price a partial book. The coming 35=W replaces the book anyway.
         counters[lb.C_AWAITING] += 1
         return
-    if counters[lb.C_SUPERVISED]:
+    supervised = counters[lb.C_SUPERVISED] != 0
+    if supervised:
         lb.mark_dirty(instr, dirty, dirty_list)  # heard from: a TOUCH row at least (lpbook.emit_dirty)
+    outcome = _entry(buf, ef, is_w, instr, snap_count, keyed_by, lp_levels, itab, ent, ent_id, n_ent, pos)
+    counters[outcome] += 1
+    if outcome == lb.C_APPLIED:
+        lb.mark_dirty(instr, dirty, dirty_list)
+    elif supervised and not is_w and (
+        outcome == lb.C_MISSING_FIELD or outcome == lb.C_BAD_ACTION
+        or outcome == lb.C_BAD_NUMBER or outcome == lb.C_OFF_GRID
+    ):
+        # An increment we cannot apply: the LP's book moved and ours did not, so a level it no
+        # longer quotes may still be priced. Withdraw the book until a fresh snapshot. (Entries
+        # about ids or positions we do not hold, or beyond our depth, leave no wrong level.)
+        _withdraw(instr, itab, n_ent, pos, dirty, dirty_list, counters)
+
+
+@njit(cache=True, nogil=True)
+def _entry(
+    buf: np.ndarray, ef: np.ndarray, is_w: bool, instr: int, snap_count: np.ndarray, keyed_by: int,
+    lp_levels: int, itab: np.ndarray, ent: np.ndarray, ent_id: np.ndarray, n_ent: np.ndarray, pos: np.ndarray,
+) -> int:
+    """One entry of a known instrument: C_APPLIED, or the counter of why it was not applied."""
     if is_w:
         action = lb.A_SNAPSHOT
     else:
         a = ef[2 * _F279]
         if a < 0:
-            counters[lb.C_MISSING_FIELD] += 1
-            return
+            return lb.C_MISSING_FIELD
         if ef[2 * _F279 + 1] - a != 1 or buf[a] < 48 or buf[a] > 50:
-            counters[lb.C_BAD_ACTION] += 1
-            return
+            return lb.C_BAD_ACTION
         action = buf[a] - 48
     side = -1
     t = ef[2 * _F269]
@@ -238,11 +257,9 @@ def _apply_entry(
         if ef[2 * _F269 + 1] - t == 1 and (buf[t] == 48 or buf[t] == 49):
             side = buf[t] - 48
         else:
-            counters[lb.C_IGNORED] += 1
-            return
+            return lb.C_IGNORED
     if side < 0 and (action == lb.A_SNAPSHOT or action == lb.A_NEW or keyed_by == KEYED_BY_POSITION):
-        counters[lb.C_MISSING_FIELD] += 1
-        return
+        return lb.C_MISSING_FIELD
     has_px = False
     has_qty = False
     px = 0
@@ -252,54 +269,38 @@ def _apply_entry(
         if s >= 0:
             st, px = _to_steps(buf, s, ef[2 * _F270 + 1], itab[instr, G_PX_M], itab[instr, G_PX_S])
             if st == _BAD:
-                counters[lb.C_BAD_NUMBER] += 1
-                return
+                return lb.C_BAD_NUMBER
             if st == _OFF:
-                counters[lb.C_OFF_GRID] += 1
-                return
+                return lb.C_OFF_GRID
             has_px = True
         s = ef[2 * _F271]
         if s >= 0:
             st, qty = _to_steps(buf, s, ef[2 * _F271 + 1], itab[instr, G_QTY_M], itab[instr, G_QTY_S])
             if st == _BAD or (st == _OK and qty < 0):
-                counters[lb.C_BAD_NUMBER] += 1
-                return
+                return lb.C_BAD_NUMBER
             if st == _OFF:
-                counters[lb.C_OFF_GRID] += 1
-                return
+                return lb.C_OFF_GRID
             has_qty = True
         if (action == lb.A_SNAPSHOT or action == lb.A_NEW) and not (has_px and has_qty):
-            counters[lb.C_MISSING_FIELD] += 1
-            return
+            return lb.C_MISSING_FIELD
     if keyed_by == KEYED_BY_POSITION:
         s = ef[2 * _F290]
         if s >= 0:
             p = parse_uint(buf, s, ef[2 * _F290 + 1])
             if p < 1:
-                counters[lb.C_BAD_NUMBER] += 1
-                return
+                return lb.C_BAD_NUMBER
         elif action == lb.A_SNAPSHOT:
             p = snap_count[side] + 1  # a snapshot without 290 lists each side best first
         else:
-            counters[lb.C_MISSING_FIELD] += 1
-            return
+            return lb.C_MISSING_FIELD
         if action == lb.A_SNAPSHOT:
             snap_count[side] += 1
         if p > lp_levels:
-            counters[lb.C_IGNORED] += 1
-            return
-        if not lb.apply_by_position(instr, action, side, p - 1, has_px, px, has_qty, qty, pos):
-            counters[lb.C_UNKNOWN_ID] += 1
-            return
-    else:
-        s = ef[2 * _F278]
-        id_len = ef[2 * _F278 + 1] - s if s >= 0 else -1
-        if not lb.apply_by_id(
-            instr, action, side, has_px, px, has_qty, qty, buf, s, id_len, ent, ent_id, n_ent, counters
-        ):
-            return
-    counters[lb.C_APPLIED] += 1
-    lb.mark_dirty(instr, dirty, dirty_list)
+            return lb.C_IGNORED
+        return lb.apply_by_position(instr, action, side, p - 1, has_px, px, has_qty, qty, pos)
+    s = ef[2 * _F278]
+    id_len = ef[2 * _F278 + 1] - s if s >= 0 else -1
+    return lb.apply_by_id(instr, action, side, has_px, px, has_qty, qty, buf, s, id_len, ent, ent_id, n_ent)
 
 
 @njit(cache=True, nogil=True)
@@ -646,6 +647,9 @@ class MdDecoder:
     * a 35=W / 35=X whose MsgSeqNum is absent or below the expected one (and not a PossDup
       resend, which is skipped anyway) is not applied (``stale_seq``): the session rejects it,
       but only after this read has gone into the engine;
+    * a 35=X entry dropped as invalid (missing field, bad 279, bad number, off the grid; not
+      an id or position we do not hold, nor one past our depth) withdraws that instrument's
+      book like a gap: the LP's book moved and ours did not;
     * SequenceReset: a GapFill moves the expected number on like the messages it stands for; a
       Reset (disaster recovery: messages may be lost) that moves it forward is a gap, the same
       whether it arrives in one read with the messages after it or alone (``_sequence_reset``).

@@ -336,3 +336,41 @@ def test_gap_fills_in_sequence_or_answering_a_resend_are_no_gap():
     feed._on_read(_admin(b"4", seq + 6, (123, b"Y"), (36, b"%d" % (seq + 8)), possdup=True))
     read(feed, handle, _x(seq + 8, (279, b"1"), (269, b"0"), (278, b"b0"), (271, b"4000000")))
     assert feed.gaps == 1 and len(handle.sent) == 10
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        [(279, b"1"), (269, b"0"), (278, b"b0"), (270, b"1.085005"), (271, b"1000000")],  # off the grid
+        [(279, b"3"), (269, b"0"), (278, b"b0")],  # not a FIX 4.4 action
+        [(279, b"2"), (269, b"0")],  # "delete the bid side": no 278
+        [(279, b"1"), (269, b"0"), (278, b"b0"), (271, b"-5000000")],  # a negative size
+    ],
+    ids=["off_grid", "bad_action", "side_delete_without_id", "bad_number"],
+)
+def test_an_increment_that_cannot_be_applied_withdraws_that_book_until_a_fresh_snapshot(entry):
+    # The LP's bid moved and ours cannot follow: its old bid must not stay priced.
+    feed, handle, batch, engine, clock = _up_with_engine()
+    seq = handle.session.next_target_seq
+    handle.sent.clear()
+    read(feed, handle, _x(seq, *entry))
+    engine.apply(batch, clock.t)
+    batch.clear()
+    q = engine.quote("raw", "EUR/USD")
+    assert not q.bids and not q.asks and feed.up  # the LP's other books stay
+    assert engine.quote("raw", "GBP/USD").bids
+    assert [(body[262], body[263]) for _, body in handle.sent] == [(b"0", b"2"), (b"0", b"1")]
+    assert feed.awaiting == {0} and feed.gaps == 0
+    read(feed, handle, _x(seq + 1, (279, b"1"), (269, b"0"), (278, b"b0"), (271, b"3000000")))  # not applied
+    read(feed, handle, _md(b"W", seq + 2, 0, SYMBOLS[0], b"1.08499", ask=ASKS[0]))
+    engine.apply(batch, clock.t)
+    assert engine.quote("raw", "EUR/USD").bids == ((108499, 1000),) and feed.awaiting == set()
+
+
+def test_entries_about_ids_or_levels_we_do_not_keep_withdraw_nothing():
+    feed, handle, batch, engine, clock = _up_with_engine()
+    seq = handle.session.next_target_seq
+    handle.sent.clear()
+    read(feed, handle, _x(seq, (279, b"2"), (269, b"0"), (278, b"zz")))  # an id we do not hold
+    read(feed, handle, _x(seq + 1, (279, b"0"), (269, b"2"), (278, b"t"), (270, b"1.08"), (271, b"1")))  # a trade
+    assert handle.sent == [] and feed.awaiting == set()
