@@ -155,6 +155,8 @@ class LpCounters(Protocol):
     def entries_dropped(self) -> Mapping[str, int]: ...
     @property
     def reconnect_attempts(self) -> int: ...
+    @property
+    def books_withdrawn(self) -> int: ...
 
 
 class _ClientHandle(Protocol):
@@ -194,6 +196,11 @@ class _Families:
             "lagg_lp_md_dropped", "MD entries dropped as invalid", labels=["lp", "reason"]
         )
         self.reconnects = CounterMetricFamily("lagg_lp_reconnects", "LP session reconnect attempts", labels=["lp"])
+        self.withdrawn = CounterMetricFamily(
+            "lagg_lp_books_withdrawn",
+            "LP books withdrawn from pricing until a fresh snapshot (sequence gaps, invalid increments)",
+            labels=["lp"],
+        )
         self.stale = CounterMetricFamily(
             "lagg_lp_stale", "times an LP was excluded for staleness", labels=["lp", "instrument"]
         )
@@ -215,8 +222,8 @@ class _Families:
 
     def all(self) -> list[Metric]:
         return [
-            self.entries, self.dropped, self.reconnects, self.stale, self.spikes, self.no_quote, self.published,
-            self.send_buffer, self.logon_failures,
+            self.entries, self.dropped, self.reconnects, self.withdrawn, self.stale, self.spikes, self.no_quote,
+            self.published, self.send_buffer, self.logon_failures,
         ]  # fmt: skip
 
 
@@ -250,6 +257,7 @@ class SourceCollector(Collector):
             for reason, count in feed.entries_dropped.items():
                 out.dropped.add_metric([lp, reason], count)
             out.reconnects.add_metric([lp], feed.reconnect_attempts)
+            out.withdrawn.add_metric([lp], feed.books_withdrawn)
         if sources.engine is not None:
             _collect_engine(sources.engine, out)
         if sources.acceptor is not None:

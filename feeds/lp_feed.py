@@ -145,6 +145,11 @@ class LpFeed(Application):
         return {reason: int(counts[c]) for reason, c in DROP_REASONS.items()}
 
     @property
+    def books_withdrawn(self) -> int:
+        """Books of this LP taken out of pricing until a fresh snapshot (gaps, invalid increments)."""
+        return int(self.decoder.counter_array[lpbook.C_WITHDRAWN])
+
+    @property
     def reconnect_attempts(self) -> int:
         """Connection attempts after the first one (refused, failed or successful)."""
         return max(self.connector.connect_attempts - 1, 0) if self.connector is not None else 0

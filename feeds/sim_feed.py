@@ -27,6 +27,7 @@ class SimLpStatus:
     __slots__ = ("lp", "up", "entries_received", "reconnect_attempts", "_ever_up")
 
     entries_dropped: Mapping[str, int] = {}  # the simulator sends no invalid entry
+    books_withdrawn = 0  # nor loses sync
 
     def __init__(self, lp: LpConfig) -> None:
         self.lp = lp

@@ -17,6 +17,7 @@ COLLECTED = {
     "lagg_lp_md_entries_total",
     "lagg_lp_md_dropped_total",
     "lagg_lp_reconnects_total",
+    "lagg_lp_books_withdrawn_total",
     "lagg_lp_stale_total",
     "lagg_spikes_filtered_total",
     "lagg_no_quote_total",
@@ -80,6 +81,11 @@ def test_md_entries_received_and_dropped_by_reason_per_lp() -> None:
     assert _value(metrics, "lagg_lp_md_dropped_total", lp="LP1", reason="unknown_id") == 1
     assert _value(metrics, "lagg_lp_md_dropped_total", lp="LP1", reason="bad_number") == 0
     assert _value(metrics, "lagg_lp_reconnects_total", lp="LP1") == 0  # no initiator made yet
+    assert _value(metrics, "lagg_lp_books_withdrawn_total", lp="LP1") == 0
+    # A change off the grid: our copy of the LP's EUR/USD book is no longer known good.
+    handle.session.next_target_seq = 4
+    feed._on_read(_md(b"X", 4, [(279, b"1"), (269, b"0"), (278, b"b0"), (270, b"1.085005"), (271, b"1000000")]))
+    assert _value(metrics, "lagg_lp_books_withdrawn_total", lp="LP1") == 1
 
 
 # --- the engine and the simulated LPs -----------------------------------------------------------
