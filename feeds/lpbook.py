@@ -324,6 +324,24 @@ def _ladder_by_id(instr: int, side: int, ent: np.ndarray, n: int, scratch: np.nd
 
 
 @njit(cache=True, nogil=True)
+def _put_row(
+    kind: np.ndarray, r_lp: np.ndarray, r_instr: np.ndarray, r_side: np.ndarray, r_level: np.ndarray,
+    r_px: np.ndarray, r_qty: np.ndarray, r_ts: np.ndarray, n: int,
+    row_kind: int, lp: int, instr: int, side: int, level: int, px: int, qty: int, ts: int,
+) -> int:
+    """Write batch row ``n``; returns ``n + 1``."""
+    kind[n] = row_kind
+    r_lp[n] = lp
+    r_instr[n] = instr
+    r_side[n] = side
+    r_level[n] = level
+    r_px[n] = px
+    r_qty[n] = qty
+    r_ts[n] = ts
+    return n + 1
+
+
+@njit(cache=True, nogil=True)
 def emit_dirty(
     lp: int, now_ns: int, keyed_by: int,
     ent: np.ndarray, n_ent: np.ndarray, pos: np.ndarray, emitted: np.ndarray,
@@ -351,15 +369,10 @@ def emit_dirty(
                 for k in range(levels):
                     emitted[instr, side, 0, k] = 0
                     emitted[instr, side, 1, k] = 0
-            kind[n_rows] = CLEAR_BOOK
-            r_lp[n_rows] = lp
-            r_instr[n_rows] = instr
-            r_side[n_rows] = 0
-            r_level[n_rows] = 0
-            r_px[n_rows] = 0
-            r_qty[n_rows] = 0
-            r_ts[n_rows] = now_ns
-            n_rows += 1
+            n_rows = _put_row(
+                kind, r_lp, r_instr, r_side, r_level, r_px, r_qty, r_ts,
+                n_rows, CLEAR_BOOK, lp, instr, 0, 0, 0, 0, now_ns,
+            )
         for side in range(2):
             m = 0
             if keyed_by == KEYED_BY_ID:
@@ -380,24 +393,14 @@ def emit_dirty(
                     continue
                 emitted[instr, side, 0, k] = px
                 emitted[instr, side, 1, k] = qty
-                kind[n_rows] = SET_LEVEL
-                r_lp[n_rows] = lp
-                r_instr[n_rows] = instr
-                r_side[n_rows] = side
-                r_level[n_rows] = k
-                r_px[n_rows] = px
-                r_qty[n_rows] = qty
-                r_ts[n_rows] = now_ns
-                n_rows += 1
+                n_rows = _put_row(
+                    kind, r_lp, r_instr, r_side, r_level, r_px, r_qty, r_ts,
+                    n_rows, SET_LEVEL, lp, instr, side, k, px, qty, now_ns,
+                )
         if touch and n_rows == first:
-            kind[n_rows] = TOUCH
-            r_lp[n_rows] = lp
-            r_instr[n_rows] = instr
-            r_side[n_rows] = 0
-            r_level[n_rows] = 0
-            r_px[n_rows] = 0
-            r_qty[n_rows] = 0
-            r_ts[n_rows] = now_ns
-            n_rows += 1
+            n_rows = _put_row(
+                kind, r_lp, r_instr, r_side, r_level, r_px, r_qty, r_ts,
+                n_rows, TOUCH, lp, instr, 0, 0, 0, 0, now_ns,
+            )
     dirty[n_slot] = 0
     return n_rows
