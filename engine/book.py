@@ -147,6 +147,13 @@ class Engine:
         if max(t.depth for t in cfg.tiers) > self.quotes.shape[-1]:
             raise ValueError("a tier is deeper than the engine's quote arrays")
         self._write_params(cfg)
+        # The book holds each level's price and size after its LP's haircut and weight, worked
+        # out when the level was set (engine.kernels): redo them for the levels held now.
+        book, lps = self.book, self.lp_state
+        haircut = lps[:, :, k.LPS_HAIRCUT][:, :, None]
+        book[:, :, 0, k.B_EFF_PX, :] = book[:, :, 0, k.B_PX, :] - haircut
+        book[:, :, 1, k.B_EFF_PX, :] = book[:, :, 1, k.B_PX, :] + haircut
+        book[:, :, :, k.B_EFF_QTY, :] = book[:, :, :, k.B_QTY, :] * lps[:, :, k.LPS_WEIGHT][:, :, None, None] // 100
         self.cfg = cfg
         self.instr_state[: len(self.symbols), k.I_DIRTY] = 1
 

@@ -61,3 +61,28 @@ def test_the_engine_reprices_every_instrument_with_the_new_tier_parameters():
     assert after.bids[0][0] == before.bids[0][0] - 10
     assert after.asks == before.asks
     assert after.version == before.version + 1
+
+
+def test_a_reloaded_lp_haircut_and_size_weight_reprice_the_levels_the_engine_already_holds():
+    old_line = "haircut_ticks = 1             # a slightly"
+    new_text = TEXT.replace(old_line, "haircut_ticks = 20\nsize_weight_pct = 10 # a slightly", 1)
+    assert new_text != TEXT
+
+    def quote_lp2(engine):
+        lp2, eur = engine.lp_index("LP2"), engine.instrument_index("EUR/USD")
+        batch = UpdateBatch(8)
+        batch.set_level(lp2, eur, BID, 0, 108500, 1000, T0)
+        batch.set_level(lp2, eur, ASK, 0, 108520, 1000, T0)
+        batch.lp_up(lp2, T0)
+        engine.apply(batch, T0)
+
+    running = Engine(parse_config(TEXT))
+    quote_lp2(running)
+    before = running.quote("institutional", "EUR/USD")
+    running.reconfigure(parse_config(new_text))  # LP2 sends nothing after it
+    running.expire(T0 + 1)
+    fresh = Engine(parse_config(new_text))
+    quote_lp2(fresh)
+    fresh.expire(T0 + 1)
+    after, expected = running.quote("institutional", "EUR/USD"), fresh.quote("institutional", "EUR/USD")
+    assert (after.bids, after.asks) == (expected.bids, expected.asks) != (before.bids, before.asks)
