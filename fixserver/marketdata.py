@@ -265,6 +265,7 @@ class MarketDataHub:
         out: dict[SessionKey, list[tuple[bytes, PreparedBody]]] = {}
         current: dict[tuple[int, int], tuple[Ladder, int]] = {}  # ladders read in this call
         cache: dict[int, PreparedBody] = {}  # by view (X) or -1 - view (W)
+        refreshes: dict[tuple[int, int], PreparedBody] = {}  # W or _NO_UPDATE by (view, last version sent)
         history = self._history
         session: SessionKey = _NO_SESSION
         can_send = None
@@ -297,12 +298,18 @@ class MarketDataHub:
                     if body is None:
                         update = self._incremental(i, key[0], version, known[last][0], ladder, depth, sides)
                         body = cache[view] = _NO_UPDATE if update is None else update
-                elif _view_kept(known, last, depth, sides):
-                    body = _NO_UPDATE
                 else:
-                    body = cache.get(-1 - view)
+                    # Whether the view moved since ``last`` is the same for every subscription of
+                    # this view that holds ``last`` (most hold the same one): judged once per call.
+                    body = refreshes.get((view, last))
                     if body is None:
-                        body = cache[-1 - view] = self._snapshot(i, key[0], version, ladder, depth, sides)
+                        if _view_kept(known, last, depth, sides):
+                            body = _NO_UPDATE
+                        else:
+                            body = cache.get(-1 - view)
+                            if body is None:
+                                body = cache[-1 - view] = self._snapshot(i, key[0], version, ladder, depth, sides)
+                        refreshes[(view, last)] = body
                 if body is _NO_UPDATE:
                     # Only levels beyond its depth or on a side it did not ask for moved: nothing
                     # to send (no empty X), and the client's book is that of the new version.

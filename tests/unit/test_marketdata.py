@@ -452,3 +452,52 @@ def test_deletes_go_bottom_up_so_a_client_closing_gaps_ends_with_the_right_book(
     assert msg.get_all(290) == [b"2", b"4", b"3", b"3", b"2"]  # bids: change 2, delete 4, 3; asks: delete 3, 2
     book.apply(msg)
     assert book.levels() == [[(b"0.00100", b"1000"), (b"0.00099", b"2000")], [(b"0.00101", b"1000")]]
+
+
+def test_snapshot_subscribers_of_one_view_get_what_their_own_last_version_calls_for():
+    # Same view (tier 0, depth 1, both sides, 265=0), one publish: "fast" holds the previous
+    # version, in which only a deeper level has moved since, so it is sent nothing; "slow" was
+    # conflated at the version before, whose best bid differs, so it needs a W. The shared
+    # judgement must be per version held, not per view.
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5), (99, 5)], [(101, 7)])
+    hub = _hub(engine)
+    books = {}
+    for name in ("fast", "slow"):
+        books[name] = MdBook()
+        for req, body in hub.on_request(name, 0, _v(depth=b"1", update=b"0"), 0)[0]:
+            books[name].apply(_wire(req, body))
+    engine.set(0, 0, [(100, 6), (99, 5)], [(101, 7)])  # the best bid
+    assert set(hub.publish(1, writable=lambda s: s != "slow")) == {"fast"}
+    engine.set(0, 0, [(100, 6), (98, 5)], [(101, 7)])  # beyond depth 1 only
+    out = hub.publish(2)
+    assert set(out) == {"slow"}
+    ((req, body),) = out["slow"]
+    assert body.msg_type == b"W"
+    books["slow"].apply(_wire(req, body))
+    assert _levels(books["slow"]) == ([(b"0.00100", b"6000")], [(b"0.00101", b"7000")])
+
+
+def test_whether_a_view_moved_is_judged_once_per_publish_not_once_per_snapshot_subscriber(monkeypatch):
+    # The reviewed cost: with a thousand 265=0 sessions, checking the history once per session
+    # took ~5 ms a publish; every session of a view that holds the same version shares one answer.
+    from fixserver import marketdata
+
+    judged = []
+    real = marketdata._view_kept
+
+    def counting(history, last, depth, sides):
+        judged.append((last, depth, sides))
+        return real(history, last, depth, sides)
+
+    monkeypatch.setattr(marketdata, "_view_kept", counting)
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5), (99, 5)], [(101, 7)])
+    hub = _hub(engine)
+    for s in range(20):
+        hub.on_request(f"s{s}", 0, _v(b"r", depth=b"1" if s % 2 else b"0", update=b"0"), 0)
+    engine.set(0, 0, [(100, 5), (98, 5)], [(101, 7)])  # beyond depth 1 only
+    out = hub.publish(1)
+    assert sorted(out) == sorted(f"s{s}" for s in range(0, 20, 2))  # the full-depth ones
+    assert len({id(body) for bodies in out.values() for _, body in bodies}) == 1
+    assert sorted(judged) == [(1, 1, (0, 1)), (1, 5, (0, 1))]
