@@ -49,7 +49,7 @@ from fixserver.clock import Clock, SystemClock
 from fixserver.codec import FrameTooLarge, decode_fields
 from fixserver.md_book import md_request
 from fixserver.message import SOH, FixMessage
-from fixserver.session import Credentials, Role, SessionConfig, SessionID, format_utc_timestamp
+from fixserver.session import Credentials, Role, SessionConfig, SessionID, SessionStateError, format_utc_timestamp
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Application, Initiator, SessionHandle
 
@@ -227,10 +227,15 @@ class LpFeed(Application):
                     self.lp.name, why, ", ".join(self._symbols[i] for i in instrs))  # fmt: skip
         if self.handle is None:
             return
-        for instr in instrs:
-            if instr in self.instruments:
-                self.handle.send(b"V", self._request(instr, unsubscribe=True), resendable=False)
-                self.handle.send(b"V", self._request(instr), resendable=False)
+        try:
+            for instr in instrs:
+                if instr in self.instruments:
+                    self.handle.send(b"V", self._request(instr, unsubscribe=True), resendable=False)
+                    self.handle.send(b"V", self._request(instr), resendable=False)
+        except SessionStateError:
+            # Logging out or gone (a gap often comes with the trouble that ends a session): the
+            # next logon asks for every book afresh.
+            log.info("%s: session ending; the books are asked for again at the next logon", self.lp.name)
 
     # --- session callbacks -----------------------------------------------------------------------
 

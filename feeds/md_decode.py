@@ -325,14 +325,20 @@ def _sequence(
 ) -> None:
     """Supervised: follow MsgSeqNum on the wire; a number skipped means a message lost, perhaps
     market data, so every book of the LP is withdrawn (in every state of the LP, and once: the
-    messages after the gap are in sequence again, whatever the session still waits for)."""
+    messages after the gap are in sequence again, whatever the session still waits for). A book
+    still awaiting its snapshot is asked for again: the lost message may have been that snapshot,
+    and an LP fills a gap with a GapFill, not with its market data."""
     expected = counters[lb.C_EXPECTED_SEQ]
     if seq < 0 or seq < expected:
         return
     if 0 < expected < seq:
         counters[lb.C_GAPS] += 1
         for i in range(len(n_ent)):
-            if itab[i, G_PX_M] != 0:
+            if itab[i, G_PX_M] == 0:
+                continue
+            if itab[i, G_AWAIT] == AWAIT_SNAPSHOT:
+                itab[i, G_AWAIT] = AWAIT_WITHDRAWN  # holds nothing: no CLEAR_BOOK, not counted
+            else:
                 _withdraw(i, itab, n_ent, pos, dirty, dirty_list, counters)
     counters[lb.C_EXPECTED_SEQ] = seq + 1
 

@@ -10,6 +10,7 @@ from engine.config import parse_config
 from feeds.lp_feed import LpFeed
 from fixserver.codec import FrameTooLarge, encode
 from fixserver.message import FixMessage
+from fixserver.session import SessionEvent, SessionState, SessionStateError
 from tests.conftest import EXAMPLE_CONFIG
 
 
@@ -258,7 +259,11 @@ def test_a_gap_while_the_lp_is_coming_up_withdraws_the_snapshots_it_already_had(
     for k, n in enumerate((1, 2, 3, 4)):
         feed._on_read(_md(b"W", 4 + k, n, SYMBOLS[n], PRICES[n], ask=ASKS[n]))  # the session waits for 3
     assert feed.gaps == 1 and not feed.up and feed.awaiting == {0}
-    assert [(body[262], body[263]) for _, body in handle.sent] == [(b"0", b"2"), (b"0", b"1")]
+    # EUR/USD withdrawn and asked for again; so are the three whose snapshots had not come when
+    # the gap showed (the lost message might have been one of them; GBP/USD's came with the gap).
+    assert [(body[262], body[263]) for _, body in handle.sent] == [
+        (b"%d" % n, request) for n in (0, 2, 3, 4) for request in (b"2", b"1")
+    ]
     engine.apply(batch, clock.t)
     assert not engine.quote("raw", "EUR/USD").bids
     read(feed, handle, _md(b"W", 8, 0, SYMBOLS[0], b"1.08490", ask=b"1.08495"))  # the fresh snapshot
@@ -374,3 +379,40 @@ def test_entries_about_ids_or_levels_we_do_not_keep_withdraw_nothing():
     read(feed, handle, _x(seq, (279, b"2"), (269, b"0"), (278, b"zz")))  # an id we do not hold
     read(feed, handle, _x(seq + 1, (279, b"0"), (269, b"2"), (278, b"t"), (270, b"1.08"), (271, b"1")))  # a trade
     assert handle.sent == [] and feed.awaiting == set()
+
+
+def _heartbeat(seq):
+    return encode(b"0", [(49, b"LP1"), (56, b"LAGG"), (34, seq), (52, b"20261123-10:00:00.000")], [])
+
+
+def _requested(handle):
+    return [(body[262], body[263]) for kind, body in handle.sent if kind == b"V"]
+
+
+def test_a_gap_that_may_have_swallowed_an_awaited_snapshot_asks_for_it_again():
+    feed, handle, _ = _feed()
+    handle.sent.clear()
+    for n in range(4):  # the snapshots of instruments 0-3; WTI's (seq 6) is lost
+        feed._on_read(_md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n], ask=ASKS[n]))
+    feed._on_read(_heartbeat(7))
+    assert (b"4", b"1") in _requested(handle)  # asked for again: the LP will not resend it
+    feed._on_read(_md(b"W", 8, 4, SYMBOLS[4], PRICES[4], ask=ASKS[4]))
+    feed._on_read(_heartbeat(9))
+    assert 4 not in feed.awaiting
+
+
+def test_books_withdrawn_while_the_session_is_ending_are_asked_for_at_the_next_logon():
+    feed, handle, _ = _feed()
+    for n in range(5):
+        feed._on_read(_md(b"W", 2 + n, n, SYMBOLS[n], PRICES[n], ask=ASKS[n]))
+    assert feed.up
+
+    def refuse(msg_type, body, resendable=None):  # as a session does once it sent its Logout
+        raise SessionStateError(SessionState.LOGOUT_SENT, SessionEvent.SEND_APP)
+
+    handle.send = refuse
+    feed._on_read(_md(b"X", 10, 0, b"EUR/USD", b"1.08502"))  # a gap (7-9 lost): no exception escapes
+    assert feed.awaiting == {0, 1, 2, 3, 4}
+    handle = FakeHandle()
+    feed.on_logon(handle)
+    assert sorted(_requested(handle)) == [(b"%d" % n, b"1") for n in range(5)]
