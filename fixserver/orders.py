@@ -194,8 +194,8 @@ class OrderDesk:
             with self.journal.atomic():
                 yield
         except BaseException:
+            del self._pending[queued:]  # first, so that no failure below can let them go out
             self.positions.undo(mark)
-            del self._pending[queued:]
             raise
         finally:
             self.positions.release(mark)

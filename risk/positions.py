@@ -65,6 +65,7 @@ class PositionBook:
     house: list[Position] = field(default_factory=list)
     # (position, qty, open_cost, realised) before each fill since the outermost open mark.
     _undo: list[tuple[Position, int, int, int]] | None = field(default=None, init=False, repr=False, compare=False)
+    _open_marks: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if not self.house:
@@ -93,22 +94,33 @@ class PositionBook:
     # --- undoing the fills of a failed event ------------------------------------------------------
 
     def mark(self) -> int:
-        """Start (or nest) a span of fills that :meth:`undo` can take back."""
+        """Start (or nest) a span of fills that :meth:`undo` can take back.
+
+        Every mark is released once with :meth:`release`, inner spans before outer ones.
+        """
         if self._undo is None:
             self._undo = []
+        self._open_marks += 1
         return len(self._undo)
 
     def undo(self, mark: int) -> None:
-        """Take back every fill since ``mark``."""
+        """Take back every fill since ``mark``, those of inner spans that stood included."""
         undo = self._undo
-        assert undo is not None, "undo without mark"
+        assert undo is not None and self._open_marks > 0, "undo without mark"
         while len(undo) > mark:
             position, qty, open_cost, realised = undo.pop()
             position.qty, position.open_cost, position.realised = qty, open_cost, realised
 
     def release(self, mark: int) -> None:
-        """The span from ``mark`` stands; the outermost release forgets the record."""
-        if mark == 0:
+        """The span from ``mark`` is over; the record is forgotten when the outermost one is.
+
+        An inner span's fills stay on record until then: an outer span that fails later takes
+        them back too. (Two spans may start at the same mark, e.g. 0 before any fill, so the
+        mark itself cannot say which span is the outermost: the count of open spans does.)
+        """
+        assert self._open_marks > 0, "release without mark"
+        self._open_marks -= 1
+        if self._open_marks == 0:
             self._undo = None
 
     def exposure(self, instr: int) -> int:

@@ -449,3 +449,25 @@ def test_order_status_while_the_order_is_at_an_lp_shows_what_is_still_to_fill(de
     desk.on_status(desk.clients["FUNDA"], FixMessage([(35, b"H"), (11, b"H1")]), 2 * MS)
     _, status = _reports(desk)
     assert (status[150], status[39], status[14], status[151]) == (b"I", b"1", b"1000000", b"1000000")
+
+
+def test_a_batch_lost_while_a_new_order_ends_its_route_leaves_only_the_orders_reject(desk, lps):
+    # No LP can take the order, so its route ends inside the new-order event, as an event of its
+    # own; closing it fails in a way that makes SQLite roll back the whole batch. The order's
+    # journal row is gone with it, so the client must hear nothing of that order's id.
+    lps.asks, lps.bids = {}, {}
+    real = desk.journal.set_status
+
+    def lost(*args, **kwargs):
+        desk.journal.set_status = real
+        desk.journal._db.execute("ROLLBACK")  # what SQLite itself does on some disk-full and I/O errors
+        raise sqlite3.OperationalError("disk I/O error")
+
+    desk.journal.set_status = lost
+    desk.on_new_order(desk.clients["FUNDA"], _d("N1"), now_ns=0)
+    (rej,) = _reports(desk)
+    assert (rej[11], rej[150], rej[39]) == (b"N1", b"8", b"8")
+    assert rej[58] == b"order not accepted: it could not be recorded, nothing was executed; please retry"
+    assert desk.journal.order(rej[37].decode()).status == "8"
+    assert desk.checker.kill.all  # a lost batch halts trading for an operator
+    assert desk.positions.exposure(EURUSD) == 0 and desk.positions.client("FUNDA", EURUSD).qty == 0

@@ -150,3 +150,20 @@ def test_the_fills_of_a_failed_event_can_be_taken_back_exactly():
     book.release(outer)
     assert (book.client("A", 0).qty, book.client("A", 0).realised, book.exposure(0)) == (10, 0, -10)
     assert book.house[0] == Position(-10, -1000, 0)
+
+
+def test_an_inner_event_that_stands_is_still_taken_back_when_its_outer_event_fails():
+    # Both spans start before any fill, so both marks are 0: the inner release must not end the
+    # outer span's record.
+    book = PositionBook(1)
+    outer = book.mark()
+    inner = book.mark()
+    assert outer == inner == 0
+    book.on_hedge_fill(0, SELL, 3, 100)
+    book.release(inner)  # the inner event stands
+    book.on_client_fill("A", 0, BUY, 100, 120, internalised=True)  # the outer event goes on
+    book.undo(outer)  # and fails
+    book.release(outer)
+    assert book.house[0] == Position() and book.client("A", 0) == Position()
+    book.on_hedge_fill(0, BUY, 1, 100)  # no span open: nothing is recorded any more
+    assert book._undo is None
