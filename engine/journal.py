@@ -9,7 +9,9 @@ fsync per commit; ``NORMAL`` in WAL mode survives a process crash (kill -9) but 
 Group commit keeps FULL affordable: one fsync per loop iteration, not per order.
 
 Quantities are quantity steps and prices ticks (integers); the CSV export renders decimals with
-the instruments' grids.
+the instruments' grids. The one exception is an LP fill's part below one step (500 where the step
+is 1000): the house's, kept apart in ``odd_lots`` as an exact fraction of a step, with the LP's
+own text (:meth:`Journal.odd_lot`).
 
 One event's writes (an order and its fills, a status change and its report) go inside
 :meth:`Journal.atomic`, a savepoint within the group transaction: if any of them fails, all of
@@ -26,12 +28,13 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import IO
 
 from engine.fixedpoint import Grid
 
-__all__ = ["BatchLost", "Journal", "JournalOrder", "JournalFill", "DuplicateClOrdID"]
+__all__ = ["BatchLost", "Journal", "JournalOrder", "JournalFill", "JournalOddLot", "DuplicateClOrdID"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -64,6 +67,17 @@ CREATE TABLE IF NOT EXISTS fills (
     ts_ns     INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS fills_by_client ON fills(client, symbol);
+CREATE TABLE IF NOT EXISTS odd_lots (
+    exec_id   TEXT PRIMARY KEY,
+    symbol    TEXT NOT NULL,
+    side      INTEGER NOT NULL,           -- the house's: 1 bought from the LP, -1 sold to it
+    qty       TEXT NOT NULL,              -- a fraction of one step, exactly: "1/2"
+    price     INTEGER NOT NULL,           -- ticks
+    route     TEXT NOT NULL,              -- lp name
+    lp_order  TEXT NOT NULL,              -- our ClOrdID at the LP
+    lp_fill   TEXT NOT NULL,              -- the LP's LastQty and LastPx as it sent them
+    ts_ns     INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -108,6 +122,21 @@ class JournalFill:
     qty: int
     price: int
     route: str
+    ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class JournalOddLot:
+    """The part below one step of an LP fill of ours: the house's."""
+
+    exec_id: str
+    symbol: str
+    side: int
+    qty: Fraction  # of one step, 0 < qty < 1
+    price: int
+    route: str
+    lp_order: str
+    lp_fill: str
     ts_ns: int
 
 
@@ -243,6 +272,22 @@ class Journal:
         )
         return exec_id
 
+    def odd_lot(
+        self, symbol: str, side: int, qty: Fraction, price: int, route: str, lp_order: str, lp_fill: str, now_ns: int
+    ) -> str:
+        """Journal the part below one step (``qty``, a fraction of a step) of an LP fill as the
+        house's; ``lp_fill`` is the LP's own text of the fill. Returns the ExecID."""
+        if not 0 < qty < 1:
+            raise ValueError(f"an odd lot is more than 0 and less than one step, not {qty}")
+        self._begin()
+        exec_id = self.next_id("E")
+        self._db.execute(
+            "INSERT INTO odd_lots(exec_id, symbol, side, qty, price, route, lp_order, lp_fill, ts_ns)"
+            " VALUES(?,?,?,?,?,?,?,?,?)",
+            (exec_id, symbol, side, f"{qty.numerator}/{qty.denominator}", price, route, lp_order, lp_fill, now_ns),
+        )
+        return exec_id
+
     def set_status(self, order_id: str, status: str, now_ns: int, text: str = "") -> None:
         self._begin()
         self._db.execute(
@@ -298,6 +343,13 @@ class Journal:
             " ORDER BY ts_ns, rowid"
         ):
             yield JournalFill(*row)
+
+    def odd_lots(self) -> Iterator[JournalOddLot]:
+        for row in self._db.execute(
+            "SELECT exec_id, symbol, side, qty, price, route, lp_order, lp_fill, ts_ns FROM odd_lots"
+            " ORDER BY ts_ns, rowid"
+        ):
+            yield JournalOddLot(row[0], row[1], row[2], Fraction(row[3]), *row[4:])
 
     def export_csv(self, out: IO[str], grids: dict[str, tuple[Grid, Grid]]) -> int:
         """Write every fill as CSV with decimal prices and quantities; returns the row count.

@@ -35,6 +35,15 @@ Auto-hedge: when the house position in an instrument passes its ``hedge_threshol
 routes an order for the whole position to the LPs (one hedge in flight per instrument). Hedges
 and any LP fill nobody waits for any more (a late answer after the budget) are journaled as
 orders of the house (client ``__house__``), so a restart recovers the house position too.
+
+An LP fill that is not a whole number of quantity steps (500 where the step is 1000, or 2500) is
+split: its whole steps go to the route's owner as any fill; the part below one step is the
+house's, journaled at once as an odd lot (the exact fraction of a step, at the LP's price rounded
+against the house, with the LP's text) and held in :attr:`PositionBook.odd_lots`. Positions,
+skew and hedges stay in whole steps, so an odd lot is not hedged: a warning names the LP and its
+text, and ``odd_lot_fills`` counts them for the operator. The route never sends that step again
+(see :mod:`risk.routing`): the client's order is short of it, and its remainder is cancelled (or
+rests, for a resting order) like any unfilled part.
 """
 
 from __future__ import annotations
@@ -44,10 +53,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
+from fractions import Fraction
 
 from engine.config import ClientConfig, Config, Routing
 from engine.execution import Execution, Order, OrdType, TimeInForce, execute, fill_at_quote, match_resting, rests
-from engine.fixedpoint import DecimalFormatError, Grid, OffGridError, Rounding
+from engine.fixedpoint import DecimalFormatError, Grid, OffGridError, Rounding, parse_decimal
 from engine.journal import BatchLost, Journal, JournalOrder
 from fixserver.marketdata import QuoteLookup
 from fixserver.message import FixMessage
@@ -160,6 +170,7 @@ class OrderDesk:
         # Instruments whose house position moved in the current event -> may it start a hedge.
         # Skew and hedges follow once the event stands (a hedge at an LP cannot be taken back).
         self._exposure_due: dict[int, bool] = {}
+        self.odd_lot_fills = 0  # LP fills with a part below one step, booked to the house
 
     def reconfigure(self, cfg: Config, clients: dict[str, ClientConfig]) -> None:
         """A hot reload (:func:`engine.reload.restart_needed` let it through): tiers, instruments
@@ -499,10 +510,10 @@ class OrderDesk:
         if self.router is None:
             return
         cl_ord_id = msg.get_str(11) or ""
-        child = self.router.child_order(cl_ord_id)
+        child = self.router.child_order(cl_ord_id, lp)  # another LP's word on it is not a fill of ours
         if child is None:
             return
-        last_qty, last_px = 0, None
+        last_qty, last_px, sub_step = 0, None, Fraction(0)
         qty_text, px_text = msg.get(32), msg.get(31)
         if msg.get(150) in (b"F", b"1", b"2") and qty_text is not None and px_text is not None:
             read = self._read_lp_fill(lp, cl_ord_id, child, qty_text, px_text)
@@ -514,45 +525,85 @@ class OrderDesk:
                 self._on_route_events(self.router.abandon(lp, cl_ord_id, read), now_ns)
                 self._settle(now_ns)
                 return
-            last_qty, last_px = read
+            last_qty, sub_step, last_px, house_px = read
+            if sub_step:
+                lp_fill = f"32={qty_text.decode('ascii', 'replace')} 31={px_text.decode('ascii', 'replace')}"
+                self._odd_lot(lp, cl_ord_id, child, sub_step, house_px, lp_fill, now_ns)
         status = msg.get(39) or b""
-        events = self.router.on_execution(lp, cl_ord_id, status, last_qty, last_px, msg.get_str(58) or "", now_ns)
+        text = msg.get_str(58) or ""
+        events = self.router.on_execution(lp, cl_ord_id, status, last_qty, last_px, text, now_ns, sub_step=sub_step)
         self._on_route_events(events, now_ns)
         self._settle(now_ns)
 
     def _read_lp_fill(
         self, lp: int, cl_ord_id: str, child: ChildOrder, qty_text: bytes, px_text: bytes
-    ) -> tuple[int, int] | str:
-        """An LP fill's quantity (steps) and price (ticks), or why it cannot be read.
+    ) -> tuple[int, Fraction, int, int] | str:
+        """An LP fill as (whole steps, the part of a step on top of them, price, the house's
+        price), prices in ticks; or why it cannot be read.
 
-        An LP's fill is a fact, so a value off our grids is rounded, never dropped: the price in
-        the favour of whoever we filled for (a client: it is charged that price plus the markup;
-        the house's own hedges and late fills: against the house, so its books never look better
-        than the LP's), the quantity down to a whole step. Either is logged with the LP's exact
-        text, which its own trade report also holds.
+        An LP's fill is a fact, so a value off our grids is never dropped. The price is rounded
+        in the favour of whoever we filled for (a client: it is charged that price plus the
+        markup; the house's own hedges and late fills: against the house, so its books never
+        look better than the LP's); the house's price, for a part below one step, always against
+        the house. A quantity off the grid is split into whole steps and the part of a step above
+        them, the house's. Either is logged with the LP's exact text, which its own trade report
+        also holds.
         """
         instr = child.instr
         qty_grid, price_grid = self._qty_grids[instr], self._price_grids[instr]
         for_client = not child.orphan and child.key not in self._hedges
         # A buy for a client rounds down (it pays less); a buy of the house's rounds up.
         px_rounding = Rounding.DOWN if (child.side == BUY) == for_client else Rounding.UP
+        house_rounding = Rounding.UP if child.side == BUY else Rounding.DOWN
         try:
-            qty, qty_exact = _to_grid(qty_grid, qty_text, Rounding.DOWN)
+            steps = _exact_steps(qty_grid, qty_text)
             price, px_exact = _to_grid(price_grid, px_text, px_rounding)
+            house_price, _ = _to_grid(price_grid, px_text, house_rounding)
         except DecimalFormatError as e:
             return f"unreadable fill ({e})"
-        if not (0 <= qty <= _INT64_MAX and abs(price) <= _INT64_MAX):
+        qty = steps.numerator // steps.denominator
+        sub_step = steps - qty
+        if not (0 <= qty <= _INT64_MAX and abs(price) <= _INT64_MAX and abs(house_price) <= _INT64_MAX):
             return "fill quantity or price out of range"
-        if not (qty_exact and px_exact):
+        if sub_step:
+            log.warning(
+                "LP %s filled %s: 32=%s 31=%s is not a whole number of quantity steps (%s): the order gets %s"
+                " at %s, the house the remaining %s of a step (odd lot) at %s",
+                self._lp_names[lp], cl_ord_id, qty_text.decode("ascii", "replace"),
+                px_text.decode("ascii", "replace"), qty_grid.step_text, qty_grid.to_text(qty),
+                price_grid.to_text(price), sub_step, price_grid.to_text(house_price),
+            )  # fmt: skip
+        elif not px_exact:
             log.warning(
                 "LP %s filled %s: 32=%s 31=%s is off the grids (qty step %s, tick %s); recorded as %s at %s"
-                " (price rounded %s, quantity down to a whole step)",
+                " (price rounded %s)",
                 self._lp_names[lp], cl_ord_id, qty_text.decode("ascii", "replace"),
                 px_text.decode("ascii", "replace"), qty_grid.step_text, price_grid.step_text,
                 qty_grid.to_text(qty), price_grid.to_text(price),
                 "in the client's favour" if for_client else "against the house",
             )  # fmt: skip
-        return qty, price
+        return qty, sub_step, price, house_price
+
+    def _odd_lot(
+        self, lp: int, cl_ord_id: str, child: ChildOrder, qty: Fraction, price: int, lp_fill: str, now_ns: int
+    ) -> None:
+        """The part below one step of an LP fill: the house's, whoever the whole steps are for.
+
+        It happened whatever becomes of the rest of the report: journaled in an event of its
+        own, and if even that fails, held in memory and trading halted, like a fill that cannot
+        be recorded at all.
+        """
+        self.odd_lot_fills += 1
+        symbol = self.cfg.instruments[child.instr].symbol
+        lp_name = self._lp_names[lp]
+        try:
+            with self._atomic():
+                self.journal.odd_lot(symbol, child.side, qty, price, lp_name, cl_ord_id, lp_fill, now_ns)
+                self.positions.on_odd_lot(child.instr, child.side, qty)
+        except Exception as e:
+            self._failed("journaling an LP fill's part below one step as the house's", e)
+            self.positions.on_odd_lot(child.instr, child.side, qty)
+            self._halt(f"UNJOURNALED LP FILL: {lp_name} {lp_fill} for {cl_ord_id}: {qty} of a step of {symbol}")
 
     def on_lp_down(self, lp: int, now_ns: int) -> None:
         if self.router is not None:
@@ -855,6 +906,10 @@ class OrderDesk:
                 self.positions.on_hedge_fill(instr, f.side, f.qty, f.price)
             else:
                 self.positions.on_client_fill(f.client, instr, f.side, f.qty, f.price, f.route == "internal")
+        for odd in self.journal.odd_lots():
+            instr = symbols.get(odd.symbol)
+            if instr is not None:
+                self.positions.on_odd_lot(instr, odd.side, odd.qty)
         restored = 0
         for row in self.journal.open_orders():
             client = clients.get(row.client)
@@ -1047,6 +1102,13 @@ def _to_grid(grid: Grid, text: bytes, rounding: Rounding) -> tuple[int, bool]:
         return grid.to_steps(text), True
     except OffGridError:
         return grid.to_steps(text, rounding), False
+
+
+def _exact_steps(grid: Grid, text: bytes) -> Fraction:
+    """``text`` in steps of ``grid``, exactly (a fraction when it is off the grid)."""
+    mantissa, scale = parse_decimal(text)
+    # value / step = (m * 10**-s) / (M * 10**-S)
+    return Fraction(mantissa, grid.step_mantissa) * Fraction(10) ** (grid.step_scale - scale)
 
 
 def _avg_px(cost: int, cum: int, grid: Grid | None) -> bytes:

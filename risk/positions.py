@@ -7,6 +7,11 @@ The house position per instrument is what the broker holds after internalising c
 (B-book) net of hedges sent to LPs. It drives the inventory skew: a long house lowers both its
 prices (to attract buyers, deter sellers), by one tick per ``skew_step_qty`` steps of position.
 
+An LP may fill a part of a step (500 units where the step is 1000). That part is the house's,
+held exactly (a :class:`~fractions.Fraction` of a step) in :attr:`PositionBook.odd_lots`, apart
+from the whole-step position: skew and hedges work in whole steps, and no order for less than a
+step can be sent to take an odd lot back out. It is there for the operator to see and close.
+
 Positions move with fills that the journal records in the same event; when the journal fails the
 event, the owner undoes its moves too (:meth:`PositionBook.mark` / :meth:`PositionBook.undo`), so
 positions never hold a fill the journal does not.
@@ -15,6 +20,8 @@ positions never hold a fill the journal does not.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import NamedTuple
 
 __all__ = ["BUY", "SELL", "Position", "PositionBook"]
 
@@ -55,6 +62,13 @@ class Position:
         return self.qty * mark - self.open_cost
 
 
+class _OddLotWas(NamedTuple):
+    """An undo record: the house's odd lot in ``instr`` before a fill moved it."""
+
+    instr: int
+    qty: Fraction
+
+
 @dataclass
 class PositionBook:
     """Client positions, the house position per instrument, and the skew it implies."""
@@ -63,8 +77,12 @@ class PositionBook:
     skew_step_qty: list[int] = field(default_factory=list)  # per instrument; 0 = no skew
     clients: dict[tuple[str, int], Position] = field(default_factory=dict)
     house: list[Position] = field(default_factory=list)
+    # The house's holdings below one step per instrument, signed, exactly (see the module doc).
+    odd_lots: list[Fraction] = field(default_factory=list)
     # (position, qty, open_cost, realised) before each fill since the outermost open mark.
-    _undo: list[tuple[Position, int, int, int]] | None = field(default=None, init=False, repr=False, compare=False)
+    _undo: list[tuple[Position, int, int, int] | _OddLotWas] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
     _open_marks: int = field(default=0, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +90,8 @@ class PositionBook:
             self.house = [Position() for _ in range(self.n_instruments)]
         if not self.skew_step_qty:
             self.skew_step_qty = [0] * self.n_instruments
+        if not self.odd_lots:
+            self.odd_lots = [Fraction(0)] * self.n_instruments
 
     def client(self, client: str, instr: int) -> Position:
         return self.clients.setdefault((client, instr), Position())
@@ -85,6 +105,12 @@ class PositionBook:
     def on_hedge_fill(self, instr: int, side: int, qty: int, price: int) -> None:
         """A fill of our own order at an LP (hedge or A-book cover)."""
         self._apply(self.house[instr], side, qty, price)
+
+    def on_odd_lot(self, instr: int, side: int, qty: Fraction) -> None:
+        """The part below one step (``0 < qty < 1``) of an LP fill of ours: the house's."""
+        if self._undo is not None:
+            self._undo.append(_OddLotWas(instr, self.odd_lots[instr]))
+        self.odd_lots[instr] += side * qty
 
     def _apply(self, position: Position, side: int, qty: int, price: int) -> None:
         if self._undo is not None:
@@ -108,7 +134,11 @@ class PositionBook:
         undo = self._undo
         assert undo is not None and self._open_marks > 0, "undo without mark"
         while len(undo) > mark:
-            position, qty, open_cost, realised = undo.pop()
+            was = undo.pop()
+            if isinstance(was, _OddLotWas):
+                self.odd_lots[was.instr] = was.qty
+                continue
+            position, qty, open_cost, realised = was
             position.qty, position.open_cost, position.realised = qty, open_cost, realised
 
     def release(self, mark: int) -> None:

@@ -13,14 +13,22 @@ per route). On a last-look reject, a partial fill, or the LP's session going awa
 goes to the next-best LP, until it is all filled, no LP is left, or ``budget_ns`` has passed since
 the route started. Prices are the LPs' own (no haircut): an order is what the LP fills at.
 
+Quantities are whole steps. An LP may still fill a part of a step (500 of a step of 1000): its
+owner books that part to the house, and tells the router (``sub_step``) so that the route never
+sends again what an LP has filled. A child order whose LP filled ``f`` steps in all thus takes
+``ceil(f)`` steps off the route: the next LP gets the whole steps that are still free, and the
+route's owner gets only the whole steps (``RouteFill``), the remainder ending up unfilled.
+
 What the *client* is charged for an LP fill is :func:`client_price`: the LP's price worsened by
 the tier's markup, and never worse than the client's limit.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from engine.config import MarkupUnit, TierConfig
 from engine.execution import crosses
@@ -102,7 +110,8 @@ class _Route:
     qty: int
     limit: int | None
     deadline_ns: int
-    filled: int = 0
+    filled: int = 0  # whole steps the LPs filled for the owner (RouteFill)
+    spent: int = 0  # steps the LPs filled only in part (the house has those parts): never sent again
     tried: set[int] = field(default_factory=set)
     child: str | None = None
     attempts: int = 0
@@ -117,6 +126,7 @@ class _Child:
     qty: int
     sent_ns: int
     filled: int = 0
+    sub_step: Fraction = Fraction(0)  # filled on top of ``filled``, below one step: the house's
     orphan: bool = False  # its route ended before the LP answered
 
 
@@ -147,10 +157,11 @@ class Router:
         child = self._children.get(cl_ord_id)
         return child.route.instr if child is not None else None
 
-    def child_order(self, cl_ord_id: str) -> ChildOrder | None:
-        """Who one of our child orders belongs to (None: not one we know, or forgotten)."""
+    def child_order(self, cl_ord_id: str, lp: int | None = None) -> ChildOrder | None:
+        """Who one of our child orders belongs to (None: not one we know, forgotten, or, given
+        ``lp``, not one at that LP)."""
         child = self._children.get(cl_ord_id)
-        if child is None:
+        if child is None or (lp is not None and child.lp != lp):
             return None
         return ChildOrder(child.route.key, child.route.instr, child.route.side, child.orphan)
 
@@ -173,13 +184,20 @@ class Router:
         last_px: int | None,
         text: str,
         now_ns: int,
+        sub_step: Fraction = Fraction(0),
     ) -> list[RouteEvent]:
-        """An LP's ExecutionReport for one of our child orders (unknown ids are ignored)."""
+        """An LP's ExecutionReport for one of our child orders (unknown ids are ignored).
+
+        ``last_qty`` is the whole steps of its fill (LastQty) and ``sub_step`` the part of a step
+        it filled on top of them (0 <= sub_step < 1), which the owner has booked to the house.
+        """
         child = self._children.get(cl_ord_id)
         if child is None or child.lp != lp:
             return []
         events: list[RouteEvent] = []
         route = child.route
+        if sub_step > 0:
+            child.sub_step += sub_step
         if last_qty > 0 and last_px is not None:
             child.filled += last_qty
             if child.orphan:
@@ -190,9 +208,7 @@ class Router:
         if status in _TERMINAL:
             del self._children[cl_ord_id]
             if not child.orphan:
-                route.child = None
-                if child.filled < child.qty:
-                    self._note(route, lp, text or "not filled")
+                self._child_over(child, text or "not filled")
                 events += self._next(route, now_ns)
         return events
 
@@ -231,8 +247,7 @@ class Router:
                 continue
             del self._children[cl_ord_id]
             if not child.orphan:
-                child.route.child = None
-                self._note(child.route, lp, "session lost")
+                self._child_over(child, "session lost")
                 events += self._next(child.route, now_ns)
         return events
 
@@ -257,7 +272,7 @@ class Router:
 
     def _next(self, route: _Route, now_ns: int) -> list[RouteEvent]:
         """Send the remainder to the best untried LP, or end the route."""
-        while route.filled < route.qty:
+        while route.filled + route.spent < route.qty:
             if now_ns >= route.deadline_ns:
                 return self._finish(route, "time budget spent")
             candidates = [
@@ -271,7 +286,7 @@ class Router:
             route.tried.add(best.lp)
             route.attempts += 1
             cl_ord_id = f"{route.key}.{route.attempts}"
-            remainder = route.qty - route.filled
+            remainder = route.qty - route.filled - route.spent
             if self._send(best.lp, cl_ord_id, route.instr, route.side, remainder, route.limit):
                 self._children[cl_ord_id] = _Child(cl_ord_id, best.lp, route, remainder, now_ns)
                 route.child = cl_ord_id
@@ -286,6 +301,18 @@ class Router:
         if unfilled:
             reason = "; ".join([why, *route.notes]) if why else "; ".join(route.notes)
         return [RouteDone(route.key, route.filled, unfilled, reason)]
+
+    def _child_over(self, child: _Child, why: str) -> None:
+        """A child order of a live route has ended at its LP (``why``, if it did not fill it all)."""
+        route = child.route
+        route.child = None
+        if child.sub_step:
+            # The LP filled part of a step on top of the whole ones: that step is not free any
+            # more (sending it again would buy it twice), and not the owner's either.
+            route.spent += math.ceil(child.filled + child.sub_step) - child.filled
+            self._note(route, child.lp, "filled a part smaller than the quantity step")
+        if child.filled + child.sub_step < child.qty:
+            self._note(route, child.lp, why)
 
     def _note(self, route: _Route, lp: int, what: str) -> None:
         route.notes.append(f"{self._lp_names[lp]}: {what}")

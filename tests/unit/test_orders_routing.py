@@ -2,6 +2,7 @@
 fills, at what price, what is journaled, and what the house ends up holding."""
 
 import sqlite3
+from fractions import Fraction
 
 import msgspec
 import pytest
@@ -471,3 +472,107 @@ def test_a_batch_lost_while_a_new_order_ends_its_route_leaves_only_the_orders_re
     assert desk.journal.order(rej[37].decode()).status == "8"
     assert desk.checker.kill.all  # a lost batch halts trading for an operator
     assert desk.positions.exposure(EURUSD) == 0 and desk.positions.client("FUNDA", EURUSD).qty == 0
+
+
+# --- LP fills that are not a whole number of steps (EUR/USD's quantity step is 1000) -------------
+
+
+def _odd_lots(desk):
+    return [(o.side, o.qty, o.price, o.route, o.lp_fill) for o in desk.journal.odd_lots()]
+
+
+def test_an_lp_fill_below_one_step_is_the_houses_and_that_step_is_not_sent_again(desk, lps, caplog):
+    desk.on_new_order(desk.clients["FUNDA"], _d("B1", qty=b"3000"), now_ns=0)
+    child = lps.sent[0][1]
+    desk.on_lp_execution(0, _lp_report(child, b"1", b"500", b"1.08510"), MS)
+    assert _reports(desk) == []  # nothing of it is the client's
+    desk.on_lp_execution(0, _lp_report(child, b"4", text=b"IOC rest cancelled"), 2 * MS)
+    assert [(lp, qty) for lp, _, _, qty, _ in lps.sent] == [(0, 3), (1, 2)]  # 2500 left, so 2 steps
+    desk.on_lp_execution(1, _lp_report(lps.sent[1][1], b"2", b"2000", b"1.08511"), 3 * MS)
+    fill, cxl = _reports(desk)
+    assert (fill[150], fill[32], fill[31], fill["route"]) == (b"F", b"2000", b"1.08513", "LP2")
+    assert (cxl[150], cxl[39], cxl[14], cxl[151]) == (b"4", b"4", b"2000", b"0")
+    assert b"LP1: filled a part smaller than the quantity step" in cxl[58]
+    # LP1 sold us 500: the house holds them, journaled with the LP's own words for it.
+    assert _odd_lots(desk) == [(1, Fraction(1, 2), 108510, "LP1", "32=500 31=1.08510")]
+    assert desk.positions.odd_lots[EURUSD] == Fraction(1, 2)
+    assert desk.positions.client("FUNDA", EURUSD).qty == 2 and desk.positions.exposure(EURUSD) == 0
+    assert desk.odd_lot_fills == 1
+    assert "LP LP1 filled O1.1: 32=500 31=1.08510 is not a whole number of quantity steps" in caplog.text
+
+
+def test_a_partial_lp_fill_with_a_part_of_a_step_gives_the_client_the_whole_steps_only(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d("B1", qty=b"3000"), now_ns=0)
+    child = lps.sent[0][1]
+    desk.on_lp_execution(0, _lp_report(child, b"1", b"2500", b"1.08510"), MS)
+    desk.on_lp_execution(0, _lp_report(child, b"4", text=b"IOC rest cancelled"), 2 * MS)
+    fill, cxl = _reports(desk)
+    assert (fill[32], fill[31], fill[14], fill[151]) == (b"2000", b"1.08512", b"2000", b"1000")
+    assert (cxl[150], cxl[14], cxl[151]) == (b"4", b"2000", b"0")
+    assert b"LP1: filled a part smaller than the quantity step" in cxl[58]
+    assert len(lps.sent) == 1  # the LPs have filled 2500 of 3000: no whole step is left to send
+    assert _odd_lots(desk) == [(1, Fraction(1, 2), 108510, "LP1", "32=2500 31=1.08510")]
+
+
+def test_parts_of_a_step_that_add_up_to_one_take_one_step_off_the_route(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d("S1", side=b"2", qty=b"3000"), now_ns=0)
+    child = lps.sent[0][1]
+    desk.on_lp_execution(0, _lp_report(child, b"1", b"500", b"1.08490"), MS)
+    desk.on_lp_execution(0, _lp_report(child, b"1", b"500", b"1.08491"), MS)
+    desk.on_lp_execution(0, _lp_report(child, b"4"), 2 * MS)
+    assert [qty for *_, qty, _ in lps.sent] == [3, 2]
+    assert desk.positions.odd_lots[EURUSD] == -1  # we sold the LP 1000 in two halves
+    assert [(side, qty) for side, qty, *_ in _odd_lots(desk)] == [(-1, Fraction(1, 2))] * 2
+
+
+def test_a_restart_recovers_the_houses_odd_lots(tmp_path, lps):
+    path = tmp_path / "journal.sqlite"
+    desk = _make_desk(path, lps)
+    desk.on_new_order(desk.clients["FUNDA"], _d("B1", qty=b"3000"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"2250", b"1.08510"), MS)
+    desk.flush()
+    desk.journal.close()
+
+    again = _make_desk(path, lps)
+    again.recover(again.clients, now_ns=10 * MS)
+    assert again.positions.odd_lots[EURUSD] == Fraction(1, 4)
+    assert again.positions.client("FUNDA", EURUSD).qty == 2
+
+
+def test_an_odd_lot_that_cannot_be_journaled_is_held_and_trading_halts(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d("B1", qty=b"3000"), now_ns=0)
+    _fail_once(desk.journal, "odd_lot")
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"500", b"1.08510"), MS)
+    assert desk.positions.odd_lots[EURUSD] == Fraction(1, 2)
+    assert desk.checker.kill.all
+    assert desk.odd_lot_fills == 1
+
+
+def test_a_hedge_filled_short_of_a_whole_step_is_not_sent_again(desk, lps):
+    demo = desk.clients["DEMO"]
+    desk.on_new_order(demo, _d("a", qty=b"6000000"), now_ns=0)
+    desk.on_new_order(demo, _d("b", qty=b"6000000"), now_ns=1)  # the house is short 12000: hedged
+    hedge_id = lps.sent[0][1]
+    desk.on_lp_execution(0, _lp_report(hedge_id, b"1", b"11999500", b"1.08510"), 2 * MS)
+    desk.on_lp_execution(0, _lp_report(hedge_id, b"4"), 2 * MS)
+    assert len(lps.sent) == 1
+    assert desk.positions.exposure(EURUSD) == -1 and desk.positions.odd_lots[EURUSD] == Fraction(1, 2)
+    assert desk.journal.order(hedge_id.split(".")[0]).status == "4"
+
+
+def test_a_report_from_another_lp_about_our_order_is_no_fill_of_ours(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d("B1", qty=b"3000"), now_ns=0)
+    desk.on_lp_execution(1, _lp_report(lps.sent[0][1], b"1", b"500", b"1.08510"), MS)  # it is at LP1
+    assert list(desk.journal.odd_lots()) == []
+    assert desk.positions.odd_lots[EURUSD] == 0 and desk.odd_lot_fills == 0
+
+
+def test_a_fok_whose_lps_filled_a_part_of_a_step_is_rejected_and_the_house_keeps_all_they_filled(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d("K1", qty=b"2000", tif=b"4"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"1500", b"1.08510"), MS)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"4"), MS)
+    (rej,) = _reports(desk)
+    assert (rej[150], rej[39], rej[14]) == (b"8", b"8", b"0")
+    assert len(lps.sent) == 1  # 1500 of 2000 filled: no whole step left for another LP
+    assert desk.positions.exposure(EURUSD) == 1 and desk.positions.odd_lots[EURUSD] == Fraction(1, 2)
+    assert desk.positions.client("FUNDA", EURUSD).qty == 0
