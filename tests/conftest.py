@@ -18,3 +18,16 @@ EXAMPLE_CONFIG = ROOT / "configs" / "example.toml"
 @pytest.fixture
 def example_config_text() -> str:
     return EXAMPLE_CONFIG.read_text()
+
+
+def lp_quotes(engine, lp: str, symbol: str, bid: int, ask: int, qty: int, ts: int) -> None:
+    """``lp`` comes up with a one-level book of ``symbol`` (prices in ticks, size in steps) at
+    ``ts``, applied to ``engine``."""
+    from engine.batch import ASK, BID, UpdateBatch
+
+    lp_index, instr = engine.lp_index(lp), engine.instrument_index(symbol)
+    batch = UpdateBatch(8)
+    batch.set_level(lp_index, instr, BID, 0, bid, qty, ts)
+    batch.set_level(lp_index, instr, ASK, 0, ask, qty, ts)
+    batch.lp_up(lp_index, ts)
+    engine.apply(batch, ts)

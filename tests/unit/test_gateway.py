@@ -14,7 +14,7 @@ from fixserver.gateway import Gateway
 from fixserver.md_book import md_request
 from fixserver.message import FixMessage
 from fixserver.session import SessionID, SessionState
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, lp_quotes
 
 T0 = 1_700_000_000_000_000_000
 MS = 1_000_000
@@ -43,14 +43,8 @@ def _gateway(tmp_path, text: str = EXAMPLE_CONFIG.read_text()) -> Gateway:
 
 def _lp1_quotes_eur_usd(gw: Gateway) -> None:
     """LP1 quotes EUR/USD 1.08500 / 1.08510 at T0; the loop's turn at T0 publishes it."""
-    engine = gw.engine
-    lp, eur = engine.lp_index("LP1"), engine.instrument_index("EUR/USD")
-    batch = UpdateBatch(16)
-    batch.set_level(lp, eur, BID, 0, 108500, 1000, T0)
-    batch.set_level(lp, eur, ASK, 0, 108510, 1000, T0)
-    batch.lp_up(lp, T0)
-    engine.apply(batch, T0)
-    engine.expire(T0)
+    lp_quotes(gw.engine, "LP1", "EUR/USD", 108500, 108510, 1000, T0)
+    gw.engine.expire(T0)
     gw.on_batch(T0)
 
 

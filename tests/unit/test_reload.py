@@ -3,11 +3,10 @@ what is built into sessions, subscriptions and arrays is named and needs a resta
 
 import msgspec
 
-from engine.batch import ASK, BID, UpdateBatch
 from engine.book import Engine
 from engine.config import parse_config
 from engine.reload import restart_needed
-from tests.conftest import EXAMPLE_CONFIG
+from tests.conftest import EXAMPLE_CONFIG, lp_quotes
 
 TEXT = EXAMPLE_CONFIG.read_text()
 T0 = 1_700_000_000_000_000_000
@@ -45,14 +44,8 @@ def test_edits_built_into_sessions_and_arrays_are_named():
 
 
 def test_the_engine_reprices_every_instrument_with_the_new_tier_parameters():
-    cfg = parse_config(TEXT)
-    engine = Engine(cfg)
-    lp, eur = engine.lp_index("LP1"), engine.instrument_index("EUR/USD")
-    batch = UpdateBatch(8)
-    batch.set_level(lp, eur, BID, 0, 108500, 1000, T0)
-    batch.set_level(lp, eur, ASK, 0, 108520, 1000, T0)
-    batch.lp_up(lp, T0)
-    engine.apply(batch, T0)
+    engine = Engine(parse_config(TEXT))
+    lp_quotes(engine, "LP1", "EUR/USD", 108500, 108520, 1000, T0)
     before = engine.quote("institutional", "EUR/USD")
 
     engine.reconfigure(_edited("bid_markup = 1", "bid_markup = 11"))  # the institutional tier's
@@ -68,21 +61,13 @@ def test_a_reloaded_lp_haircut_and_size_weight_reprice_the_levels_the_engine_alr
     new_text = TEXT.replace(old_line, "haircut_ticks = 20\nsize_weight_pct = 10 # a slightly", 1)
     assert new_text != TEXT
 
-    def quote_lp2(engine):
-        lp2, eur = engine.lp_index("LP2"), engine.instrument_index("EUR/USD")
-        batch = UpdateBatch(8)
-        batch.set_level(lp2, eur, BID, 0, 108500, 1000, T0)
-        batch.set_level(lp2, eur, ASK, 0, 108520, 1000, T0)
-        batch.lp_up(lp2, T0)
-        engine.apply(batch, T0)
-
     running = Engine(parse_config(TEXT))
-    quote_lp2(running)
+    lp_quotes(running, "LP2", "EUR/USD", 108500, 108520, 1000, T0)
     before = running.quote("institutional", "EUR/USD")
     running.reconfigure(parse_config(new_text))  # LP2 sends nothing after it
     running.expire(T0 + 1)
     fresh = Engine(parse_config(new_text))
-    quote_lp2(fresh)
+    lp_quotes(fresh, "LP2", "EUR/USD", 108500, 108520, 1000, T0)
     fresh.expire(T0 + 1)
     after, expected = running.quote("institutional", "EUR/USD"), fresh.quote("institutional", "EUR/USD")
     assert (after.bids, after.asks) == (expected.bids, expected.asks) != (before.bids, before.asks)
