@@ -77,6 +77,18 @@ def _feed():
     return feed, handle, batch
 
 
+def _priced_feed(lp: int):
+    """LP ``lp`` of the example config logged on, its rows going to an engine with a 20-deep "raw" tier."""
+    cfg = parse_config(EXAMPLE_CONFIG.read_text().replace("# --- clients", RAW_TIER + "\n# --- clients"))
+    clock = FakeClock()
+    engine, batch = Engine(cfg), UpdateBatch()
+    feed = LpFeed(cfg, cfg.lps[lp], batch, clock=clock)
+    handle = FakeHandle()
+    feed.on_create(handle)
+    feed.on_logon(handle)
+    return clock, engine, batch, feed, handle
+
+
 def _kinds(batch):
     return [int(batch.kind[i]) for i in range(batch.n)]
 
@@ -158,13 +170,7 @@ def test_a_rejected_instrument_is_not_waited_for_and_is_requested_again_after_a_
 def test_a_snapshot_only_lp_resending_an_unchanged_book_stays_fresh():
     # LP3 sends full snapshots only (staleness 2000 ms). The same book every 100 ms for 3 s
     # changes no level, yet the LP is alive and quoting: it must stay in the price.
-    cfg = parse_config(EXAMPLE_CONFIG.read_text().replace("# --- clients", RAW_TIER + "\n# --- clients"))
-    clock = FakeClock()
-    engine, batch = Engine(cfg), UpdateBatch()
-    feed = LpFeed(cfg, cfg.lps[2], batch, clock=clock)
-    handle = FakeHandle()
-    feed.on_create(handle)
-    feed.on_logon(handle)
+    clock, engine, batch, feed, handle = _priced_feed(2)
     for seq, n in enumerate(feed.instruments, 2):
         feed._on_read(_md(b"W", seq, n, SYMBOLS[n], PRICES[n], sender=b"LP3", ask=ASKS[n]))
         handle.session.next_target_seq = seq + 1
@@ -247,13 +253,7 @@ def test_after_a_gap_increments_are_not_priced_until_the_fresh_snapshot():
 def test_a_gap_while_the_lp_is_coming_up_withdraws_the_snapshots_it_already_had():
     # EUR/USD's W (seq 2), then seq 3 -- an X moving EUR/USD -- is lost, then the other four W
     # (seq 4..7). The LP must not come up with the pre-gap EUR/USD book.
-    cfg = parse_config(EXAMPLE_CONFIG.read_text().replace("# --- clients", RAW_TIER + "\n# --- clients"))
-    clock = FakeClock()
-    engine, batch = Engine(cfg), UpdateBatch()
-    feed = LpFeed(cfg, cfg.lps[0], batch, clock=clock)
-    handle = FakeHandle()
-    feed.on_create(handle)
-    feed.on_logon(handle)
+    clock, engine, batch, feed, handle = _priced_feed(0)
     read(feed, handle, _md(b"W", 2, 0, SYMBOLS[0], PRICES[0], ask=ASKS[0]))
     handle.sent.clear()
     for k, n in enumerate((1, 2, 3, 4)):
