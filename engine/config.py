@@ -30,6 +30,7 @@ __all__ = [
     "ClientLimits",
     "Config",
     "ConfigError",
+    "HaltConfig",
     "InstrumentConfig",
     "LpConfig",
     "MarkupUnit",
@@ -204,6 +205,16 @@ class EngineConfig(Struct, frozen=True, forbid_unknown_fields=True):
     max_levels: Annotated[int, Meta(ge=1, le=64)] = 10  # per LP ladder side
 
 
+class HaltConfig(Struct, frozen=True, forbid_unknown_fields=True):
+    """Kill switches, set by operators in the file and hot-reloaded. A halt refuses new orders
+    (103=2, 58 'trading halted') and holds resting orders unfilled; quotes keep streaming."""
+
+    all: bool = False  # every client and instrument
+    clients: list[str] = []  # client SenderCompIDs
+    instruments: list[str] = []  # symbols
+    lps: list[str] = []  # LP names: no A-book routes or hedges go to them
+
+
 class Config(Struct, frozen=True, forbid_unknown_fields=True):
     instruments: list[InstrumentConfig]
     lps: list[LpConfig]
@@ -213,6 +224,7 @@ class Config(Struct, frozen=True, forbid_unknown_fields=True):
     metrics: MetricsConfig = MetricsConfig()
     routing: RoutingConfig = RoutingConfig()
     engine: EngineConfig = EngineConfig()
+    halt: HaltConfig = HaltConfig()
 
     def instrument(self, symbol: str) -> InstrumentConfig:
         for inst in self.instruments:
@@ -478,5 +490,20 @@ def _semantic_errors(cfg: Config, unparsed: dict[str, set[str]]) -> list[str]:
         own = client.routing is not None or client.hybrid_threshold is not None  # else the tier's, checked there
         if own and client.tier in tiers and parsed.routing_of(client) == (Routing.HYBRID, 0):
             errors.append(f"clients[{i}].hybrid_threshold: must be > 0 for hybrid routing")
+    errors += _halt_errors(cfg, unparsed)
     return errors
+
+
+def _halt_errors(cfg: Config, unparsed: dict[str, set[str]]) -> Iterator[str]:
+    """Each name a kill switch holds must be one the config defines (a typo halts nothing)."""
+    known = {
+        ("clients", "client CompID"): {c.sender_comp_id for _, c in _present(cfg.clients)},
+        ("instruments", "instrument"): {i.symbol for _, i in _present(cfg.instruments)}
+        | unparsed.get("instruments", set()),
+        ("lps", "LP"): {lp.name for _, lp in _present(cfg.lps)},
+    }
+    for (key, what), names in known.items():
+        for j, name in enumerate(getattr(cfg.halt, key)):
+            if name not in names:
+                yield f"halt.{key}[{j}]: unknown {what} {name!r}"
 

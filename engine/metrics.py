@@ -84,14 +84,16 @@ class Metrics:
         engine: EngineCounters | None = None,
         feeds: Iterable[LpCounters] = (),
         acceptor: AcceptorCounters | None = None,
+        kill: KillState | None = None,
     ) -> None:
         """Export the counts these objects keep, read when Prometheus scrapes (see
         :class:`SourceCollector`): the engine's (spikes, no quotes, quotes published, stale LPs),
         each LP feed's (MD entries received and dropped, reconnects) and the acceptor's (client
         send buffers, rejected logons). ``feeds``: the :class:`~feeds.lp_feed.LpFeed` of each
         LP, or the simulator's :attr:`~feeds.sim_feed.SimFeed.lps`. Call it again to replace
-        them; until then those metrics are exported without samples."""
-        self.sources.attach(engine, feeds, acceptor)
+        them; until then those metrics are exported without samples. ``kill``: the kill switches
+        (:class:`risk.limits.KillSwitches`), exported as ``lagg_trading_halted``."""
+        self.sources.attach(engine, feeds, acceptor, kill)
 
     def serve(self, host: str, port: int) -> WSGIServer:
         """Expose /metrics over HTTP (a daemon thread; prometheus-client's own server).
@@ -180,11 +182,28 @@ class AcceptorCounters(Protocol):
     def logon_rejects(self) -> int: ...
 
 
+class KillState(Protocol):
+    """What the collector reads of :class:`risk.limits.KillSwitches` (its sets are replaced, never
+    changed in place, so a scrape reads a whole one)."""
+
+    @property
+    def all(self) -> bool: ...
+    @property
+    def fault(self) -> str: ...
+    @property
+    def clients(self) -> set[str]: ...
+    @property
+    def lps(self) -> set[str]: ...
+    @property
+    def instruments(self) -> set[int]: ...
+
+
 @dataclass(frozen=True)
 class _Sources:
     engine: EngineCounters | None = None
     feeds: Sequence[LpCounters] = ()
     acceptor: AcceptorCounters | None = None
+    kill: KillState | None = None
 
 
 class _Families:
@@ -219,11 +238,17 @@ class _Families:
         self.logon_failures = CounterMetricFamily(
             "lagg_logon_failures", "rejected logons (bad credentials, unknown CompID)"
         )
+        self.halted = GaugeMetricFamily(
+            "lagg_trading_halted",
+            "kill switches on (1), by scope: all, client, instrument, lp (the config's [halt]), or fault "
+            "(the order desk stopped trading itself; only a restart clears it)",
+            labels=["scope", "name"],
+        )
 
     def all(self) -> list[Metric]:
         return [
             self.entries, self.dropped, self.reconnects, self.withdrawn, self.stale, self.spikes, self.no_quote,
-            self.published, self.send_buffer, self.logon_failures,
+            self.published, self.send_buffer, self.logon_failures, self.halted,
         ]  # fmt: skip
 
 
@@ -240,9 +265,13 @@ class SourceCollector(Collector):
         self._sources = _Sources()
 
     def attach(
-        self, engine: EngineCounters | None, feeds: Iterable[LpCounters], acceptor: AcceptorCounters | None
+        self,
+        engine: EngineCounters | None,
+        feeds: Iterable[LpCounters],
+        acceptor: AcceptorCounters | None,
+        kill: KillState | None = None,
     ) -> None:
-        self._sources = _Sources(engine, tuple(feeds), acceptor)
+        self._sources = _Sources(engine, tuple(feeds), acceptor, kill)
 
     def describe(self) -> Iterable[Metric]:
         # The names, for the registry's duplicate check, whether or not anything is attached.
@@ -262,6 +291,8 @@ class SourceCollector(Collector):
             _collect_engine(sources.engine, out)
         if sources.acceptor is not None:
             _collect_acceptor(sources.acceptor, out)
+        if sources.kill is not None:
+            _collect_halts(sources.kill, sources.engine, out)
         return out.all()
 
 
@@ -291,3 +322,16 @@ def _collect_acceptor(acceptor: AcceptorCounters, out: _Families) -> None:
             continue
         out.send_buffer.add_metric([handle.session_id.target_comp_id], backlog)
     out.logon_failures.add_metric([], acceptor.logon_rejects)
+
+
+def _collect_halts(kill: KillState, engine: EngineCounters | None, out: _Families) -> None:
+    out.halted.add_metric(["all", ""], 1 if kill.all else 0)  # always there: an alert can see 1 -> 0
+    out.halted.add_metric(["fault", ""], 1 if kill.fault else 0)
+    symbols = engine.symbols if engine is not None else ()
+    for scope, names in (
+        ("client", sorted(kill.clients)),
+        ("instrument", sorted(symbols[i] if i < len(symbols) else str(i) for i in kill.instruments)),
+        ("lp", sorted(kill.lps)),
+    ):
+        for name in names:
+            out.halted.add_metric([scope, name], 1)

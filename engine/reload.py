@@ -20,7 +20,7 @@ from watchfiles import awatch
 
 from engine.config import Config, ConfigError, TierConfig, load_config
 
-__all__ = ["ConfigReloader", "LIVE_FIELDS", "restart_needed"]
+__all__ = ["ConfigReloader", "LIVE_FIELDS", "LIVE_SECTIONS", "restart_needed"]
 
 log = logging.getLogger("lagg.config")
 
@@ -38,6 +38,8 @@ LIVE_FIELDS: dict[str, frozenset[str]] = {
     "clients": frozenset({"routing", "hybrid_threshold", "limits", "market_data", "trading"}),
 }
 _KEY = {"instruments": "symbol", "lps": "name", "tiers": "name", "clients": "sender_comp_id"}
+# Sections taken live as a whole: the operators' kill switches.
+LIVE_SECTIONS = frozenset({"halt"})
 
 
 def restart_needed(old: Config, new: Config) -> list[str]:
@@ -46,6 +48,8 @@ def restart_needed(old: Config, new: Config) -> list[str]:
     changed: list[str] = []
     for section in Config.__struct_fields__:
         before, after = getattr(old, section), getattr(new, section)
+        if section in LIVE_SECTIONS:
+            continue
         live = LIVE_FIELDS.get(section)
         if live is None:
             if before != after:

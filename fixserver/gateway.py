@@ -25,7 +25,7 @@ import msgspec
 
 from engine.batch import UpdateBatch
 from engine.book import Engine
-from engine.config import ClientConfig, Config
+from engine.config import ClientConfig, Config, HaltConfig
 from engine.journal import Journal
 from engine.metrics import Metrics
 from engine.reload import ConfigReloader, restart_needed
@@ -85,6 +85,7 @@ class Gateway(Application):
         )
         self.positions = PositionBook(len(cfg.instruments), skew_step_qty=[i.skew_step_qty for i in cfg.instruments])
         self.kill = KillSwitches()
+        self._set_halts(cfg)
         self.desk = OrderDesk(
             cfg,
             quote_of=self._ladder,
@@ -119,6 +120,16 @@ class Gateway(Application):
             self.skews_to_record.append((instr, skew_ticks))
         self.metrics.exposure.labels(instrument=self._symbols[instr]).set(self.positions.exposure(instr))
 
+    def _set_halts(self, cfg: Config) -> None:
+        """The operators' kill switches from the config (the desk's ``fault`` is not theirs)."""
+        kill, halt = self.kill, cfg.halt
+        kill.all = halt.all
+        kill.clients = set(halt.clients)
+        kill.instruments = {self.engine.instrument_index(symbol) for symbol in halt.instruments}
+        kill.lps = set(halt.lps)
+        if halt != HaltConfig():
+            log.warning("kill switches on: %s", msgspec.json.encode(halt).decode())
+
     def reconfigure(self, new: Config) -> None:
         """Apply a hot reload that :func:`engine.reload.restart_needed` let through: tier
         pricing, LP haircuts and staleness, spike filters, skew steps, hedge thresholds, quote
@@ -133,6 +144,7 @@ class Gateway(Application):
         self.desk.reconfigure(new, self.clients)
         self.positions.skew_step_qty = [i.skew_step_qty for i in new.instruments]
         self.desk.checker.collar_ticks = [i.price_collar_ticks for i in new.instruments]
+        self._set_halts(new)
         for instr in range(len(new.instruments)):
             skew = self.positions.skew_ticks(instr)
             if skew != self.skews[instr]:
@@ -148,7 +160,8 @@ class Gateway(Application):
     def _lp_prices(self, instr: int, side: int) -> list[LpPrice]:
         book_side = 1 if side > 0 else 0  # a buy takes the LPs' asks
         tops = self.engine.lp_tops(instr, book_side, self.clock.now_ns())
-        return [LpPrice(lp, price, qty) for lp, price, qty in tops if lp in self.lp_feeds]
+        halted, names = self.kill.lps, self.engine.lp_names
+        return [LpPrice(lp, price, qty) for lp, price, qty in tops if lp in self.lp_feeds and names[lp] not in halted]
 
     def _send_lp_order(self, lp: int, cl_ord_id: str, instr: int, side: int, qty: int, limit: int | None) -> bool:
         feed = self.lp_feeds.get(lp)
@@ -448,7 +461,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     # The LPs' sessions as the loop and the metrics see them, over FIX or simulated alike.
     lp_links: Sequence[LpFeed | SimLpStatus] = feeds if sim_feed is None else sim_feed.lps
     # Counts the engine, the feeds and the acceptor keep, read when Prometheus scrapes.
-    metrics.attach(engine=engine, feeds=lp_links, acceptor=acceptor)
+    metrics.attach(engine=engine, feeds=lp_links, acceptor=acceptor, kill=gateway.kill)
     recorder = recorder_for(options.record_path, cfg, clock.now_ns()) if options.record_path else None
     if recorder is not None:
         # A recording starts from the skews recovered from the journal, not from zero.

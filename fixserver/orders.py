@@ -220,14 +220,14 @@ class OrderDesk:
     def _batch_lost(self, error: BatchLost) -> None:
         """What the last commit would have made durable is gone: none of its reports may go out,
         and the desk's state no longer matches the journal, so trading stops for an operator."""
-        log.critical("%s: %d reports withheld; trading halted (global kill switch) until an operator"
-                     " reconciles", error, len(self._pending))  # fmt: skip
+        log.critical("%s: %d reports withheld; trading halted until an operator reconciles and restarts",
+                     error, len(self._pending))  # fmt: skip
         self._pending.clear()
-        self.checker.kill.all = True
+        self.checker.kill.fault = f"journal batch lost: {error}"
 
     def _halt(self, why: str) -> None:
-        log.critical("%s; trading halted (global kill switch) until an operator reconciles", why)
-        self.checker.kill.all = True
+        log.critical("%s; trading halted until an operator reconciles and restarts", why)
+        self.checker.kill.fault = why
 
     # --- NewOrderSingle ------------------------------------------------------------------------
 

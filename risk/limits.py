@@ -53,15 +53,18 @@ ACCEPT = Decision(True)
 
 @dataclass
 class KillSwitches:
-    """Halts: global, per client, per LP and per instrument. Set by operators or by risk rules."""
+    """Halts: global, per client, per LP and per instrument, as the operators' config sets them
+    (``[halt]``, hot-reloaded); and ``fault``, set by the order desk when its state and the
+    journal's may differ: that one stays until a restart, whatever the config says."""
 
     all: bool = False
     clients: set[str] = field(default_factory=set)
     lps: set[str] = field(default_factory=set)
     instruments: set[int] = field(default_factory=set)
+    fault: str = ""  # why trading stopped by itself ("" = it did not)
 
     def halted(self, client: str, instr: int) -> bool:
-        return self.all or client in self.clients or instr in self.instruments
+        return self.all or bool(self.fault) or client in self.clients or instr in self.instruments
 
 
 class RateLimiter:

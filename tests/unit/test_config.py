@@ -253,3 +253,18 @@ def test_a_tier_that_failed_to_parse_does_not_break_the_other_checks():
     )
     assert errors[0].startswith("tiers[0].name: ")
     assert errors[1:] == ["clients[0].hybrid_threshold: must be > 0 for hybrid routing"]
+
+
+def test_kill_switches_name_only_clients_instruments_and_lps_the_config_defines():
+    text = EXAMPLE_CONFIG.read_text().replace(
+        'clients = []                  # e.g. ["RETAIL1"]', 'clients = ["RETAIL1", "RETAIL2"]'
+    ).replace('instruments = []              # e.g. ["WTI"]', 'instruments = ["WTI", "BTC"]').replace(
+        'lps = []                      # no A-book', 'lps = ["LP9"]                 # no A-book'
+    )
+    with pytest.raises(ConfigError) as exc:
+        parse_config(text)
+    assert exc.value.errors == [
+        "halt.clients[1]: unknown client CompID 'RETAIL2'",
+        "halt.instruments[1]: unknown instrument 'BTC'",
+        "halt.lps[0]: unknown LP 'LP9'",
+    ]

@@ -2,6 +2,8 @@
 sees after an LP went stale but before the loop's next turn takes its prices out; which
 instruments a security list and a market-data request show; what a reload takes away."""
 
+import types
+
 import pytest
 
 from engine.batch import ASK, BID, UpdateBatch
@@ -167,3 +169,46 @@ def test_a_reload_reaches_working_orders_a_resting_fill_past_the_new_position_li
     report = handle.sent[-1][1]
     assert (report[11], report[150], report[39]) == (b"r1", b"4", b"4"), report  # cancelled, not filled
     assert report[58].startswith(b"cancelled: ") and report[58].endswith(b"(max 500 steps)"), report[58]
+
+
+def _halted(gateway):
+    samples = next(m for m in gateway.metrics.registry.collect() if m.name == "lagg_trading_halted").samples
+    return {(s.labels["scope"], s.labels["name"]) for s in samples if s.value == 1}
+
+
+def test_kill_switches_from_the_config_refuse_orders_until_a_reload_lifts_them(tmp_path):
+    text = EXAMPLE_CONFIG.read_text()
+    halted_demo = text.replace('clients = []                  # e.g. ["RETAIL1"]', 'clients = ["DEMO"]')
+    gateway = _gateway(tmp_path, halted_demo)
+    gateway.metrics.attach(engine=gateway.engine, kill=gateway.kill)
+    assert _halted(gateway) == {("client", "DEMO")}
+    _lp1_quotes_eur_usd(gateway)
+    handle = _Handle("DEMO")
+    gateway.handles["DEMO"] = handle
+    gateway.from_app(_order((11, b"k1"), (54, b"1"), (40, b"1"), (59, b"3")), handle)
+    assert (handle.sent[-1][1][150], handle.sent[-1][1][58]) == (b"8", b"trading halted")
+
+    gateway.reconfigure(parse_config(text))
+    assert _halted(gateway) == set()
+    gateway.from_app(_order((11, b"k2"), (54, b"1"), (40, b"1"), (59, b"3")), handle)
+    assert handle.sent[-1][1][150] == b"F"
+
+
+def test_a_fault_halt_of_the_desk_outlives_a_reload(tmp_path):
+    gateway = _gateway(tmp_path)
+    gateway.metrics.attach(engine=gateway.engine, kill=gateway.kill)
+    gateway.desk._halt("journal commit failed")
+    gateway.reconfigure(parse_config(EXAMPLE_CONFIG.read_text()))  # [halt] all = false
+    assert gateway.kill.halted("DEMO", 0)
+    assert _halted(gateway) == {("fault", "")}
+
+
+def test_a_halted_lp_gets_no_routes(tmp_path):
+    text = EXAMPLE_CONFIG.read_text().replace('lps = []                      # no A-book', 'lps = ["LP1"] # no A-book')
+    gateway = _gateway(tmp_path, text)
+    _lp1_quotes_eur_usd(gateway)
+    gateway.add_lp_feed(types.SimpleNamespace(lp=gateway.cfg.lps[0]))
+    eur = gateway.engine.instrument_index("EUR/USD")
+    assert gateway._lp_prices(eur, 1) == []
+    gateway.reconfigure(parse_config(EXAMPLE_CONFIG.read_text()))
+    assert [p.lp for p in gateway._lp_prices(eur, 1)] == [0]

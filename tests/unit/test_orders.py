@@ -227,7 +227,7 @@ def test_when_the_group_commit_fails_no_report_goes_out_and_trading_halts(desk):
 
     desk.journal.commit = commit
     assert desk.flush() == []  # a fill we have no record of is never reported
-    assert desk.checker.kill.all
+    assert desk.checker.kill.fault
 
 
 def test_order_status_of_an_order_rejected_for_its_symbol_is_answered_with_the_reject(desk):

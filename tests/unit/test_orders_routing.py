@@ -470,7 +470,7 @@ def test_a_batch_lost_while_a_new_order_ends_its_route_leaves_only_the_orders_re
     assert (rej[11], rej[150], rej[39]) == (b"N1", b"8", b"8")
     assert rej[58] == b"order not accepted: it could not be recorded, nothing was executed; please retry"
     assert desk.journal.order(rej[37].decode()).status == "8"
-    assert desk.checker.kill.all  # a lost batch halts trading for an operator
+    assert desk.checker.kill.fault  # a lost batch halts trading for an operator
     assert desk.positions.exposure(EURUSD) == 0 and desk.positions.client("FUNDA", EURUSD).qty == 0
 
 
@@ -544,7 +544,7 @@ def test_an_odd_lot_that_cannot_be_journaled_is_held_and_trading_halts(desk, lps
     _fail_once(desk.journal, "odd_lot")
     desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"1", b"500", b"1.08510"), MS)
     assert desk.positions.odd_lots[EURUSD] == Fraction(1, 2)
-    assert desk.checker.kill.all
+    assert desk.checker.kill.fault
     assert desk.odd_lot_fills == 1
 
 

@@ -71,3 +71,10 @@ def test_a_reloaded_lp_haircut_and_size_weight_reprice_the_levels_the_engine_alr
     fresh.expire(T0 + 1)
     after, expected = running.quote("institutional", "EUR/USD"), fresh.quote("institutional", "EUR/USD")
     assert (after.bids, after.asks) == (expected.bids, expected.asks) != (before.bids, before.asks)
+
+
+def test_kill_switches_apply_live():
+    running = parse_config(TEXT)
+    assert restart_needed(running, _edited("all = false", "all = true")) == []
+    halt_wti = _edited('instruments = []              # e.g. ["WTI"]', 'instruments = ["WTI"]')
+    assert restart_needed(running, halt_wti) == []
