@@ -85,6 +85,7 @@ class Metrics:
         feeds: Iterable[LpCounters] = (),
         acceptor: AcceptorCounters | None = None,
         kill: KillState | None = None,
+        desk: DeskCounters | None = None,
     ) -> None:
         """Export the counts these objects keep, read when Prometheus scrapes (see
         :class:`SourceCollector`): the engine's (spikes, no quotes, quotes published, stale LPs),
@@ -92,8 +93,9 @@ class Metrics:
         send buffers, rejected logons). ``feeds``: the :class:`~feeds.lp_feed.LpFeed` of each
         LP, or the simulator's :attr:`~feeds.sim_feed.SimFeed.lps`. Call it again to replace
         them; until then those metrics are exported without samples. ``kill``: the kill switches
-        (:class:`risk.limits.KillSwitches`), exported as ``lagg_trading_halted``."""
-        self.sources.attach(engine, feeds, acceptor, kill)
+        (:class:`risk.limits.KillSwitches`), exported as ``lagg_trading_halted``; ``desk``: the
+        order desk (:class:`fixserver.orders.OrderDesk`), for its odd-lot LP fills."""
+        self.sources.attach(engine, feeds, acceptor, kill, desk)
 
     def serve(self, host: str, port: int) -> WSGIServer:
         """Expose /metrics over HTTP (a daemon thread; prometheus-client's own server).
@@ -198,12 +200,18 @@ class KillState(Protocol):
     def instruments(self) -> set[int]: ...
 
 
+class DeskCounters(Protocol):
+    @property
+    def odd_lot_fills(self) -> int: ...
+
+
 @dataclass(frozen=True)
 class _Sources:
     engine: EngineCounters | None = None
     feeds: Sequence[LpCounters] = ()
     acceptor: AcceptorCounters | None = None
     kill: KillState | None = None
+    desk: DeskCounters | None = None
 
 
 class _Families:
@@ -238,6 +246,10 @@ class _Families:
         self.logon_failures = CounterMetricFamily(
             "lagg_logon_failures", "rejected logons (bad credentials, unknown CompID)"
         )
+        self.odd_lots = CounterMetricFamily(
+            "lagg_lp_odd_lot_fills",
+            "LP fills with a part below one quantity step, booked to the house (journal table odd_lots)",
+        )
         self.halted = GaugeMetricFamily(
             "lagg_trading_halted",
             "kill switches on (1), by scope: all, client, instrument, lp (the config's [halt]), or fault "
@@ -248,7 +260,7 @@ class _Families:
     def all(self) -> list[Metric]:
         return [
             self.entries, self.dropped, self.reconnects, self.withdrawn, self.stale, self.spikes, self.no_quote,
-            self.published, self.send_buffer, self.logon_failures, self.halted,
+            self.published, self.send_buffer, self.logon_failures, self.halted, self.odd_lots,
         ]  # fmt: skip
 
 
@@ -270,8 +282,9 @@ class SourceCollector(Collector):
         feeds: Iterable[LpCounters],
         acceptor: AcceptorCounters | None,
         kill: KillState | None = None,
+        desk: DeskCounters | None = None,
     ) -> None:
-        self._sources = _Sources(engine, tuple(feeds), acceptor, kill)
+        self._sources = _Sources(engine, tuple(feeds), acceptor, kill, desk)
 
     def describe(self) -> Iterable[Metric]:
         # The names, for the registry's duplicate check, whether or not anything is attached.
@@ -293,6 +306,8 @@ class SourceCollector(Collector):
             _collect_acceptor(sources.acceptor, out)
         if sources.kill is not None:
             _collect_halts(sources.kill, sources.engine, out)
+        if sources.desk is not None:
+            out.odd_lots.add_metric([], sources.desk.odd_lot_fills)
         return out.all()
 
 

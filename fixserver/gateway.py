@@ -461,7 +461,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     # The LPs' sessions as the loop and the metrics see them, over FIX or simulated alike.
     lp_links: Sequence[LpFeed | SimLpStatus] = feeds if sim_feed is None else sim_feed.lps
     # Counts the engine, the feeds and the acceptor keep, read when Prometheus scrapes.
-    metrics.attach(engine=engine, feeds=lp_links, acceptor=acceptor, kill=gateway.kill)
+    metrics.attach(engine=engine, feeds=lp_links, acceptor=acceptor, kill=gateway.kill, desk=gateway.desk)
     recorder = recorder_for(options.record_path, cfg, clock.now_ns()) if options.record_path else None
     if recorder is not None:
         # A recording starts from the skews recovered from the journal, not from zero.

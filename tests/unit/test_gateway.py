@@ -196,7 +196,8 @@ def test_kill_switches_from_the_config_refuse_orders_until_a_reload_lifts_them(t
 
 def test_a_fault_halt_of_the_desk_outlives_a_reload(tmp_path):
     gateway = _gateway(tmp_path)
-    gateway.metrics.attach(engine=gateway.engine, kill=gateway.kill)
+    gateway.metrics.attach(engine=gateway.engine, kill=gateway.kill, desk=gateway.desk)
+    assert gateway.metrics.registry.get_sample_value("lagg_lp_odd_lot_fills_total") == 0
     gateway.desk._halt("journal commit failed")
     gateway.reconfigure(parse_config(EXAMPLE_CONFIG.read_text()))  # [halt] all = false
     assert gateway.kill.halted("DEMO", 0)

@@ -9,6 +9,7 @@ import pytest
 
 from engine.config import parse_config
 from engine.journal import Journal
+from engine.metrics import Metrics
 from fixserver.message import FixMessage
 from fixserver.orders import HOUSE, OrderDesk
 from risk import KillSwitches, PositionBook, PreTradeChecker
@@ -498,6 +499,9 @@ def test_an_lp_fill_below_one_step_is_the_houses_and_that_step_is_not_sent_again
     assert desk.positions.odd_lots[EURUSD] == Fraction(1, 2)
     assert desk.positions.client("FUNDA", EURUSD).qty == 2 and desk.positions.exposure(EURUSD) == 0
     assert desk.odd_lot_fills == 1
+    metrics = Metrics()
+    metrics.attach(desk=desk)
+    assert metrics.registry.get_sample_value("lagg_lp_odd_lot_fills_total") == 1
     assert "LP LP1 filled O1.1: 32=500 31=1.08510 is not a whole number of quantity steps" in caplog.text
 
 
