@@ -181,7 +181,9 @@ class LpFeed(Application):
                 messages.append(FixMessage(decode_fields(frame)))
                 continue
             messages.append(_header_only(frame))
-        if result.withdrawn:
+        if result.withdrawn or self.gaps != self._gaps_logged:
+            # (A gap while no book was live withdraws nothing, yet the books it left awaiting may
+            # have lost their snapshot in it: they are asked for again too.)
             self._resubscribe_withdrawn()
         if not self.up:
             self._maybe_up(now)

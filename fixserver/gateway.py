@@ -123,12 +123,26 @@ class Gateway(Application):
     def _set_halts(self, cfg: Config) -> None:
         """The operators' kill switches from the config (the desk's ``fault`` is not theirs)."""
         kill, halt = self.kill, cfg.halt
+        self.kill_config = halt
         kill.all = halt.all
         kill.clients = set(halt.clients)
         kill.instruments = {self.engine.instrument_index(symbol) for symbol in halt.instruments}
         kill.lps = set(halt.lps)
         if halt != HaltConfig():
             log.warning("kill switches on: %s", msgspec.json.encode(halt).decode())
+
+    def reload_check(self, old: Config, new: Config) -> list[str]:
+        """The hot reload's check (:func:`engine.reload.restart_needed`), except that the
+        operators' kill switches apply even when the rest of the file must wait for a restart."""
+        blocked = restart_needed(old, new)
+        halt = new.halt
+        if blocked and halt != self.kill_config:
+            unknown = set(halt.instruments) - set(self._symbols) or set(halt.lps) - set(self.engine.lp_names)
+            if unknown:
+                log.error("kill switches not applied: %s unknown until a restart", ", ".join(sorted(unknown)))
+            else:
+                self._set_halts(new)
+        return blocked
 
     def reconfigure(self, new: Config) -> None:
         """Apply a hot reload that :func:`engine.reload.restart_needed` let through: tier
@@ -412,7 +426,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
         reloads = metrics.config_reloads
         reloader = ConfigReloader(
             options.config_path, cfg, on_change=lambda old, new: gateway.reconfigure(new),
-            on_result=lambda ok: reloads.labels(result="ok" if ok else "refused").inc(), check=restart_needed,
+            on_result=lambda ok: reloads.labels(result="ok" if ok else "refused").inc(), check=gateway.reload_check,
         )  # fmt: skip
         reload_task = asyncio.ensure_future(reloader.watch(stop))
     options.ready.set()

@@ -824,6 +824,12 @@ class OrderDesk:
         need = self.positions.hedge_needed(instr, self.cfg.instruments[instr].hedge_threshold)
         if need == 0:
             return
+        kill = self.checker.kill
+        if kill.all or kill.fault or instr in kill.instruments:
+            # A halt stops the house's own orders too (after a fault, its positions are in doubt);
+            # the next fill in the instrument once trading resumes hedges the whole position.
+            log.warning("auto-hedge of %s (%+d steps) held: trading halted", self.cfg.instruments[instr].symbol, need)
+            return
         side = 1 if need > 0 else -1
         order_id = self._house_order("H", instr, side, abs(need), now_ns, "auto-hedge")
         self._hedges[order_id] = (instr, side)

@@ -213,3 +213,12 @@ def test_a_halted_lp_gets_no_routes(tmp_path):
     assert gateway._lp_prices(eur, 1) == []
     gateway.reconfigure(parse_config(EXAMPLE_CONFIG.read_text()))
     assert [p.lp for p in gateway._lp_prices(eur, 1)] == [0]
+
+
+def test_a_kill_switch_applies_even_when_the_rest_of_the_file_waits_for_a_restart(tmp_path):
+    gateway = _gateway(tmp_path)
+    text = EXAMPLE_CONFIG.read_text()
+    staged = text.replace("depth = 5", "depth = 4", 1).replace("all = false", "all = true", 1)
+    assert gateway.reload_check(gateway.cfg, parse_config(staged)) == ["tiers[0].depth"]
+    assert gateway.kill.all  # halted now; the depth waits for the restart
+    assert gateway.cfg.tier("institutional").depth == 5

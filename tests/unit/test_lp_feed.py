@@ -416,3 +416,14 @@ def test_books_withdrawn_while_the_session_is_ending_are_asked_for_at_the_next_l
     handle = FakeHandle()
     feed.on_logon(handle)
     assert sorted(_requested(handle)) == [(b"%d" % n, b"1") for n in range(5)]
+
+
+def test_a_gap_before_any_book_is_live_still_asks_for_the_snapshots_again():
+    feed, handle, _ = _feed()
+    handle.sent.clear()
+    feed._on_read(_heartbeat(3))  # seq 2, EUR/USD's snapshot, is lost
+    assert feed.gaps == 1
+    assert sorted(_requested(handle)) == sorted((b"%d" % n, r) for n in range(5) for r in (b"1", b"2"))
+    for n in range(5):  # the snapshots asked for again
+        feed._on_read(_md(b"W", 4 + n, n, SYMBOLS[n], PRICES[n], ask=ASKS[n]))
+    assert feed.up

@@ -580,3 +580,24 @@ def test_a_fok_whose_lps_filled_a_part_of_a_step_is_rejected_and_the_house_keeps
     assert len(lps.sent) == 1  # 1500 of 2000 filled: no whole step left for another LP
     assert desk.positions.exposure(EURUSD) == 1 and desk.positions.odd_lots[EURUSD] == Fraction(1, 2)
     assert desk.positions.client("FUNDA", EURUSD).qty == 0
+
+
+@pytest.mark.parametrize("halt", ["all", "instrument", "fault"])
+def test_a_halt_holds_the_auto_hedge(tmp_path, halt):
+    lps = FakeLps()
+    desk = _make_desk(tmp_path / "journal.sqlite", lps)
+    desk.on_new_order(desk.clients["FUNDA"], _d("A1", qty=b"12000000"), now_ns=0)
+    child = lps.sent[0][1]
+    desk.poll(BUDGET + 1)  # the route's budget runs out: its late fill will be the house's
+    desk.flush()
+    kill = desk.checker.kill
+    if halt == "all":
+        kill.all = True
+    elif halt == "instrument":
+        kill.instruments = {EURUSD}
+    else:
+        kill.fault = "journal batch lost"
+    sent = len(lps.sent)
+    desk.on_lp_execution(0, _lp_report(child, b"2", b"12000000", b"1.08510"), BUDGET + 2 * MS)
+    assert desk.positions.exposure(EURUSD) != 0  # past the hedge threshold ...
+    assert lps.sent[sent:] == []  # ... and no hedge goes out while halted
