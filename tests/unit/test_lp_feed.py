@@ -201,13 +201,7 @@ def test_snapshots_that_echo_only_the_symbol_bring_the_lp_up():
 
 
 def _up_with_engine(lp_index: int = 0):
-    cfg = parse_config(EXAMPLE_CONFIG.read_text().replace("# --- clients", RAW_TIER + "\n# --- clients"))
-    clock = FakeClock()
-    engine, batch = Engine(cfg), UpdateBatch()
-    feed = LpFeed(cfg, cfg.lps[lp_index], batch, clock=clock)
-    handle = FakeHandle()
-    feed.on_create(handle)
-    feed.on_logon(handle)
+    clock, engine, batch, feed, handle = _priced_feed(lp_index)
     for n in feed.instruments:
         read(feed, handle, _md(b"W", handle.session.next_target_seq, n, SYMBOLS[n], PRICES[n], ask=ASKS[n]))
     assert feed.up
