@@ -123,7 +123,7 @@ class Gateway(Application):
     def _set_halts(self, cfg: Config) -> None:
         """The operators' kill switches from the config (the desk's ``fault`` is not theirs)."""
         kill, halt = self.kill, cfg.halt
-        self.kill_config = halt
+        self._halts_applied = halt
         kill.all = halt.all
         kill.clients = set(halt.clients)
         kill.instruments = {self.engine.instrument_index(symbol) for symbol in halt.instruments}
@@ -136,7 +136,7 @@ class Gateway(Application):
         operators' kill switches apply even when the rest of the file must wait for a restart."""
         blocked = restart_needed(old, new)
         halt = new.halt
-        if blocked and halt != self.kill_config:
+        if blocked and halt != self._halts_applied:
             unknown = set(halt.instruments) - set(self._symbols) or set(halt.lps) - set(self.engine.lp_names)
             if unknown:
                 log.error("kill switches not applied: %s unknown until a restart", ", ".join(sorted(unknown)))
