@@ -34,7 +34,9 @@ from typing import IO
 
 from engine.fixedpoint import Grid
 
-__all__ = ["BatchLost", "Journal", "JournalOrder", "JournalFill", "JournalOddLot", "DuplicateClOrdID"]
+HOUSE_CLIENT = "__house__"  # the client of the house's own orders and odd lots
+
+__all__ = ["BatchLost", "HOUSE_CLIENT", "Journal", "JournalOrder", "JournalFill", "JournalOddLot", "DuplicateClOrdID"]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -352,7 +354,9 @@ class Journal:
             yield JournalOddLot(row[0], row[1], row[2], Fraction(row[3]), *row[4:])
 
     def export_csv(self, out: IO[str], grids: dict[str, tuple[Grid, Grid]]) -> int:
-        """Write every fill as CSV with decimal prices and quantities; returns the row count.
+        """Write every fill as CSV with decimal prices and quantities, then the house's odd lots
+        (parts of LP fills below one quantity step: client ``__house__``, the order id the LP
+        filled, the exact quantity); returns the row count.
 
         ``grids`` maps symbol -> (price grid, quantity grid).
         """
@@ -366,7 +370,27 @@ class Journal:
                 qty_grid.to_text(f.qty), price_grid.to_text(f.price), f.route, f.ts_ns,
             ])  # fmt: skip
             count += 1
+        for o in self.odd_lots():
+            price_grid, qty_grid = grids[o.symbol]
+            units = o.qty * Fraction(qty_grid.step_text)  # a part of an LP's decimal quantity: finite
+            writer.writerow([
+                o.exec_id, o.lp_order, HOUSE_CLIENT, o.symbol, "buy" if o.side > 0 else "sell",
+                _decimal_text(units), price_grid.to_text(o.price), o.route, o.ts_ns,
+            ])  # fmt: skip
+            count += 1
         return count
+
+
+def _decimal_text(value: Fraction) -> str:
+    """A fraction whose denominator divides a power of ten, as its exact decimal text."""
+    for digits in range(19):
+        if (value * 10**digits).denominator == 1:
+            break
+    else:  # not a finite decimal: cannot come from an LP's decimal text, but never loop on one
+        return f"{float(value):.12g}"
+    text = str(abs(value.numerator * 10**digits // value.denominator)).rjust(digits + 1, "0")
+    sign = "-" if value < 0 else ""
+    return sign + (f"{text[:-digits]}.{text[-digits:]}" if digits else text)
 
 
 _ORDER_COLS = (

@@ -58,7 +58,7 @@ from fractions import Fraction
 from engine.config import ClientConfig, Config, Routing
 from engine.execution import Execution, Order, OrdType, TimeInForce, execute, fill_at_quote, match_resting, rests
 from engine.fixedpoint import DecimalFormatError, Grid, OffGridError, Rounding, parse_decimal
-from engine.journal import BatchLost, Journal, JournalOrder
+from engine.journal import HOUSE_CLIENT, BatchLost, Journal, JournalOrder
 from fixserver.marketdata import QuoteLookup
 from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
@@ -82,7 +82,7 @@ _NO_SYMBOL = b"[N/A]"  # FIX's placeholder for a Symbol (55) a report must carry
 _ORD_TYPES = frozenset(t.value for t in OrdType)
 _INT64_MAX = 2**63 - 1  # the journal's integers are SQLite's: 64-bit signed
 
-HOUSE = "__house__"  # the journal's client for the house's own orders (hedges, late LP fills)
+HOUSE = HOUSE_CLIENT  # the journal's client for the house's own orders (hedges, late LP fills)
 
 
 @dataclass(frozen=True, slots=True)

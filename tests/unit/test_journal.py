@@ -6,11 +6,12 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+from fractions import Fraction
 
 import pytest
 
 from engine.fixedpoint import Grid
-from engine.journal import BatchLost, DuplicateClOrdID, Journal, replay_fills
+from engine.journal import BatchLost, DuplicateClOrdID, Journal, _decimal_text, replay_fills
 
 
 def test_order_fill_and_status_survive_reopen(tmp_path):
@@ -161,3 +162,26 @@ def test_when_sqlite_drops_the_whole_batch_inside_an_event_the_event_says_so_and
         j.new_order("DEMO", "after", "EUR/USD", 1, "1", "3", 10, None, now_ns=2)  # the outer event goes on
     j.commit()
     assert not j.has_cl_ord_id("DEMO", "earlier") and not j.has_cl_ord_id("DEMO", "after")
+
+
+def test_the_csv_export_ends_with_the_houses_odd_lots_in_exact_quantities(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    oid = j.new_order("FUNDA", "c1", "EUR/USD", 1, "1", "3", 3, None, now_ns=1)
+    j.fill(oid, 2, 108511, "LP2", now_ns=2, status="1")
+    j.odd_lot("EUR/USD", 1, Fraction(1, 2), 108510, "LP1", "O1.1", "32=500 31=1.08510", now_ns=3)
+    j.odd_lot("EUR/USD", -1, Fraction(1, 8), 108509, "LP1", "O1.2", "32=125 31=1.08509", now_ns=4)
+    j.commit()
+    out = io.StringIO()
+    assert j.export_csv(out, {"EUR/USD": (Grid.parse("0.00001"), Grid.parse("1000"))}) == 3
+    rows = [line.split(",") for line in out.getvalue().splitlines()[1:]]
+    assert rows[0][2:8] == ["FUNDA", "EUR/USD", "buy", "2000", "1.08511", "LP2"]
+    assert [r[1:8] for r in rows[1:]] == [
+        ["O1.1", "__house__", "EUR/USD", "buy", "500", "1.08510", "LP1"],
+        ["O1.2", "__house__", "EUR/USD", "sell", "125", "1.08509", "LP1"],
+    ]
+
+
+def test_odd_lot_quantities_below_one_unit_keep_their_decimals():
+    assert _decimal_text(Fraction(1, 8)) == "0.125"
+    assert _decimal_text(Fraction(-5, 2)) == "-2.5"
+    assert _decimal_text(Fraction(3)) == "3"
