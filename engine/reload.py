@@ -107,6 +107,8 @@ class ConfigReloader:
                 return self._refuse([f"{self.path}: not applied: {exc}"], str(exc))
             self.current = new
             log.info("config reloaded from %s", self.path)
+        else:
+            log.info("config reload: %s is unchanged", self.path)  # (an answer to a SIGHUP too)
         self.last_errors = []
         self._on_result(True)
         return True

@@ -5,7 +5,7 @@ import msgspec
 
 from engine.book import Engine
 from engine.config import parse_config
-from engine.reload import restart_needed
+from engine.reload import ConfigReloader, restart_needed
 from tests.conftest import EXAMPLE_CONFIG, lp_quotes
 
 TEXT = EXAMPLE_CONFIG.read_text()
@@ -78,3 +78,14 @@ def test_kill_switches_apply_live():
     assert restart_needed(running, _edited("all = false", "all = true")) == []
     halt_wti = _edited('instruments = []              # e.g. ["WTI"]', 'instruments = ["WTI"]')
     assert restart_needed(running, halt_wti) == []
+
+
+def test_a_reload_of_an_unchanged_file_says_so(tmp_path, caplog):
+    path = tmp_path / "lagg.toml"
+    path.write_text(TEXT)
+    results = []
+    reloader = ConfigReloader(path, parse_config(TEXT), lambda old, new: None, results.append)
+    caplog.set_level("INFO", logger="lagg.config")
+    assert reloader.reload()
+    assert results == [True]
+    assert f"config reload: {path} is unchanged" in caplog.text
