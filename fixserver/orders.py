@@ -289,6 +289,10 @@ class OrderDesk:
         if not cl_ord_id:
             return reject(_OTHER, "ClOrdID (11) is required")
         if self.journal.has_cl_ord_id(client.sender_comp_id, cl_ord_id):
+            if msg.get(43) == b"Y" or msg.get(97) == b"Y":
+                # The client resends an order it never saw answered: it gets the order's state
+                # now (150=I), not a reject that would read as "your order did not go in".
+                return self._status(client, msg, now_ns)
             return self._report(
                 client, echo, "NONE", b"8", b"8", 0, 0, 0, now_ns, reject=(_DUPLICATE, "duplicate ClOrdID")
             )

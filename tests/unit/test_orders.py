@@ -137,6 +137,17 @@ def test_duplicate_cl_ord_id_is_rejected(desk):
     assert (r[39], r[103], r[58]) == (b"8", b"6", b"duplicate ClOrdID")
 
 
+@pytest.mark.parametrize("resend_flag", [(43, b"Y"), (97, b"Y")])  # PossDupFlag, PossResend
+def test_a_resent_order_gets_its_state_not_a_duplicate_reject(desk, resend_flag):
+    desk.on_new_order(desk.client, _d("r1", qty=b"1000000", ord_type=b"2", tif=b"1", price=b"1.08000"), now_ns=1)
+    (new,) = _reports(desk)
+    assert (new[150], new[39]) == (b"0", b"0")  # it rests
+    again = FixMessage(_d("r1", qty=b"1000000", ord_type=b"2", tif=b"1", price=b"1.08000").fields + [resend_flag])
+    desk.on_new_order(desk.client, again, now_ns=2)
+    (r,) = _reports(desk)
+    assert (r[150], r[39], r[37], r[151]) == (b"I", b"0", new[37], b"1000000")  # its status, still working
+
+
 def test_negative_price_market_fills_on_wti(desk):
     desk.on_new_order(desk.client, _d(sym=b"WTI", side=b"2", qty=b"5"), now_ns=1)
     (r,) = _reports(desk)
