@@ -1088,12 +1088,17 @@ class Session:
         msg_type = msg.msg_type
         if msg.get(43) == b"Y" and msg_type != b"A":
             orig = parse_utc_timestamp(msg.get(122))
-            if orig is None:
-                self.store.set_next_target_seq(seq + 1)
-                self._send_reject(out, msg, REJECT_REQUIRED_TAG_MISSING, "OrigSendingTime(122) missing", now_ns, 122)
-                return
             sent = parse_utc_timestamp(msg.get(52))
-            if sent is not None and orig > sent:
+            if orig is None:
+                # A SequenceReset carries no content to date, and engines (QuickFIX) send one
+                # without 122; refusing it would leave the gap it fills open for good.
+                if msg_type != b"4":
+                    self.store.set_next_target_seq(seq + 1)
+                    self._send_reject(
+                        out, msg, REJECT_REQUIRED_TAG_MISSING, "OrigSendingTime(122) missing", now_ns, 122
+                    )
+                    return
+            elif sent is not None and orig > sent:
                 self._reject_and_logout(
                     out, now_ns, msg, REJECT_SENDING_TIME_ACCURACY, "OrigSendingTime after SendingTime", 122
                 )

@@ -234,6 +234,20 @@ def test_logon_seq_too_high_logs_on_then_asks_for_the_gap() -> None:
     assert [a.message.get(11) for a in of(order, Deliver)] == [b"o1"]
 
 
+def test_a_gap_fill_resent_without_orig_sending_time_still_fills_the_gap() -> None:
+    store = MemoryStore(T0)
+    store.set_next_target_seq(3)
+    session, peer = acceptor(store)
+    session.connected(T0)
+    peer.next_seq = 6
+    peer.logon(30, (554, PASSWORD.encode()))
+    fill = peer.send(b"4", (123, b"Y"), (36, b"6"), seq=3, poss_dup=True)  # 43=Y, no 122
+    assert sends(fill) == []  # no Reject: the gap is filled
+    assert session.next_target_seq == 7 and not session.resend_outstanding
+    order = peer.send(b"D", (11, b"o1"))
+    assert [a.message.get(11) for a in of(order, Deliver)] == [b"o1"]
+
+
 # --- Heartbeat and TestRequest -----------------------------------------------------------------
 
 
