@@ -309,6 +309,10 @@ class SessionHandle:
     def _run(self, actions: list[Action]) -> None:
         self._batch_depth += 1
         try:
+            # The session numbered its own messages of this batch when it made them; what the
+            # callbacks below send is numbered later. So all of the session's go first, then the
+            # callbacks' in the order of events: MsgSeqNum rises on the wire (an admin reply
+            # behind a delivered order used to follow the order's report with a lower number).
             for action in actions:
                 if isinstance(action, Send):
                     body = action.body
@@ -318,9 +322,9 @@ class SessionHandle:
                         data = encode(action.msg_type, action.header, body, action.begin_string)
                     self._pending.append(data)
                     self.messages_sent += 1
+            for action in actions:
+                if isinstance(action, Send):
                     continue
-                # Callbacks may send: their messages join the same pending buffer after what the
-                # session produced so far, so the wire order is the order of events.
                 if isinstance(action, Deliver):
                     self._notify(self.application.from_app, action.message, self)
                 elif isinstance(action, AdminReceived):

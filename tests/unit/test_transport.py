@@ -189,3 +189,61 @@ async def test_a_session_that_fails_on_a_deferred_read_loses_its_connection() ->
     protocol.data_received(b"2")
     await asyncio.sleep(0)
     assert ("session", [b"2"]) in events and protocol.transport.aborted  # type: ignore[union-attr]
+
+
+class _WireTransport:
+    """A connected transport that keeps what is written."""
+
+    def __init__(self) -> None:
+        self.written: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.written.append(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str, default=None):  # noqa: ANN001, ANN201
+        return default
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:  # noqa: ANN001
+        pass
+
+
+async def test_msgseqnums_rise_on_the_wire_when_a_gap_fill_releases_an_order_and_a_test_request() -> None:
+    import hashlib
+    import re
+
+    from fixserver.session import Session, SessionConfig, SessionID
+    from fixserver.session_auth import ConfigAuthenticator
+    from fixserver.session_script import Counterparty
+    from fixserver.store import MemoryStore
+    from fixserver.transport import SessionHandle
+
+    class Client:
+        sender_comp_id, password_env = "DEMO", None
+        password_sha256 = hashlib.sha256(b"pw").hexdigest()
+
+    class Desk(Application):
+        def from_app(self, message, session) -> None:  # noqa: ANN001
+            session.send(b"8", [(37, b"O1"), (11, message.get(11)), (150, b"0"), (39, b"0")])
+
+    t0 = 1_700_000_000_000_000_000
+    config = SessionConfig(SessionID("FIX.4.4", "LAGG", "DEMO"), Role.ACCEPTOR)
+    session = Session(config, MemoryStore(t0), authenticator=ConfigAuthenticator([Client()]))  # type: ignore[list-item]
+    handle = SessionHandle(session, Desk(), ManualClock(t0))
+    transport = _WireTransport()
+    handle.attach(transport)  # type: ignore[arg-type]
+    peer = Counterparty(session, t0)
+    handle.receive_batch([peer.message(b"A", (98, b"0"), (108, b"30"), (554, b"pw"))])
+    # 2 is lost; an order (3) and a TestRequest (4) wait for it; a gap fill (2 -> 3) releases both.
+    handle.receive_batch([peer.message(b"D", (11, b"c1"), seq=3), peer.message(b"1", (112, b"t1"), seq=4)])
+    del transport.written[:]
+    handle.receive_batch([peer.message(b"4", (123, b"Y"), (36, b"3"), seq=2)])
+    wire = b"".join(transport.written)
+    sent = [(int(seq), kind) for kind, seq in re.findall(rb"\x0135=(\w+)\x01.*?\x0134=(\d+)\x01", wire)]
+    assert sorted(kind for _, kind in sent) == [b"0", b"8"]  # the report and the Heartbeat
+    assert [seq for seq, _ in sent] == sorted(seq for seq, _ in sent)
