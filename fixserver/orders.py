@@ -828,8 +828,7 @@ class OrderDesk:
         need = self.positions.hedge_needed(instr, self.cfg.instruments[instr].hedge_threshold)
         if need == 0:
             return
-        kill = self.checker.kill
-        if kill.all or kill.fault or instr in kill.instruments:
+        if self.checker.kill.halted(HOUSE, instr):
             # A halt stops the house's own orders too (after a fault, its positions are in doubt);
             # the next fill in the instrument once trading resumes hedges the whole position.
             log.warning("auto-hedge of %s (%+d steps) held: trading halted", self.cfg.instruments[instr].symbol, need)
