@@ -310,11 +310,17 @@ def test_an_lp_fill_off_the_tick_grid_is_kept_and_the_client_is_charged_it_round
     assert "1.085105 is off the grids" in caplog.text and "in the client's favour" in caplog.text
 
 
-def test_an_off_grid_lp_fill_of_the_houses_own_is_recorded_against_the_house(desk, lps):
+def _hedge_a_short_house(desk, lps) -> str:
+    """DEMO buys 6000 steps twice, internalised: the house is short 12000, past its threshold,
+    and hedges. Returns the hedge's ClOrdID at the LP."""
     demo = desk.clients["DEMO"]
     desk.on_new_order(demo, _d("a", qty=b"6000000"), now_ns=0)
-    desk.on_new_order(demo, _d("b", qty=b"6000000"), now_ns=1)  # the house is short 12000: hedged
-    hedge_id = lps.sent[0][1]
+    desk.on_new_order(demo, _d("b", qty=b"6000000"), now_ns=1)
+    return lps.sent[0][1]
+
+
+def test_an_off_grid_lp_fill_of_the_houses_own_is_recorded_against_the_house(desk, lps):
+    hedge_id = _hedge_a_short_house(desk, lps)
     desk.on_lp_execution(0, _lp_report(hedge_id, b"2", b"12000000", b"1.085101"), 2 * MS)
     assert desk.positions.exposure(EURUSD) == 0
     hedge = desk.journal.order(hedge_id.split(".")[0])
@@ -553,10 +559,7 @@ def test_an_odd_lot_that_cannot_be_journaled_is_held_and_trading_halts(desk, lps
 
 
 def test_a_hedge_filled_short_of_a_whole_step_is_not_sent_again(desk, lps):
-    demo = desk.clients["DEMO"]
-    desk.on_new_order(demo, _d("a", qty=b"6000000"), now_ns=0)
-    desk.on_new_order(demo, _d("b", qty=b"6000000"), now_ns=1)  # the house is short 12000: hedged
-    hedge_id = lps.sent[0][1]
+    hedge_id = _hedge_a_short_house(desk, lps)
     desk.on_lp_execution(0, _lp_report(hedge_id, b"1", b"11999500", b"1.08510"), 2 * MS)
     desk.on_lp_execution(0, _lp_report(hedge_id, b"4"), 2 * MS)
     assert len(lps.sent) == 1
