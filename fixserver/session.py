@@ -1025,7 +1025,16 @@ class Session:
         self._drain_queue(out, now_ns)
 
     def _check_header(self, out: list[Action], now_ns: int, msg: FixMessage) -> bool:
-        """CompIDs and SendingTime accuracy; a failure is Reject + Logout (FIX session rules)."""
+        """BeginString, CompIDs and SendingTime accuracy (FIX session test cases 2h, 2i, 2k): a
+        wrong BeginString is a Logout and disconnect (no Reject: it is not our protocol), the
+        others a Reject + Logout."""
+        begin = msg.get(8)  # (a decoded frame always has 8; a hand-built one may not)
+        if begin is not None and begin != self._begin:
+            shown = begin.decode("ascii", "replace")[:16]
+            self._logout_and_disconnect(
+                out, now_ns, f"Incorrect BeginString(8): expected {self._begin.decode()}, got {shown}"
+            )
+            return False
         if msg.get(49) != self._target or msg.get(56) != self._sender:
             self._reject_and_logout(out, now_ns, msg, REJECT_COMPID_PROBLEM, "CompID problem", None)
             return False
