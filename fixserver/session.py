@@ -1039,7 +1039,8 @@ class Session:
             self._reject_and_logout(out, now_ns, msg, REJECT_COMPID_PROBLEM, "CompID problem", None)
             return False
         skew = self.config.max_sending_time_skew_s
-        if skew is not None and msg.get(43) != b"Y":  # resends are old on purpose
+        # Also for a resend (43=Y): its 52 is when it was sent again, the original time is in 122.
+        if skew is not None:
             sent = parse_utc_timestamp(msg.get(52))
             if sent is None:
                 self._reject_and_logout(

@@ -5,9 +5,9 @@ test_session.py already covers are not repeated here."""
 from __future__ import annotations
 
 from fixserver.message import FixMessage
-from fixserver.session import Deliver, Disconnect, SessionState
+from fixserver.session import Deliver, Disconnect, SessionState, format_utc_timestamp
 from fixserver.session_script import field_map, sends
-from tests.unit.test_session import logged_on, of, types
+from tests.unit.test_session import NS, T0, logged_on, of, types
 
 
 def _with_begin_string(msg: FixMessage, begin: bytes) -> FixMessage:
@@ -26,3 +26,27 @@ def test_2h_begin_string_other_than_the_sessions_gets_logout_and_disconnect() ->
     assert not of(actions, Deliver)  # the order is not acted on
     assert of(actions, Disconnect) and session.state is SessionState.DISCONNECTED
     assert session.next_target_seq == 2  # not consumed
+
+
+# --- 2k: SendingTime accuracy, also on a resend ------------------------------------------------------
+
+
+def test_2k_a_possdup_resend_with_a_stale_sending_time_gets_reject_and_logout() -> None:
+    # A resend carries the time it was sent again in 52 and the original time in 122, so 52 is
+    # as fresh as any other message's: a stale one is a clock (or replay) problem all the same.
+    session, peer = logged_on()
+    actions = peer.send(
+        b"D", (11, b"o1"), poss_dup=True,
+        sending_time=format_utc_timestamp(T0 - 600 * NS), orig_sending_time=format_utc_timestamp(T0 - 700 * NS),
+    )  # fmt: skip
+    assert types(actions) == [b"3", b"5"]
+    f = field_map(sends(actions)[0])
+    assert (f[45], f[371], f[373]) == (b"2", b"52", b"10")
+    assert not of(actions, Deliver)
+    assert session.state is SessionState.LOGOUT_SENT
+
+
+def test_2e_a_possdup_resend_with_a_fresh_sending_time_and_an_old_orig_is_accepted() -> None:
+    session, peer = logged_on()
+    actions = peer.send(b"D", (11, b"o1"), poss_dup=True, orig_sending_time=format_utc_timestamp(T0 - 3600 * NS))
+    assert [d.message.get(11) for d in of(actions, Deliver)] == [b"o1"] and sends(actions) == []
