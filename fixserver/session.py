@@ -81,6 +81,7 @@ NEUTRAL_LOGON_REJECT_TEXT = "Logon rejected"
 
 # SessionRejectReason (373) values used here.
 REJECT_REQUIRED_TAG_MISSING = 1
+REJECT_TAG_WITHOUT_VALUE = 4
 REJECT_VALUE_INCORRECT = 5
 REJECT_COMPID_PROBLEM = 9
 REJECT_SENDING_TIME_ACCURACY = 10
@@ -1129,6 +1130,14 @@ class Session:
             out.append(Deliver(msg))
             return
         if msg_type == b"A":  # a Logon queued behind its own gap: handled on arrival
+            return
+        if msg_type == b"1" and not msg.get(112):
+            # Nothing to echo (a Heartbeat with an empty 112 cannot even be encoded): TestReqID is
+            # required, whether or not a dictionary validator runs.
+            missing = msg.get(112) is None
+            reason = REJECT_REQUIRED_TAG_MISSING if missing else REJECT_TAG_WITHOUT_VALUE
+            text = "TestReqID(112) missing" if missing else "TestReqID(112) without a value"
+            self._send_reject(out, msg, reason, text, now_ns, 112)
             return
         out.append(AdminReceived(msg))
         if msg_type == b"1":

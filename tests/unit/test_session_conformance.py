@@ -4,6 +4,9 @@ test_session.py already covers are not repeated here."""
 
 from __future__ import annotations
 
+import pytest
+
+from fixserver.codec import encode
 from fixserver.message import FixMessage
 from fixserver.session import Deliver, Disconnect, SessionState, format_utc_timestamp
 from fixserver.session_script import field_map, sends
@@ -50,3 +53,18 @@ def test_2e_a_possdup_resend_with_a_fresh_sending_time_and_an_old_orig_is_accept
     session, peer = logged_on()
     actions = peer.send(b"D", (11, b"o1"), poss_dup=True, orig_sending_time=format_utc_timestamp(T0 - 3600 * NS))
     assert [d.message.get(11) for d in of(actions, Deliver)] == [b"o1"] and sends(actions) == []
+
+
+# --- 14b / 14d: TestRequest without its TestReqID, with no dictionary validator (the gateway's case) ---
+
+
+@pytest.mark.parametrize(("body", "reason"), [((), b"1"), (((112, b""),), b"4")])
+def test_14b_14d_a_test_request_without_test_req_id_gets_a_reject_not_an_empty_heartbeat(body, reason) -> None:
+    session, peer = logged_on()  # no validator
+    actions = peer.send(b"1", *body)
+    (reject,) = sends(actions)
+    f = field_map(reject)
+    assert (f[35], f[45], f[371], f[372], f[373]) == (b"3", b"2", b"112", b"1", reason)
+    for send in sends(actions):  # what the session asks for can be put on the wire
+        encode(send.msg_type, send.header, send.body)  # type: ignore[arg-type]
+    assert session.next_target_seq == 3 and session.state is SessionState.ACTIVE

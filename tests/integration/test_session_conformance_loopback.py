@@ -1,0 +1,78 @@
+"""FIX session-level test cases against the acceptor over a real loopback socket, as the gateway
+runs it (``Acceptor`` without a dictionary validator): a raw client writes exact bytes and reads
+what comes back. Every wait is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from fixserver.codec import FrameDecoder, encode
+from fixserver.message import FixMessage
+from fixserver.session import format_utc_timestamp
+from tests.integration.test_transport_loopback import PASSWORD, Recorder, make_acceptor, on_uvloop
+
+
+class RawClient:
+    """A FIX peer that writes the messages a test gives it, numbered in order, and reads replies."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+        self.decoder = FrameDecoder()
+        self.seq = 0
+        self.received: list[FixMessage] = []
+
+    @classmethod
+    async def connect(cls, port: int) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer)
+
+    def send(self, msg_type: bytes, *body: tuple[int, bytes]) -> None:
+        self.seq += 1
+        stamp = format_utc_timestamp(time.time_ns())
+        header: list[tuple[int, bytes | int]] = [(49, b"DEMO"), (56, b"LAGG"), (34, self.seq), (52, stamp)]
+        self.writer.write(encode(msg_type, header, list(body)))
+
+    async def expect(self, msg_type: bytes, timeout: float = 5.0) -> FixMessage:
+        """The next message of ``msg_type`` (others are kept in ``received``)."""
+
+        async def read() -> FixMessage:
+            while True:
+                for i, m in enumerate(self.received):
+                    if m.msg_type == msg_type:
+                        return self.received.pop(i)
+                data = await self.reader.read(65536)
+                if not data:
+                    raise ConnectionError(f"closed while waiting for 35={msg_type.decode()}")
+                self.received += self.decoder.feed(data)
+
+        return await asyncio.wait_for(read(), timeout)
+
+    async def logon(self) -> None:
+        self.send(b"A", (98, b"0"), (108, b"30"), (554, PASSWORD.encode()))
+        await self.expect(b"A")
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def test_14b_a_test_request_without_test_req_id_gets_a_reject_and_the_session_goes_on() -> None:
+    async def main() -> FixMessage:
+        acceptor = make_acceptor(Recorder())
+        await acceptor.start()
+        client = await RawClient.connect(acceptor.port)
+        try:
+            await client.logon()
+            client.send(b"1")  # TestRequest without its required TestReqID (112)
+            reject = await client.expect(b"3")
+            client.send(b"1", (112, b"PING"))
+            heartbeat = await client.expect(b"0")
+            assert heartbeat.get(112) == b"PING"
+            assert acceptor.handle("DEMO").is_logged_on
+            return reject
+        finally:
+            client.close()
+            await acceptor.stop()
+
+    reject = on_uvloop(main())
+    assert (reject.get(45), reject.get(371), reject.get(372), reject.get(373)) == (b"2", b"112", b"1", b"1")
