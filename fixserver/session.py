@@ -83,6 +83,7 @@ NEUTRAL_LOGON_REJECT_TEXT = "Logon rejected"
 REJECT_REQUIRED_TAG_MISSING = 1
 REJECT_TAG_WITHOUT_VALUE = 4
 REJECT_VALUE_INCORRECT = 5
+REJECT_INCORRECT_DATA_FORMAT = 6
 REJECT_COMPID_PROBLEM = 9
 REJECT_SENDING_TIME_ACCURACY = 10
 
@@ -1160,18 +1161,47 @@ class Session:
         self._resend(out, begin, end, now_ns)
 
     def _gap_fill_received(self, out: list[Action], now_ns: int, msg: FixMessage, seq: int) -> None:
-        new_seq = msg.get_int(36)
-        if new_seq is None or new_seq <= seq:
+        new_seq = self._new_seq_no(out, now_ns, msg)
+        if new_seq is None:
+            return
+        if new_seq <= seq:
             self._send_reject(out, msg, REJECT_VALUE_INCORRECT, "NewSeqNo(36) must exceed MsgSeqNum", now_ns, 36)
             return
         self.store.set_next_target_seq(new_seq)
 
+    def _new_seq_no(self, out: list[Action], now_ns: int, msg: FixMessage) -> int | None:
+        """NewSeqNo (36) of a SequenceReset, or ``None`` after rejecting it for its format."""
+        value = msg.get(36)
+        if value is not None and value.isdigit():
+            return int(value)
+        if value is None:
+            reason, text = REJECT_REQUIRED_TAG_MISSING, "NewSeqNo(36) missing"
+        elif not value:
+            reason, text = REJECT_TAG_WITHOUT_VALUE, "NewSeqNo(36) without a value"
+        else:
+            reason, text = REJECT_INCORRECT_DATA_FORMAT, "NewSeqNo(36) must be a number"
+        self._send_reject(out, msg, reason, text, now_ns, 36)
+        return None
+
     def _sequence_reset(self, out: list[Action], now_ns: int, msg: FixMessage) -> None:
-        """SequenceReset-Reset: the counterparty jumps our expected number (never backwards)."""
+        """SequenceReset-Reset: the counterparty jumps our expected number (never backwards).
+
+        Its MsgSeqNum is not checked and a refused one consumes no number (FIX test case 11c)."""
+        if self._validator is not None:  # (this mode bypasses _process_in_order, which runs it)
+            problem = self._validator(msg)
+            if problem is not None:
+                self._send_reject(out, msg, problem.reason, problem.text, now_ns, problem.ref_tag_id)
+                return
+        flag = msg.get(123)
+        if flag is not None and flag != b"N":  # not a Boolean: not to be read as a Reset
+            self._send_reject(out, msg, REJECT_INCORRECT_DATA_FORMAT, "GapFillFlag(123) must be Y or N", now_ns, 123)
+            return
+        new_seq = self._new_seq_no(out, now_ns, msg)
+        if new_seq is None:
+            return
         out.append(AdminReceived(msg))
-        new_seq = msg.get_int(36)
         expected = self.store.next_target_seq
-        if new_seq is None or new_seq < expected:
+        if new_seq < expected:
             self._send_reject(
                 out, msg, REJECT_VALUE_INCORRECT,
                 f"SequenceReset may not lower MsgSeqNum (expected {expected})", now_ns, 36,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from fixserver.codec import encode
+from fixserver.dictionary import validate
 from fixserver.message import FixMessage
 from fixserver.session import Deliver, Disconnect, SessionState, format_utc_timestamp
 from fixserver.session_script import field_map, sends
@@ -68,3 +69,40 @@ def test_14b_14d_a_test_request_without_test_req_id_gets_a_reject_not_an_empty_h
     for send in sends(actions):  # what the session asks for can be put on the wire
         encode(send.msg_type, send.header, send.body)  # type: ignore[arg-type]
     assert session.next_target_seq == 3 and session.state is SessionState.ACTIVE
+
+
+# --- 10 / 11: SequenceReset fields, in either mode, with or without a dictionary validator -----------
+
+
+@pytest.mark.parametrize("validator", [None, validate])
+@pytest.mark.parametrize(
+    ("body", "tag", "reason"),
+    [
+        (((123, b"X"), (36, b"10")), b"123", b"6"),  # GapFillFlag is a Boolean (as the dictionary says)
+        (((123, b"N"),), b"36", b"1"),  # Reset without NewSeqNo
+        (((36, b"ten"),), b"36", b"6"),  # NewSeqNo not a number
+    ],
+)
+def test_11_a_sequence_reset_with_a_bad_field_is_rejected_for_that_field(validator, body, tag, reason) -> None:
+    session, peer = logged_on(validator=validator)
+    actions = peer.send(b"4", *body)
+    (reject,) = sends(actions)
+    f = field_map(reject)
+    assert (f[35], f[45], f[371], f[372], f[373]) == (b"3", b"2", tag, b"4", reason)
+    assert session.next_target_seq == 2  # not moved: a SequenceReset that is refused resets nothing
+
+
+@pytest.mark.parametrize(("body", "reason"), [((), b"1"), (((36, b"ten"),), b"6")])
+def test_10_a_gap_fill_without_a_usable_new_seq_no_is_rejected_for_that_field(body, reason) -> None:
+    session, peer = logged_on()
+    (reject,) = sends(peer.send(b"4", (123, b"Y"), *body))
+    f = field_map(reject)
+    assert (f[35], f[371], f[373]) == (b"3", b"36", reason)
+
+
+def test_11_the_dictionary_checks_a_sequence_reset_in_reset_mode_too() -> None:
+    session, peer = logged_on(validator=validate)
+    (reject,) = sends(peer.send(b"4", (36, b"10"), (55, b"EUR/USD")))
+    f = field_map(reject)
+    assert (f[371], f[373]) == (b"55", b"2")  # tag not defined for SequenceReset
+    assert session.next_target_seq == 2
