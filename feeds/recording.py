@@ -14,14 +14,19 @@ little-endian array bytes, and the inventory-skew inputs fills set since the pre
 Raw column bytes keep recording cheap on the hot path (one ``tobytes`` per column, no per-row
 Python objects) and make the reader a zero-copy ``np.frombuffer``.
 
-A truncated last frame (the process was killed mid-write) is reported and ignored: everything
-before it replays.
+A truncated last frame (the process was killed mid-write), or a tail of zero bytes (what some
+file systems leave of blocks that were allocated but never written before a power loss), is
+ignored and reported (:attr:`RecordingFrames.torn_tail_bytes`): everything before it replays. A
+frame that is whole but does not decode is corruption, not a torn tail: reading stops with a
+:class:`RecordingError` that names the frame and its byte offset.
+
+The version is read from the header before anything else in it, so a file of another version is
+refused as such (not as a header that fails to decode), whatever else that version changed.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -30,7 +35,16 @@ import numpy as np
 
 from engine.batch import UpdateBatch
 
-__all__ = ["MAGIC", "FORMAT_VERSION", "RecordingHeader", "RecordedBatch", "Recorder", "read_recording"]
+__all__ = [
+    "MAGIC",
+    "FORMAT_VERSION",
+    "RecordingError",
+    "RecordingFrames",
+    "RecordingHeader",
+    "RecordedBatch",
+    "Recorder",
+    "read_recording",
+]
 
 MAGIC = b"LAGGREC1"
 FORMAT_VERSION = 1
@@ -120,37 +134,105 @@ class Recorder:
 
 
 class RecordingError(ValueError):
-    """The file is not a recording this version can read."""
+    """The file is not a recording this version can read, or it is corrupt."""
 
 
-def read_recording(path: str | Path) -> tuple[RecordingHeader, Iterator[RecordedBatch]]:
+class _Version(msgspec.Struct):
+    version: int  # every other field of the header is left to the version that wrote it
+
+
+class RecordingFrames:
+    """The batches of a recording, in order (an iterator over :class:`RecordedBatch`).
+
+    Once exhausted, :attr:`torn_tail_bytes` is how many bytes at the end were a torn last frame
+    (or unwritten zeros) and were ignored; 0 for a recording that was closed cleanly.
+    """
+
+    def __init__(self, path: str | Path, data: bytes, offset: int) -> None:
+        self._path = path
+        self._data = data
+        self._offset = offset
+        self._index = 0  # of the next frame; the header is frame 0
+        self._decoder = msgspec.msgpack.Decoder(RecordedBatch)
+        self.torn_tail_bytes = 0
+
+    def __iter__(self) -> RecordingFrames:
+        return self
+
+    def _next_frame(self) -> bytes | None:
+        """The next whole frame's bytes, or None at the end (a torn tail is noted, not raised)."""
+        data, offset = self._data, self._offset
+        end = len(data)
+        if offset >= end:
+            return None
+        if _is_torn_tail(data, offset):
+            self.torn_tail_bytes = end - offset
+            self._offset = end
+            return None
+        (length,) = _LEN.unpack_from(data, offset)
+        if not length:  # the recorder never writes an empty frame (msgpack of a struct is not empty)
+            raise RecordingError(f"{self._path}: frame {self._index} at byte {offset} is corrupt (empty)")
+        start = offset + _LEN.size
+        self._offset = start + length
+        self._index += 1
+        return data[start : start + length]
+
+    def __next__(self) -> RecordedBatch:
+        offset = self._offset
+        raw = self._next_frame()
+        if raw is None:
+            raise StopIteration
+        try:
+            frame = self._decoder.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise RecordingError(f"{self._path}: frame {self._index - 1} at byte {offset} is corrupt: {exc}") from None
+        if len(frame.columns) != len(_COLUMNS) or any(
+            len(raw_col) != frame.n * np.dtype(dtype).itemsize
+            for raw_col, (_, dtype) in zip(frame.columns, _COLUMNS, strict=False)
+        ):
+            raise RecordingError(
+                f"{self._path}: frame {self._index - 1} at byte {offset} is corrupt: its columns do not hold"
+                f" {frame.n} rows"
+            )
+        return frame
+
+
+def _is_torn_tail(data: bytes, offset: int) -> bool:
+    """Whether what is left from ``offset`` can be a torn last frame: too short for its length
+    prefix, a prefix promising more bytes than are left, or nothing but zeros."""
+    end = len(data)
+    if offset + _LEN.size > end:
+        return True
+    (length,) = _LEN.unpack_from(data, offset)
+    if length and offset + _LEN.size + length > end:
+        return True
+    return not any(data[offset:])
+
+
+def read_recording(path: str | Path) -> tuple[RecordingHeader, RecordingFrames]:
     """Open a recording: its header, and an iterator over its batches in order.
 
-    A truncated trailing frame (the writer was killed mid-write) ends the iteration.
+    A torn last frame (the writer was killed mid-write) ends the iteration and is counted in the
+    iterator's ``torn_tail_bytes``; a corrupt frame raises :class:`RecordingError`.
     """
     data = Path(path).read_bytes()
     if not data.startswith(MAGIC):
+        if data.startswith(MAGIC[:-1]) and len(data) >= len(MAGIC):
+            found = data[: len(MAGIC)]
+            raise RecordingError(f"{path}: a lagg recording in another format ({found!r}), this build reads {MAGIC!r}")
         raise RecordingError(f"{path}: not a lagg recording (bad magic)")
-    offset = len(MAGIC)
-    frames = _frames(data, offset)
+    frames = RecordingFrames(path, data, len(MAGIC))
+    first = frames._next_frame()
+    if first is None:
+        raise RecordingError(f"{path}: recording has no header (the file ends before it)")
     try:
-        first = next(frames)
-    except StopIteration:
-        raise RecordingError(f"{path}: recording has no header") from None
-    header = msgspec.msgpack.decode(first, type=RecordingHeader)
-    if header.version != FORMAT_VERSION:
-        raise RecordingError(f"{path}: format version {header.version}, this build reads {FORMAT_VERSION}")
-    decoder = msgspec.msgpack.Decoder(RecordedBatch)
-    return header, (decoder.decode(frame) for frame in frames)
-
-
-def _frames(data: bytes, offset: int) -> Iterator[bytes]:
-    view = memoryview(data)
-    end = len(data)
-    while offset + _LEN.size <= end:
-        (length,) = _LEN.unpack_from(data, offset)
-        start = offset + _LEN.size
-        if start + length > end:
-            return  # truncated last frame: the writer was killed mid-frame
-        yield bytes(view[start : start + length])
-        offset = start + length
+        version = msgspec.msgpack.decode(first, type=_Version).version
+    except msgspec.DecodeError as exc:
+        raise RecordingError(f"{path}: the header is corrupt: {exc}") from None
+    if version != FORMAT_VERSION:
+        raise RecordingError(f"{path}: format version {version}, this build reads {FORMAT_VERSION}")
+    try:
+        header = msgspec.msgpack.decode(first, type=RecordingHeader)
+    except msgspec.DecodeError as exc:
+        raise RecordingError(f"{path}: the header is corrupt: {exc}") from None
+    return header, frames

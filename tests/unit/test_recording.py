@@ -76,3 +76,69 @@ def test_not_a_recording_is_refused(tmp_path):
     path.write_bytes(MAGIC)
     with pytest.raises(RecordingError, match="no header"):
         read_recording(path)
+
+
+def _recorded(path) -> bytes:
+    with Recorder(path, _header()) as rec:
+        for batch, now in _batches():
+            rec.record(batch, now)
+    return path.read_bytes()
+
+
+def test_a_torn_tail_is_reported_with_its_size(tmp_path):
+    path = tmp_path / "rec.lagg"
+    whole = _recorded(path)
+    _, frames = read_recording(path)
+    assert len(list(frames)) == 2 and frames.torn_tail_bytes == 0
+    path.write_bytes(whole[:-5])
+    _, frames = read_recording(path)
+    assert len(list(frames)) == 1
+    assert 0 < frames.torn_tail_bytes < len(whole) - len(MAGIC)
+
+
+def test_a_tail_of_zero_bytes_left_by_a_crash_is_a_torn_tail_not_corruption(tmp_path):
+    # Blocks allocated but never written before a power loss read back as zeros on some file systems.
+    path = tmp_path / "rec.lagg"
+    path.write_bytes(_recorded(path) + bytes(4096))
+    _, frames = read_recording(path)
+    assert [f.now_ns for f in frames] == [1_300, 2_200]
+    assert frames.torn_tail_bytes == 4096
+
+
+def test_a_corrupt_frame_is_refused_naming_the_frame_and_its_offset(tmp_path):
+    path = tmp_path / "rec.lagg"
+    whole = _recorded(path)
+    header_end = len(MAGIC) + 4 + int.from_bytes(whole[len(MAGIC) : len(MAGIC) + 4], "little")
+    corrupt = bytearray(whole)
+    corrupt[header_end + 4] = 0xC1  # msgpack's one never-used byte: the first batch cannot decode
+    path.write_bytes(bytes(corrupt))
+    _, frames = read_recording(path)
+    with pytest.raises(RecordingError, match=f"frame 1 at byte {header_end} is corrupt"):
+        list(frames)
+
+
+def test_a_frame_whose_columns_do_not_hold_its_rows_is_corrupt(tmp_path):
+    import msgspec
+
+    from feeds.recording import RecordedBatch
+
+    path = tmp_path / "rec.lagg"
+    whole = _recorded(path)
+    bad = msgspec.msgpack.encode(RecordedBatch(now_ns=1, n=3, columns=[b"\x00"] * 8))
+    path.write_bytes(whole + len(bad).to_bytes(4, "little") + bad)
+    _, frames = read_recording(path)
+    with pytest.raises(RecordingError, match="frame 3 .* is corrupt: its columns do not hold 3 rows"):
+        list(frames)
+
+
+def test_a_newer_version_is_refused_as_such_whatever_its_header_looks_like(tmp_path):
+    import msgspec
+
+    path = tmp_path / "v2.lagg"
+    header = msgspec.msgpack.encode({"version": 2, "instruments": {"EUR/USD": {"tick": "0.00001"}}})
+    path.write_bytes(MAGIC + len(header).to_bytes(4, "little") + header)
+    with pytest.raises(RecordingError, match="format version 2, this build reads 1"):
+        read_recording(path)
+    path.write_bytes(b"LAGGREC2" + len(header).to_bytes(4, "little") + header)
+    with pytest.raises(RecordingError, match="another format"):
+        read_recording(path)
