@@ -171,6 +171,9 @@ def _replay(args: argparse.Namespace) -> int:
     except (OSError, RecordingError, ValueError) as exc:
         print(f"cannot replay {args.file}: {exc}", file=sys.stderr)
         return 1
+    if result.torn_tail_bytes:
+        print(f"{args.file}: the last {result.torn_tail_bytes} bytes are a torn frame (the recorder was stopped"
+              " mid-write) and were not replayed", file=sys.stderr)  # fmt: skip
     print(f"replayed {result.batches} batches, {result.rows} rows in {result.seconds:.2f}s: "
           f"{result.quote_changes} quote changes")  # fmt: skip
     print(f"quote hash {result.quote_hash}")

@@ -24,7 +24,7 @@ import numpy as np
 
 from engine.batch import UpdateBatch
 from engine.config import Config
-from feeds.recording import Recorder, RecordingHeader, read_recording
+from feeds.recording import Recorder, RecordingError, RecordingHeader, read_recording
 
 __all__ = ["QuoteHasher", "ReplayResult", "recorder_for", "replay"]
 
@@ -93,6 +93,7 @@ class ReplayResult:
     rows: int
     quote_changes: int
     seconds: float
+    torn_tail_bytes: int = 0  # a torn last frame (the recorder was killed mid-write), ignored
 
 
 def replay(path: str | Path, speed: str = "max", engine_kind: str = "numba") -> ReplayResult:
@@ -102,8 +103,11 @@ def replay(path: str | Path, speed: str = "max", engine_kind: str = "numba") -> 
 
     header, frames = read_recording(path)
     if not header.config_json:
-        raise ValueError(f"{path}: recording has no config to replay with")
-    cfg = msgspec.json.decode(header.config_json, type=Config)
+        raise RecordingError(f"{path}: recording has no config to replay with")
+    try:
+        cfg = msgspec.json.decode(header.config_json, type=Config)
+    except msgspec.DecodeError as exc:
+        raise RecordingError(f"{path}: the recorded config does not decode: {exc}") from None
     engine = Engine(cfg) if engine_kind == "numba" else ReferenceEngine(cfg)
     hasher = QuoteHasher(len(cfg.tiers), len(cfg.instruments))
     batch = UpdateBatch(4096)
@@ -118,10 +122,14 @@ def replay(path: str | Path, speed: str = "max", engine_kind: str = "numba") -> 
             if wait > 0:
                 time.sleep(wait)
         for instr, ticks in frame.skews:
+            if not 0 <= instr < len(cfg.instruments):
+                raise RecordingError(f"{path}: batch {batches + 1} sets the skew of instrument {instr}, which"
+                                     f" the recorded config does not have")  # fmt: skip
             engine.set_skew(instr, ticks)
         engine.apply(batch, frame.now_ns)
         engine.expire(frame.now_ns)
         hasher.update(engine)
         batches += 1
         rows += frame.n
-    return ReplayResult(hasher.hexdigest(), batches, rows, hasher.changes, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return ReplayResult(hasher.hexdigest(), batches, rows, hasher.changes, seconds, frames.torn_tail_bytes)

@@ -1,0 +1,92 @@
+"""`lagg replay` on recordings that are not whole: a torn tail replays and is reported, corruption
+is refused with a message that says where, and nothing the file holds makes a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import msgspec
+
+from engine.batch import ASK, BID, UpdateBatch
+from engine.config import load_config
+from feeds.recording import MAGIC, RecordedBatch
+from feeds.replay import recorder_for, replay
+from tests.conftest import EXAMPLE_CONFIG, ROOT
+
+WTI = 4  # configs/example.toml's fifth instrument, tick 0.01
+
+
+def _record(path: Path, skews: list[tuple[int, int]] | None = None) -> None:
+    """Three LPs quoting WTI below zero for a few batches."""
+    cfg = load_config(EXAMPLE_CONFIG)
+    with recorder_for(path, cfg, started_ns=0) as rec:
+        batch = UpdateBatch(16)
+        for step in range(4):
+            now = 1_000_000 * (step + 1)
+            for lp in range(3):
+                bid = -3763 - lp + step  # -37.63 and below
+                batch.set_level(lp, WTI, BID, 0, bid, 100 + lp, now)
+                batch.set_level(lp, WTI, ASK, 0, bid + 6, 100 + lp, now)
+                if step == 0:
+                    batch.lp_up(lp, now)
+            rec.record(batch, now, skews if step == 2 else None)
+            batch.clear()
+
+
+def _lagg(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True, text=True, timeout=120,
+                          cwd=ROOT)  # fmt: skip
+
+
+def test_a_torn_tail_replays_what_came_before_and_says_what_it_left_out(tmp_path):
+    whole, torn = tmp_path / "whole.lagg", tmp_path / "torn.lagg"
+    _record(whole)
+    data = whole.read_bytes()
+    last = msgspec.msgpack.encode(RecordedBatch(0, 0, []))  # only its size matters: cut inside the last frame
+    torn.write_bytes(data[: -len(last)])
+    full = replay(whole)
+    assert full.batches == 4 and full.torn_tail_bytes == 0
+    assert full.quote_changes > 0, "negative prices are prices: WTI must be quoted"
+    result = _lagg("replay", str(torn))
+    assert result.returncode == 0, result.stderr
+    assert "replayed 3 batches" in result.stdout
+    torn_bytes = len(data) - len(last) - _end_of_third_frame(data)
+    assert f"the last {torn_bytes} bytes are a torn frame" in result.stderr
+
+
+def _end_of_third_frame(data: bytes) -> int:
+    offset = len(MAGIC)
+    for _ in range(4):  # the header and three batches
+        offset += 4 + int.from_bytes(data[offset : offset + 4], "little")
+    return offset
+
+
+def test_a_corrupt_frame_is_refused_without_a_traceback(tmp_path):
+    path = tmp_path / "rec.lagg"
+    _record(path)
+    data = bytearray(path.read_bytes())
+    header_end = len(MAGIC) + 4 + int.from_bytes(data[len(MAGIC) : len(MAGIC) + 4], "little")
+    data[header_end + 4] = 0xC1  # never used by msgpack
+    path.write_bytes(bytes(data))
+    result = _lagg("replay", str(path))
+    assert result.returncode == 1
+    assert f"frame 1 at byte {header_end} is corrupt" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_skew_for_an_instrument_the_config_lacks_is_refused_without_a_traceback(tmp_path):
+    path = tmp_path / "rec.lagg"
+    _record(path, skews=[(99, 3)])
+    result = _lagg("replay", str(path))
+    assert result.returncode == 1
+    assert "batch 3 sets the skew of instrument 99" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_negative_prices_replay_to_the_same_quotes_on_both_engines(tmp_path):
+    path = tmp_path / "rec.lagg"
+    _record(path, skews=[(WTI, -2)])
+    numba, reference = replay(path), replay(path, engine_kind="reference")
+    assert numba.quote_changes > 0 and numba.quote_hash == reference.quote_hash
