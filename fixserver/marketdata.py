@@ -18,10 +18,12 @@ it does not have.
 A subscription gets the sides it asked for in 267/269 (bids 269=0, offers 269=1, or both), in
 its W and in its X alike.
 
-Entries are keyed by position (290, 1-based level); MDEntryID (278) is a QuoteID that a
-previously-quoted order (40=D, 117) can name; :meth:`MarketDataHub.resolve_quote` checks it: an ID
-stays good within its TTL while the level it names is live (unchanged since the ID was sent), so
-the IDs an incremental client keeps for levels no X touched can still be hit.
+An X names each entry both ways, so a client may key its book by either: by position (290,
+1-based level), and by MDEntryID (278), with the entry a Change replaces in 280 and the entry a
+Delete removes in 278. An entry's 278 is the version since which its level has held its (price,
+size), the same for every client whether it came in a W or an X; it is also the QuoteID a
+previously-quoted order (40=D, 117) can name, and :meth:`MarketDataHub.resolve_quote` checks it:
+good while the level is unchanged, within its TTL from when the ID last went out.
 
 Publishing runs once per engine batch for every session, so its cost per cycle is kept to what
 changed: what is constant about an entry (tags, entry type, position, the QuoteID's tier and
@@ -41,6 +43,7 @@ import enum
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from operator import eq
 
 from engine.fixedpoint import Grid
 from fixserver.codec import PreparedBody, byte_sum
@@ -58,8 +61,14 @@ SessionKey = Hashable
 _Delivery = tuple[SessionKey, dict[int, int], int, tuple[int, int], bytes, int, tuple[int, ...], bool, int]
 _NO_SESSION = object()
 _NO_UPDATE = PreparedBody(b"X", b"", 0)  # in publish: nothing this subscription shows moved
+# The MDEntryID of one level, as (the version in it, as text; when it last went out): the
+# version since which the level has held its (price, size). Per side, per level.
+_EntryId = tuple[bytes, int]
+_EntryIds = tuple[Sequence[_EntryId], Sequence[_EntryId]]
+# Per (tier, instr): version -> (ladder, its entry ids), newest last.
+_History = OrderedDict[int, tuple[Ladder, _EntryIds]]
 
-# How many past versions of each (tier, instrument) stay resolvable as QuoteIDs.
+# How many past versions of each (tier, instrument) are kept, to diff against.
 QUOTE_HISTORY = 64
 # Rendered "270=<price><SOH>271=<size><SOH>" pieces, prices and sizes kept per instrument, each
 # cache up to this many entries. A full cache is emptied, so memory stays flat however far prices
@@ -159,8 +168,7 @@ class MarketDataHub:
         self._behind: set[int] = set()  # plan positions conflated in the last publish
         self._published: dict[tuple[int, int], int] = {}  # version of each quote at the last publish
         self.sessions: dict[SessionKey, dict[bytes, Subscription]] = {}
-        # Per (tier, instr): version -> (ladder, published_ns), newest last.
-        self._history: dict[tuple[int, int], OrderedDict[int, tuple[Ladder, int]]] = {}
+        self._history: dict[tuple[int, int], _History] = {}
         self.conflated = 0
 
     # --- requests ----------------------------------------------------------------------------
@@ -218,7 +226,7 @@ class MarketDataHub:
         snapshots = []
         for i in instruments:
             ladder, version = self._fetch(tier, i, now_ns)
-            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth, sides)))
+            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth, sides, now_ns)))
             sub.last_version[i] = version
         if req_type == b"1":
             subs[req_id] = sub
@@ -296,7 +304,8 @@ class MarketDataHub:
                 if incremental and last == version - 1 and last in known:
                     body = cache.get(view)
                     if body is None:
-                        update = self._incremental(i, key[0], version, known[last][0], ladder, depth, sides)
+                        prev, prev_ids = known[last]
+                        update = self._incremental(i, key[0], version, prev, prev_ids, ladder, depth, sides)
                         body = cache[view] = _NO_UPDATE if update is None else update
                 else:
                     # Whether the view moved since ``last`` is the same for every subscription of
@@ -308,7 +317,9 @@ class MarketDataHub:
                         else:
                             body = cache.get(-1 - view)
                             if body is None:
-                                body = cache[-1 - view] = self._snapshot(i, key[0], version, ladder, depth, sides)
+                                body = cache[-1 - view] = self._snapshot(
+                                    i, key[0], version, ladder, depth, sides, now_ns
+                                )
                         refreshes[(view, last)] = body
                 if body is _NO_UPDATE:
                     # Only levels beyond its depth or on a side it did not ask for moved: nothing
@@ -399,24 +410,20 @@ class MarketDataHub:
         if t != tier:
             return "unknown QuoteID"  # another tier's quote: do not confirm it exists
         history = self._history.get((t, i))
-        if history is None or v not in history:
+        if not history:
             return "quote expired"
-        ladder, published_ns = history[v]
-        if now_ns - published_ns > ttl_ns:  # the TTL runs from when this ID went out
-            return "quote expired"
+        # The ID names a level by the version since which it has held its (price, size): good
+        # while the latest version sent still has it so (not if it changed, A->B->A included,
+        # or went), the engine's ladder now too, and within the TTL from when it last went out
+        # (in the X that brought it, or in a W since).
+        ladder, ids = history[next(reversed(history))]
         levels = ladder[side]
-        if level >= len(levels):
-            return "unknown QuoteID"
+        if level >= len(levels) or ids[side][level][0] != b"%d" % v:
+            return "quote expired"
+        published_ns = ids[side][level][1]
+        if now_ns - published_ns > ttl_ns:
+            return "quote expired"
         named = levels[level]
-        # An X leaves a level that did not move alone, so a client keeps that level's ID from
-        # an older version: the ID stays good while its level is live, i.e. every version sent
-        # since holds the same (price, size) at that side and position (none sent another
-        # level there, A->B->A included) and so does the engine's ladder now.
-        for later in reversed(history):
-            if later == v:
-                break
-            if not _holds(history[later][0][side], level, named):
-                return "quote expired"
         latest = self._version_of(t, i) if self._version_of is not None else None
         known = history.get(latest) if latest is not None else None
         current = known[0] if known is not None else self._quote_of(t, i)[0]
@@ -428,11 +435,26 @@ class MarketDataHub:
     # --- encoding ----------------------------------------------------------------------------
 
     def _remember(self, tier: int, instr: int, ladder: Ladder, version: int, now_ns: int) -> None:
-        hist = self._history.setdefault((tier, instr), OrderedDict())
-        if version not in hist:
-            hist[version] = (ladder, now_ns)
-            while len(hist) > QUOTE_HISTORY:
-                hist.popitem(last=False)
+        """Keep ``ladder`` as ``version`` with its levels' MDEntryIDs: those of the version kept
+        before it where a level's (price, size) did not change, this version's where it did."""
+        hist = self._history.get((tier, instr))
+        if hist is None:
+            hist = self._history[(tier, instr)] = OrderedDict()
+        elif version in hist:
+            return
+        fresh = (b"%d" % version, now_ns)
+        bids, asks = ladder
+        if hist:
+            (old_bids, old_asks), (bid_ids, ask_ids) = hist[next(reversed(hist))]
+            if bids != old_bids:  # most versions move one side only: the other keeps its ids as they are
+                bid_ids = _carry(old_bids, bids, bid_ids, fresh)
+            if asks != old_asks:
+                ask_ids = _carry(old_asks, asks, ask_ids, fresh)
+        else:
+            bid_ids, ask_ids = (fresh,) * len(bids), (fresh,) * len(asks)
+        hist[version] = (ladder, (bid_ids, ask_ids))
+        while len(hist) > QUOTE_HISTORY:
+            hist.popitem(last=False)
 
     def _entry_formats(self, tier: int, instr: int, depth: int) -> _EntryFormats:
         formats = self._formats.get((tier, instr))
@@ -462,53 +484,71 @@ class MarketDataHub:
         return text
 
     def _snapshot(
-        self, instr: int, tier: int, version: int, ladder: Ladder, depth: int, sides: tuple[int, ...]
+        self, instr: int, tier: int, version: int, ladder: Ladder, depth: int, sides: tuple[int, ...], now_ns: int
     ) -> PreparedBody:
+        """The W of ``version`` (the newest kept). Its MDEntryIDs go out again now, so their
+        QuoteID TTL runs from now: a client that subscribes gets the full TTL on what it is shown,
+        as an in-step client does on each level an X brings."""
         # Group order per FIX 4.4 W: 269, 270, 271, ..., 290; 278 carries the QuoteID (common
         # FX practice; FIX 4.4 W has no 278 of its own, QuickFIX-based clients accept it).
+        history = self._history[(tier, instr)]
+        ids = history[version][1]
+        shown = [side_ids[:depth] for side_ids in ids]
+        for side in sides:
+            shown[side] = [(entry_id, now_ns) for entry_id, _ in shown[side]]
+        history[version] = (ladder, (tuple(shown[0]) + tuple(ids[0][depth:]), tuple(shown[1]) + tuple(ids[1][depth:])))
         formats = self._entry_formats(tier, instr, depth).snapshot
         texts = self._level_text[instr]
-        v = b"%d" % version
         parts = [b""]  # the head, once the count is known
         for side in sides:
-            side_formats = formats[side]
+            side_formats, side_ids = formats[side], ids[side]
             for level, quote in enumerate(ladder[side][:depth]):
                 text = texts.get(quote)
                 if text is None:
                     text = self._render(instr, quote)
-                parts.append(side_formats[level] % (text, v))
+                parts.append(side_formats[level] % (text, side_ids[level][0]))
         parts[0] = b"55=%s\x01268=%d\x01" % (self._symbol_bytes[instr], len(parts) - 1)
         body = b"".join(parts)
         return PreparedBody(b"W", body, byte_sum(body))
 
     def _incremental(
-        self, instr: int, tier: int, version: int, prev: Ladder, ladder: Ladder, depth: int, sides: tuple[int, ...]
+        self,
+        instr: int,
+        tier: int,
+        version: int,
+        prev: Ladder,
+        prev_ids: _EntryIds,
+        ladder: Ladder,
+        depth: int,
+        sides: tuple[int, ...],
     ) -> PreparedBody | None:
-        # Group order per FIX 4.4 X: 279, 269, 278, 55, 270, 271, 290. Entries are keyed by
-        # position (290), so a level's change never shifts the others. Per side: changes and new
-        # levels (at the end) top down, then deletes (at the end) bottom up.
+        # Group order per FIX 4.4 X: 279, 269, 278, 280, 55, 270, 271, 290. Per side: changes
+        # and new levels (at the end) top down, then deletes (at the end) bottom up. A change
+        # carries the level's new MDEntryID (278) and the one the client had for it (280); a
+        # delete the one it had: a client may key its book by 290 or by 278.
         formats = self._entry_formats(tier, instr, depth)
         texts = self._level_text[instr]
         v = b"%d" % version
         parts = [b""]  # the count, once known
         for side in sides:
-            old, new = prev[side][:depth], ladder[side][:depth]
+            old, new, old_ids = prev[side][:depth], ladder[side][:depth], prev_ids[side]
             n_old = len(old)
+            change, add = formats.change[side], formats.new[side]
             for level, quote in enumerate(new):
-                if level < n_old:
-                    if quote == old[level]:
-                        continue
-                    entry_format = formats.change[side][level]
-                else:
-                    entry_format = formats.new[side][level]
+                if level < n_old and quote == old[level]:
+                    continue
                 text = texts.get(quote)
                 if text is None:
                     text = self._render(instr, quote)
-                parts.append(entry_format % (v, text))
+                if level < n_old:
+                    parts.append(change[level] % (v, old_ids[level][0], text))
+                else:
+                    parts.append(add[level] % (v, text))
             # Deletes from the bottom up: a client that closes the gap after each one (290 as a
             # display position, as FIX describes it) would otherwise shift the next one's target.
             if n_old > len(new):
-                parts += reversed(formats.delete[side][len(new) : n_old])
+                delete = formats.delete[side]
+                parts += [delete[level] % old_ids[level][0] for level in range(n_old - 1, len(new) - 1, -1)]
         if len(parts) == 1:
             return None  # nothing within the depth and sides moved: no X at all, not an empty one
         parts[0] = b"268=%d\x01" % (len(parts) - 1)
@@ -516,7 +556,7 @@ class MarketDataHub:
         return PreparedBody(b"X", body, byte_sum(body))
 
 
-def _view_kept(history: OrderedDict[int, tuple[Ladder, int]], last: int, depth: int, sides: tuple[int, ...]) -> bool:
+def _view_kept(history: _History, last: int, depth: int, sides: tuple[int, ...]) -> bool:
     """Whether a subscription to ``depth`` levels of ``sides`` saw the same book in every version
     since ``last`` (the one it holds), the newest included. Not only in the newest: a client
     that was skipped past an A->B->A keeps A's QuoteIDs, which resolve_quote refuses, so it must
@@ -534,6 +574,19 @@ def _view_kept(history: OrderedDict[int, tuple[Ladder, int]], last: int, depth: 
     return True
 
 
+def _carry(
+    before: tuple[tuple[int, int], ...], now: tuple[tuple[int, int], ...], ids: Sequence[_EntryId], fresh: _EntryId
+) -> Sequence[_EntryId]:
+    """One side's MDEntryIDs for ``now`` (not ``before``): ``ids`` (``before``'s) where a level is
+    unchanged, else ``fresh``."""
+    if not any(map(eq, now, before)):  # the usual move: every level shifts (both loops in C)
+        return (fresh,) * len(now)
+    carried = [kept if quote == old else fresh for quote, old, kept in zip(now, before, ids, strict=False)]
+    if len(now) > len(before):
+        carried += [fresh] * (len(now) - len(before))
+    return carried
+
+
 def _holds(levels: tuple[tuple[int, int], ...], level: int, quote: tuple[int, int]) -> bool:
     """Whether ``levels`` has ``quote`` at index ``level``."""
     return level < len(levels) and levels[level] == quote
@@ -547,10 +600,10 @@ class _EntryFormats:
     side, level), so it is formatted once here rather than field by field per publish.
     """
 
-    snapshot: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # W entry: % (270/271 text, version)
+    snapshot: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # W entry: % (270/271 text, id version)
     new: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # X 279=0: % (version, 270/271 text)
-    change: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # X 279=1: % (version, 270/271 text)
-    delete: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # X 279=2: the whole entry
+    change: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # X 279=1: % (version, old id version, 270/271 text)
+    delete: tuple[tuple[bytes, ...], tuple[bytes, ...]]  # X 279=2: % old id version
 
     @classmethod
     def build(cls, tier: int, instr: int, symbol: bytes, depth: int) -> _EntryFormats:
@@ -564,10 +617,14 @@ class _EntryFormats:
                 quote_id = b"%d-%d-%%s-%s%d" % (tier, instr, letter, level)  # "%s": the version
                 position = level + 1
                 snapshot[side].append(b"269=%s\x01%%s278=%s\x01290=%d\x01" % (entry_type, quote_id, position))
-                for action, templates in ((b"0", new), (b"1", change)):
-                    templates[side].append(
-                        b"279=%s\x01269=%s\x01278=%s\x0155=%s\x01%%s290=%d\x01"
-                        % (action, entry_type, quote_id, escaped, position)
-                    )
-                delete[side].append(b"279=2\x01269=%s\x0155=%s\x01290=%d\x01" % (entry_type, symbol, position))
+                new[side].append(
+                    b"279=0\x01269=%s\x01278=%s\x0155=%s\x01%%s290=%d\x01" % (entry_type, quote_id, escaped, position)
+                )
+                change[side].append(
+                    b"279=1\x01269=%s\x01278=%s\x01280=%s\x0155=%s\x01%%s290=%d\x01"
+                    % (entry_type, quote_id, quote_id, escaped, position)
+                )
+                delete[side].append(
+                    b"279=2\x01269=%s\x01278=%s\x0155=%s\x01290=%d\x01" % (entry_type, quote_id, escaped, position)
+                )
         return cls(*((tuple(bids), tuple(asks)) for bids, asks in (snapshot, new, change, delete)))

@@ -2,7 +2,10 @@
 
 This is what a B2B client does with our feed; the demo client and the acceptance tests use it to
 check that what a client reconstructs equals the engine's tier quotes. Entries are keyed by
-position (290); prices and sizes stay as the decimal strings received.
+position (290); prices and sizes stay as the decimal strings received. Each level keeps its
+MDEntryID (278), which is also the QuoteID to hit it with: an X change (279=1) brings the new one
+and names the old one in 280, a delete (279=2) names the one it removes, so an entry that comes
+without 290 is found by that ID.
 """
 
 from __future__ import annotations
@@ -60,14 +63,29 @@ class MdBook:
                 symbol = entry.get(55, last or b"")
                 last = symbol
                 sides = self.books.setdefault(symbol, [{}, {}])
-                side = 1 if entry.get(269) == b"1" else 0
-                position = int(entry[290])
-                if entry[279] == b"2":
-                    sides[side].pop(position, None)
+                levels = sides[1 if entry.get(269) == b"1" else 0]
+                action = entry[279]
+                position = _position(levels, entry, action)
+                if position is None:
+                    continue  # names an entry this book does not have
+                if action == b"2":
+                    levels.pop(position, None)
                 else:
-                    sides[side][position] = (entry[270], entry[271], entry.get(278, b""))
+                    levels[position] = (entry[270], entry[271], entry.get(278, b""))
             return last
         return None
+
+
+def _position(levels: dict[int, Level], entry: dict[int, bytes], action: bytes) -> int | None:
+    """Where an X entry applies: its 290; without one, where the entry its MDEntryID names is
+    (280 for a change, 278 for a delete), or after the last level for a new one."""
+    position = entry.get(290)
+    if position is not None:
+        return int(position)
+    if action == b"0":
+        return max(levels, default=0) + 1
+    named = entry.get(280 if action == b"1" and 280 in entry else 278)
+    return next((at for at, level in levels.items() if level[2] == named), None)
 
 
 def _entries(msg: FixMessage, first_tag: int) -> list[dict[int, bytes]]:

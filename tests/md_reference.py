@@ -2,7 +2,8 @@
 the reference for differential tests and the publish benchmark. Behaviour fixes since then are
 made here too, in the same plain style (each is named in its commit): the sides a subscription
 asked for in 269; QuoteIDs of levels still live; no message when nothing a subscription shows
-moved; deletes bottom up; 266=N and unknown MDReqIDs to cancel rejected honestly.
+moved; deletes bottom up; 266=N and unknown MDReqIDs to cancel rejected honestly; MDEntryIDs
+that name a level since it last changed, carried by deletes and, as 280, by changes.
 
 Encodes every body field by field through :func:`fixserver.codec.prepare_body` and renders every
 price and size with :meth:`Grid.to_text`; slow, obviously right. Do not optimise this copy:
@@ -23,6 +24,7 @@ from fixserver.message import FixMessage
 __all__ = ["ReferenceMarketDataHub"]
 
 Ladder = tuple[tuple[tuple[int, int], ...], tuple[tuple[int, int], ...]]  # (bids, asks)
+Since = tuple[list[tuple[int, int]], list[tuple[int, int]]]
 SessionKey = Hashable
 
 # How many past versions of each (tier, instrument) stay resolvable as QuoteIDs.
@@ -49,7 +51,9 @@ class ReferenceMarketDataHub:
         self._quote_of = quote_of
         self.sessions: dict[SessionKey, dict[bytes, Subscription]] = {}
         # Per (tier, instr): version -> (ladder, published_ns), newest last.
-        self._history: dict[tuple[int, int], OrderedDict[int, tuple[Ladder, int]]] = {}
+        # Per (tier, instr): version -> (ladder, since), newest last; since[side][level] is
+        # (version, first sent ns) since which that level has held its (price, size).
+        self._history: dict[tuple[int, int], OrderedDict[int, tuple[Ladder, Since]]] = {}
         self.conflated = 0
 
     # --- requests ----------------------------------------------------------------------------
@@ -104,7 +108,7 @@ class ReferenceMarketDataHub:
         for i in instruments:
             ladder, version = self._quote_of(tier, i)
             self._remember(tier, i, ladder, version, now_ns)
-            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth, sides)))
+            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth, sides, now_ns)))
             sub.last_version[i] = version
         if req_type == b"1":
             subs[req_id] = sub
@@ -165,10 +169,9 @@ class ReferenceMarketDataHub:
                     body = cache.get(ck)
                     if body is None:
                         if in_step:
-                            prev = self._history[key][last][0]
-                            body = self._incremental(i, sub.tier, version, prev, ladder, sub.depth, sub.sides)
+                            body = self._incremental(i, sub.tier, version, last, sub.depth, sub.sides)
                         else:
-                            body = self._snapshot(i, sub.tier, version, ladder, sub.depth, sub.sides)
+                            body = self._snapshot(i, sub.tier, version, ladder, sub.depth, sub.sides, now_ns)
                         cache[ck] = body
                     out.setdefault(session, []).append((sub.md_req_id, body))
                     sub.last_version[i] = version
@@ -188,34 +191,40 @@ class ReferenceMarketDataHub:
         if t != tier:
             return "unknown QuoteID"  # another tier's quote: do not confirm it exists
         history = self._history.get((t, i))
-        entry = history.get(v) if history is not None else None
-        if entry is None:
+        if not history:
             return "quote expired"
-        ladder, published_ns = entry
-        # A quote stays hittable for its TTL, counted from when this ID was sent, and while the
-        # level it names is live: the same (price, size) at that side and position in every
-        # version sent since and in the engine's ladder now.
+        # Good while the level it names has held its (price, size) since the version in the ID:
+        # in the latest version sent and in the engine's ladder now; within the TTL from when
+        # it last went out (in an X, or a W since).
+        ladder, since = history[list(history)[-1]]
+        if level >= len(ladder[side]) or since[side][level][0] != v:
+            return "quote expired"
+        price, qty = ladder[side][level]
+        published_ns = since[side][level][1]
         if now_ns - published_ns > ttl_ns:
             return "quote expired"
-        levels = ladder[side]
-        if level >= len(levels):
-            return "unknown QuoteID"
-        named = levels[level]
-        later = [ladder for version, (ladder, _) in history.items() if version > v]
-        for seen in [*later, self._quote_of(t, i)[0]]:
-            if level >= len(seen[side]) or seen[side][level] != named:
-                return "quote expired"
-        price, qty = named
+        now_ladder = self._quote_of(t, i)[0]
+        if level >= len(now_ladder[side]) or now_ladder[side][level] != (price, qty):
+            return "quote expired"
         return QuoteLookup(t, i, side, price, qty, published_ns)
 
     # --- encoding ----------------------------------------------------------------------------
 
     def _remember(self, tier: int, instr: int, ladder: Ladder, version: int, now_ns: int) -> None:
         hist = self._history.setdefault((tier, instr), OrderedDict())
-        if version not in hist:
-            hist[version] = (ladder, now_ns)
-            while len(hist) > QUOTE_HISTORY:
-                hist.popitem(last=False)
+        if version in hist:
+            return
+        before = hist[list(hist)[-1]] if hist else None
+        since: Since = ([], [])
+        for side in (0, 1):
+            for level, quote in enumerate(ladder[side]):
+                if before is not None and level < len(before[0][side]) and before[0][side][level] == quote:
+                    since[side].append(before[1][side][level])  # unchanged: it keeps its MDEntryID
+                else:
+                    since[side].append((version, now_ns))
+        hist[version] = (ladder, since)
+        while len(hist) > QUOTE_HISTORY:
+            hist.popitem(last=False)
 
     def _has(self, tier: int, instr: int, version: int) -> bool:
         return version in self._history.get((tier, instr), {})
@@ -233,8 +242,13 @@ class ReferenceMarketDataHub:
             (271, self._qty_grids[instr].to_text(qty).encode()),
         ]
 
+    def _entry_id(self, tier: int, instr: int, version: int, side: int, level: int) -> bytes:
+        """The MDEntryID (and QuoteID) of a level of ``version``: its since version's."""
+        since_version = self._history[(tier, instr)][version][1][side][level][0]
+        return self._quote_id(tier, instr, since_version, side, level)
+
     def _snapshot(
-        self, instr: int, tier: int, version: int, ladder: Ladder, depth: int, sides: tuple[int, ...]
+        self, instr: int, tier: int, version: int, ladder: Ladder, depth: int, sides: tuple[int, ...], now_ns: int
     ) -> PreparedBody:
         # Group order per FIX 4.4 W: 269, 270, 271, ..., 290; 278 carries the QuoteID (common
         # FX practice; FIX 4.4 W has no 278 of its own, QuickFIX-based clients accept it).
@@ -243,33 +257,41 @@ class ReferenceMarketDataHub:
         for side in sides:
             for level, (px, qty) in enumerate(ladder[side][:depth]):
                 entries += [(269, b"1" if side else b"0"), *self._px_qty(instr, px, qty)]
-                entries += [(278, self._quote_id(tier, instr, version, side, level)), (290, b"%d" % (level + 1))]
+                entries += [(278, self._entry_id(tier, instr, version, side, level)), (290, b"%d" % (level + 1))]
                 count += 1
+                # Sent again now: its QuoteID's TTL runs from now.
+                since = self._history[(tier, instr)][version][1][side]
+                since[level] = (since[level][0], now_ns)
         body = [(55, self.symbols[instr].encode()), (268, b"%d" % count), *entries]
         return prepare_body(b"W", body)
 
     def _incremental(
-        self, instr: int, tier: int, version: int, prev: Ladder, ladder: Ladder, depth: int, sides: tuple[int, ...]
+        self, instr: int, tier: int, version: int, last: int, depth: int, sides: tuple[int, ...]
     ) -> PreparedBody:
-        # Group order per FIX 4.4 X: 279, 269, 278, 55, 270, 271, 290. Entries are keyed by
-        # position (290), so a level's change never shifts the others.
+        # Group order per FIX 4.4 X: 279, 269, 278, 280, 55, 270, 271, 290. A change carries the
+        # level's new MDEntryID and, in 280, the one the client had; a delete the one it had.
         entries: list[tuple[int, bytes]] = []
         count = 0
         symbol = self.symbols[instr].encode()
+        history = self._history[(tier, instr)]
         for side in sides:
             entry_type = b"1" if side else b"0"
-            old, new = prev[side][:depth], ladder[side][:depth]
+            old, new = history[last][0][side][:depth], history[version][0][side][:depth]
             for level in range(len(new)):
                 if level < len(old) and new[level] == old[level]:
                     continue
-                action = b"1" if level < len(old) else b"0"
                 px, qty = new[level]
-                quote_id = self._quote_id(tier, instr, version, side, level)
-                entries += [(279, action), (269, entry_type), (278, quote_id), (55, symbol)]
+                entry_id = (278, self._entry_id(tier, instr, version, side, level))
+                if level < len(old):
+                    old_id = (280, self._entry_id(tier, instr, last, side, level))
+                    entries += [(279, b"1"), (269, entry_type), entry_id, old_id, (55, symbol)]
+                else:
+                    entries += [(279, b"0"), (269, entry_type), entry_id, (55, symbol)]
                 entries += [*self._px_qty(instr, px, qty), (290, b"%d" % (level + 1))]
                 count += 1
             # Deletes bottom up, so that a client closing the gap after each one stays right.
             for level in reversed(range(len(new), len(old))):
-                entries += [(279, b"2"), (269, entry_type), (55, symbol), (290, b"%d" % (level + 1))]
+                old_id = (278, self._entry_id(tier, instr, last, side, level))
+                entries += [(279, b"2"), (269, entry_type), old_id, (55, symbol), (290, b"%d" % (level + 1))]
                 count += 1
         return prepare_body(b"X", [(268, b"%d" % count), *entries])

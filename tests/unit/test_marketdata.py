@@ -4,7 +4,7 @@ once and shared, slow clients conflated to a full refresh, QuoteIDs resolvable w
 import pytest
 
 from engine.fixedpoint import Grid
-from fixserver.codec import FrameDecoder, encode_with_prepared
+from fixserver.codec import FrameDecoder, PreparedBody, byte_sum, encode_with_prepared
 from fixserver.marketdata import MarketDataHub, MdRejectReason
 from fixserver.md_book import MdBook, _entries
 from fixserver.message import FixMessage
@@ -501,3 +501,119 @@ def test_whether_a_view_moved_is_judged_once_per_publish_not_once_per_snapshot_s
     assert sorted(out) == sorted(f"s{s}" for s in range(0, 20, 2))  # the full-depth ones
     assert len({id(body) for bodies in out.values() for _, body in bodies}) == 1
     assert sorted(judged) == [(1, 1, (0, 1)), (1, 5, (0, 1))]
+
+
+class IdBook:
+    """A client that keys its book by MDEntryID (278), as FIX 4.4 X defines it: a change names the
+    entry it replaces in 280, a delete the entry it removes in 278. Refuses any that it lacks."""
+
+    def __init__(self):
+        self.entries = {}  # MDEntryID -> (269, 270, 271)
+
+    def apply(self, msg):
+        if msg.msg_type == b"W":
+            self.entries = {e[278]: (e[269], e[270], e[271]) for e in _entries(msg, 269)}
+            return
+        for entry in _entries(msg, 279):
+            action = entry[279]
+            if action != b"0":
+                gone = entry[280] if action == b"1" else entry[278]
+                assert gone in self.entries, (action, gone, self.entries)
+                del self.entries[gone]
+            if action != b"2":
+                assert entry[278] not in self.entries
+                self.entries[entry[278]] = (entry[269], entry[270], entry[271])
+
+    def levels(self):
+        by_side = ([], [])
+        for entry_type, px, qty in self.entries.values():
+            by_side[int(entry_type)].append((px, qty))
+        return [sorted(by_side[0], key=lambda level: -float(level[0])), sorted(by_side[1], key=lambda lv: float(lv[0]))]
+
+
+def test_x_names_the_entry_ids_every_in_step_client_holds_in_280_and_in_deletes():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5), (99, 5), (98, 5)], [(101, 7)])
+    hub = _hub(engine)
+    early, late, by_position = IdBook(), IdBook(), MdBook()
+    for req, body in hub.on_request("early", 0, _v(), 0)[0]:
+        early.apply(_wire(req, body))
+        by_position.apply(_wire(req, body))
+    engine.set(0, 0, [(100, 5), (99, 5), (98, 5)], [(102, 7)])  # the ask only
+    ((req, body),) = hub.publish(1)["early"]
+    early.apply(_wire(req, body))
+    by_position.apply(_wire(req, body))
+    for req, body in hub.on_request("late", 0, _v(b"r2"), 1)[0]:  # subscribes after: its W has the same ids
+        late.apply(_wire(req, body))
+    assert late.entries == early.entries
+    engine.set(0, 0, [(100, 6)], [(102, 7)])  # best bid's size changes, two bids go
+    out = hub.publish(2)
+    assert out["early"][0][1] is out["late"][0][1]  # still one X for both
+    msg = _wire(*out["early"][0])
+    assert msg.get_all(279) == [b"1", b"2", b"2"]
+    assert msg.get_all(280) == [b"0-0-1-b0"]  # the best bid's id since it was first sent
+    assert msg.get_all(278) == [b"0-0-3-b0", b"0-0-1-b2", b"0-0-1-b1"]
+    for book in (early, late, by_position):
+        book.apply(msg)
+    assert (
+        early.entries
+        == late.entries
+        == {b"0-0-3-b0": (b"0", b"0.00100", b"6000"), b"0-0-2-a0": (b"1", b"0.00102", b"7000")}
+    )
+    assert _ids(by_position) == ([b"0-0-3-b0"], [b"0-0-2-a0"])
+    hit = hub.resolve_quote(b"0-0-3-b0", 0, 3, ttl_ns=1000 * MS)
+    assert (hit.price, hit.qty) == (100, 6)
+    assert hub.resolve_quote(b"0-0-1-b0", 0, 3, ttl_ns=1000 * MS) == "quote expired"  # named in 280: replaced
+
+
+def test_md_book_finds_an_entry_without_290_by_the_id_it_names():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5), (99, 5)], [(101, 7)])
+    hub = _hub(engine)
+    book = MdBook()
+    for req, body in hub.on_request("s", 0, _v(), 0)[0]:
+        book.apply(_wire(req, body))
+    engine.set(0, 0, [(100, 6)], [(101, 7), (102, 1)])
+    ((req, body),) = hub.publish(1)["s"]
+    fields = [f for f in body.body.split(b"\x01")[:-1] if not f.startswith(b"290=")]  # a feed without 290
+    stripped = b"\x01".join(fields) + b"\x01"
+    msg = _wire(req, PreparedBody(body.msg_type, stripped, byte_sum(stripped)))
+    assert msg.get(290) is None and msg.get_all(279) == [b"1", b"2", b"0"]
+    book.apply(msg)
+    assert _levels(book) == ([(b"0.00100", b"6000")], [(b"0.00101", b"7000"), (b"0.00102", b"1000")])
+
+
+def test_a_w_restarts_the_ttl_of_the_quote_ids_it_shows():
+    # The best ask has not moved since it was first sent at 0 ms; a client that subscribes at
+    # 1500 ms is shown its MDEntryID then, and may hit it for the full TTL from then.
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5)], [(101, 7)])
+    hub = _hub(engine)
+    hub.on_request("early", 0, _v(), 0)
+    engine.set(0, 0, [(99, 5)], [(101, 7)])  # the bid only
+    hub.publish(1 * MS)
+    _, (ask_id,) = _ids(_apply(MdBook(), hub.on_request("late", 0, _v(b"r2", types=(b"1",)), 1500 * MS)[0]))
+    assert ask_id == b"0-0-1-a0"  # the same ID the early client holds
+    hit = hub.resolve_quote(ask_id, 0, 2400 * MS, ttl_ns=1000 * MS)
+    assert (hit.price, hit.qty) == (101, 7)
+    assert hub.resolve_quote(ask_id, 0, 2501 * MS, ttl_ns=1000 * MS) == "quote expired"
+
+
+def test_a_level_that_holds_past_the_kept_versions_stays_hittable():
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5)], [(101, 7)])
+    hub = _hub(engine)
+    book = _apply(MdBook(), hub.on_request("s", 0, _v(), 0)[0])
+    for step in range(1, 200):  # the bid moves every time, far beyond QUOTE_HISTORY versions
+        engine.set(0, 0, [(100 - step % 2, 5)], [(101, 7)])
+        for req, body in hub.publish(step).get("s", []):
+            book.apply(_wire(req, body))
+    (ask_id,) = _ids(book)[1]
+    hit = hub.resolve_quote(ask_id, 0, 200, ttl_ns=1000 * MS)
+    assert (hit.side, hit.price, hit.qty) == (1, 101, 7)
+
+
+def _apply(book, bodies):
+    for req, body in bodies:
+        book.apply(_wire(req, body))
+    return book
