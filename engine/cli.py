@@ -45,7 +45,9 @@ def _check_config(args: argparse.Namespace) -> int:
 
 
 def _journal_export(args: argparse.Namespace) -> int:
-    from engine.journal import Journal
+    import sqlite3
+
+    from engine.journal import Journal, NotAJournal
 
     try:
         cfg = load_config(args.config)
@@ -57,17 +59,44 @@ def _journal_export(args: argparse.Namespace) -> int:
         print(f"no journal at {path}", file=sys.stderr)
         return 1
     grids = {i.symbol: (i.price_grid(), i.qty_grid()) for i in cfg.instruments}
-    journal = Journal(path)
+    try:
+        journal = Journal.open_read_only(path)
+    except NotAJournal as exc:
+        print(f"cannot export: {exc}", file=sys.stderr)
+        return 1
     try:
         if args.out == "-":
             count = journal.export_csv(sys.stdout, grids)
+            sys.stdout.flush()
         else:
             with open(args.out, "w", newline="") as out:
                 count = journal.export_csv(out, grids)
+    except ValueError as exc:  # a symbol the config does not define: nothing was written
+        print(f"cannot export {path} with {args.config}: {exc}", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (`| head`): not an error of ours to report
+        _silence_stdout()
+        return 1
+    except OSError as exc:
+        print(f"cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
+        return 1
     finally:
         journal.close()
     print(f"exported {count} fills", file=sys.stderr)
     return 0
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: point stdout at /dev/null so that the interpreter's last flush of it
+    does not fail again (and print a traceback) on the way out."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 def _lp_ports(pairs: list[str] | None) -> dict[str, int]:

@@ -36,7 +36,16 @@ from engine.fixedpoint import Grid
 
 HOUSE_CLIENT = "__house__"  # the client of the house's own orders and odd lots
 
-__all__ = ["BatchLost", "HOUSE_CLIENT", "Journal", "JournalOrder", "JournalFill", "JournalOddLot", "DuplicateClOrdID"]
+__all__ = [
+    "BatchLost",
+    "HOUSE_CLIENT",
+    "Journal",
+    "JournalOrder",
+    "JournalFill",
+    "JournalOddLot",
+    "DuplicateClOrdID",
+    "NotAJournal",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -88,6 +97,10 @@ OPEN_STATUSES = ("0", "1", "A", "E", "6")  # new, partially filled, pending new/
 
 class DuplicateClOrdID(Exception):
     """The client already used this ClOrdID."""
+
+
+class NotAJournal(Exception):
+    """The file is not a journal this build can read (:meth:`Journal.open_read_only`)."""
 
 
 class BatchLost(Exception):
@@ -159,6 +172,31 @@ class Journal:
         self._batch = 0  # counts lost batches: an event sees whether its batch was lost under it
         row = self._db.execute("SELECT value FROM meta WHERE key='next_id'").fetchone()
         self._next_id = row[0] if row else 1
+
+    @classmethod
+    def open_read_only(cls, path: str | Path) -> Journal:
+        """Open an existing journal for reading only (the CSV export): nothing is created or
+        written, so a wrong file (the FIX store, say) is refused with :class:`NotAJournal`
+        instead of being given a journal's tables, and a running gateway's journal is read
+        as of its last commit."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        try:
+            self._db = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise NotAJournal(f"{path}: cannot open: {exc}") from None
+        try:
+            tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise NotAJournal(f"{path}: not a journal ({exc})") from None
+        missing = {"orders", "fills"} - tables
+        if missing:
+            self._db.close()
+            raise NotAJournal(f"{path}: not a journal (no {', '.join(sorted(missing))} table)")
+        self._in_tx = self._ids_to_save = False
+        self._batch = self._next_id = 0
+        return self
 
     # --- writing (inside a group-commit transaction) -------------------------------------------
 
@@ -358,8 +396,17 @@ class Journal:
         (parts of LP fills below one quantity step: client ``__house__``, the order id the LP
         filled, the exact quantity); returns the row count.
 
-        ``grids`` maps symbol -> (price grid, quantity grid).
+        ``grids`` maps symbol -> (price grid, quantity grid). A symbol of the journal's that
+        ``grids`` lacks raises ValueError before anything is written: half an export is worse
+        than none.
         """
+        # Journals written before odd lots were kept have no such table (a read-only open adds none).
+        has_odd_lots = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='odd_lots'").fetchone()
+        union = " UNION SELECT symbol FROM odd_lots" if has_odd_lots else ""
+        symbols = {row[0] for row in self._db.execute(f"SELECT symbol FROM fills{union}")}
+        unknown = sorted(symbols - grids.keys())
+        if unknown:
+            raise ValueError(f"fills in {', '.join(unknown)}, which the config does not define")
         writer = csv.writer(out)
         writer.writerow(["exec_id", "order_id", "client", "symbol", "side", "qty", "price", "route", "ts_ns"])
         count = 0
@@ -370,7 +417,7 @@ class Journal:
                 qty_grid.to_text(f.qty), price_grid.to_text(f.price), f.route, f.ts_ns,
             ])  # fmt: skip
             count += 1
-        for o in self.odd_lots():
+        for o in self.odd_lots() if has_odd_lots else ():
             price_grid, qty_grid = grids[o.symbol]
             units = o.qty * Fraction(qty_grid.step_text)  # a part of an LP's decimal quantity: finite
             writer.writerow([
