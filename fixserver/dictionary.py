@@ -12,7 +12,8 @@ Checks, in the order a message is walked (the first failure wins):
   BusinessMessageReject (35=j, 380=3 unsupported message type) instead.
 * Each field in wire order: tag 0 / outside every FIX range → 0; empty value → 4; not defined
   for this message → 2; a second occurrence outside a repeating group → 13; wrong data format for
-  its type → 6; value outside the tag's enumeration → 5.
+  its type → 6; value outside the tag's enumeration → 5; a header field after a body field → 14
+  (FIX session test case 14g; 8, 9, 35 first and 10 last are the decoder's framing rules).
 * Repeating groups: each instance must start with the group's first (delimiter) field and a
   member may not repeat inside one instance → 15; the number of instances must equal the
   NumInGroup value → 16; members required in every instance → 1.
@@ -55,6 +56,7 @@ class SessionRejectReason(enum.IntEnum):
     INCORRECT_DATA_FORMAT = 6
     INVALID_MSG_TYPE = 11
     TAG_APPEARS_MORE_THAN_ONCE = 13
+    TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER = 14
     REPEATING_GROUP_FIELDS_OUT_OF_ORDER = 15
     INCORRECT_NUM_IN_GROUP_COUNT = 16
 
@@ -516,6 +518,7 @@ def validate(msg: FixMessage) -> Reject | None:
         )
     groups = {g.count_tag: g for g in mdef.groups}
     seen: set[int] = set()
+    in_body = False
     i = 0
     n = len(fields)
     while i < n:
@@ -543,6 +546,15 @@ def validate(msg: FixMessage) -> Reject | None:
                 f"Tag appears more than once: {_name(tag)}",
             )
         seen.add(tag)
+        if tag in _HEADER:
+            if in_body:
+                return reject(
+                    SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER,
+                    tag,
+                    f"Tag specified out of required order: header field {_name(tag)} after the body",
+                )
+        elif tag not in _TRAILER:
+            in_body = True
         problem = _check_value(tag, value, reject)
         if problem is not None:
             return problem

@@ -106,3 +106,25 @@ def test_11_the_dictionary_checks_a_sequence_reset_in_reset_mode_too() -> None:
     f = field_map(reject)
     assert (f[371], f[373]) == (b"55", b"2")  # tag not defined for SequenceReset
     assert session.next_target_seq == 2
+
+
+# --- 14g: header fields after body fields ---------------------------------------------------------
+
+
+def _reorder(msg: FixMessage, tag: int, after: int) -> FixMessage:
+    """``msg`` with field ``tag`` moved to just after field ``after``."""
+    moved = [f for f in msg.fields if f[0] == tag]
+    fields = [f for f in msg.fields if f[0] != tag]
+    at = next(i for i, f in enumerate(fields) if f[0] == after) + 1
+    return FixMessage(fields[:at] + moved + fields[at:])
+
+
+@pytest.mark.parametrize(("msg_type", "body", "tag"), [(b"1", ((112, b"PING"),), 52), (b"D", ((11, b"o1"),), 34)])
+def test_14g_a_header_field_after_a_body_field_gets_reject_373_14(msg_type, body, tag) -> None:
+    session, peer = logged_on(validator=validate)
+    msg = _reorder(peer.message(msg_type, *body), tag, after=body[0][0])
+    actions = peer.deliver(msg)
+    (reject,) = sends(actions)
+    f = field_map(reject)
+    assert (f[35], f[45], f[371], f[372], f[373]) == (b"3", b"2", str(tag).encode(), msg_type, b"14")
+    assert not of(actions, Deliver) and session.next_target_seq == 3
