@@ -72,7 +72,14 @@ class QuoteHasher:
 
 
 def recorder_for(path: str | Path, cfg: Config, started_ns: int) -> Recorder:
-    """A recorder whose header carries everything a replay needs, the config included."""
+    """A recorder whose header carries everything a replay needs, the config included.
+
+    Without the clients' password digests: a replay does not log anyone on, and a recording is
+    handed to people (benchmarks, bug reports) who must not get them (the digest is unsalted, so
+    a weak password is one lookup away from it).
+    """
+    clients = [msgspec.structs.replace(c, password_sha256=None) for c in cfg.clients]
+    cfg = msgspec.structs.replace(cfg, clients=clients)
     header = RecordingHeader(
         version=1,
         instruments=[i.symbol for i in cfg.instruments],

@@ -90,3 +90,14 @@ def test_negative_prices_replay_to_the_same_quotes_on_both_engines(tmp_path):
     _record(path, skews=[(WTI, -2)])
     numba, reference = replay(path), replay(path, engine_kind="reference")
     assert numba.quote_changes > 0 and numba.quote_hash == reference.quote_hash
+
+
+def test_a_recording_carries_no_password_digest(tmp_path):
+    cfg = load_config(EXAMPLE_CONFIG)
+    digests = [c.password_sha256 for c in cfg.clients if c.password_sha256]
+    assert digests, "the example config has a client with a password digest"
+    path = tmp_path / "rec.lagg"
+    _record(path)
+    data = path.read_bytes()
+    assert not any(d.encode() in data for d in digests)
+    assert replay(path).quote_changes > 0  # and it still replays on its own
