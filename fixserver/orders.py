@@ -163,6 +163,8 @@ class OrderDesk:
         self._resting: dict[str, _Resting] = {}
         self._pending: list[Outbound] = []
         self.router = router
+        if router is not None:
+            router.may_route = self._may_route
         self._lp_names = [lp.name for lp in cfg.lps]
         self._routed: dict[str, _Routed] = {}
         self._hedges: dict[str, tuple[int, int]] = {}  # house order id -> (instrument, side)
@@ -838,6 +840,12 @@ class OrderDesk:
         self._hedges[order_id] = (instr, side)
         events = self.router.start(order_id, instr, side, abs(need), None, now_ns, self._budget_ns)
         self._on_route_events(events, now_ns)
+
+    def _may_route(self, key: str, instr: int) -> bool:
+        """Whether the owner of route ``key`` (a client's order, or the house's hedge) may still
+        send orders to LPs: not while trading is halted for it or for the instrument."""
+        routed = self._routed.get(key)
+        return not self.checker.kill.halted(routed.client.sender_comp_id if routed is not None else HOUSE, instr)
 
     def _house_order(self, prefix: str, instr: int, side: int, qty: int, now_ns: int, text: str) -> str:
         """Journal an order of the house: a market IOC with a ClOrdID of its own (``prefix`` + id)."""

@@ -145,6 +145,10 @@ class Router:
         self._lp_names = list(lp_names)
         self._routes: dict[str, _Route] = {}
         self._children: dict[str, _Child] = {}
+        # Asked before each order of a route goes to an LP, with the route's key and instrument:
+        # may its owner still trade? The order desk sets it to its kill switches, so a halt set
+        # while a route is out stops the remainder going on to the next LP.
+        self.may_route: Callable[[str, int], bool] = lambda key, instr: True
 
     def __contains__(self, key: str) -> bool:
         return key in self._routes
@@ -275,6 +279,8 @@ class Router:
         while route.filled + route.spent < route.qty:
             if now_ns >= route.deadline_ns:
                 return self._finish(route, "time budget spent")
+            if not self.may_route(route.key, route.instr):
+                return self._finish(route, "trading halted")
             candidates = [
                 p for p in self._lp_prices(route.instr, route.side)
                 if p.lp not in route.tried and crosses(route.side, p.price, route.limit)

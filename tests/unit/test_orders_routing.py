@@ -604,3 +604,34 @@ def test_a_halt_holds_the_auto_hedge(tmp_path, halt):
     desk.on_lp_execution(0, _lp_report(child, b"2", b"12000000", b"1.08510"), BUDGET + 2 * MS)
     assert desk.positions.exposure(EURUSD) != 0  # past the hedge threshold ...
     assert lps.sent[sent:] == []  # ... and no hedge goes out while halted
+
+
+@pytest.mark.parametrize("halt", ["all", "client", "instrument", "fault"])
+def test_a_halt_set_while_a_route_is_out_stops_the_remainder_going_to_the_next_lp(desk, lps, halt):
+    desk.on_new_order(desk.clients["FUNDA"], _d("A1", qty=b"3000000"), now_ns=0)
+    first = lps.sent[0][1]
+    kill = desk.checker.kill
+    if halt == "all":
+        kill.all = True
+    elif halt == "client":
+        kill.clients = {"FUNDA"}
+    elif halt == "instrument":
+        kill.instruments = {EURUSD}
+    else:
+        kill.fault = "journal batch lost"
+    # The order already at LP1 fills in part: that fill is the client's, as usual ...
+    desk.on_lp_execution(0, _lp_report(first, b"1", b"1000000", b"1.08510"), 1 * MS)
+    desk.on_lp_execution(0, _lp_report(first, b"4", text=b"partial fill: remainder cancelled"), 1 * MS)
+    assert len(lps.sent) == 1  # ... but the remainder goes to no other LP
+    fill, done = _reports(desk)
+    assert (fill[150], fill[32], fill[31]) == (b"F", b"1000000", b"1.08512")
+    assert (done[150], done[39], done[14], done[151]) == (b"4", b"4", b"1000000", b"0")
+    assert b"trading halted" in done[58]
+    assert desk.positions.client("FUNDA", EURUSD).qty == 1000
+
+
+def test_another_clients_halt_does_not_stop_a_route(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d("A1", qty=b"3000000"), now_ns=0)
+    desk.checker.kill.clients = {"DEMO"}
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"8", text=b"last look: rejected"), 1 * MS)
+    assert [lp for lp, *_ in lps.sent] == [0, 1]
