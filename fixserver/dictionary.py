@@ -42,6 +42,7 @@ __all__ = [
     "FIELDS",
     "MESSAGES",
     "validate",
+    "validate_session_level",
 ]
 
 
@@ -570,6 +571,22 @@ def validate(msg: FixMessage) -> Reject | None:
                 tag,
                 f"Required tag missing: {_name(tag)} in {msg_type.decode()} ({mdef.name})",
             )
+    return None
+
+
+_ADMIN_MSG_TYPES = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
+
+
+def validate_session_level(msg: FixMessage) -> Reject | None:
+    """:func:`validate` for what the session layer owns, for an acceptor whose application checks
+    its own messages (the gateway: an order's problems get an ExecutionReport or a
+    BusinessMessageReject that a client's desk can act on, and a client may send FIX 4.4 fields
+    this subset does not list). Admin messages (0-5) are validated in full and a MsgType that is
+    not FIX 4.4 at all gets 373=11; an application message of a real FIX 4.4 type passes, for the
+    application to judge (it refuses a type it does not serve with 35=j, 380=3)."""
+    msg_type = msg.msg_type
+    if msg_type in _ADMIN_MSG_TYPES or msg_type not in _FIX44_MSG_TYPES:
+        return validate(msg)
     return None
 
 

@@ -35,6 +35,7 @@ from typing import Any, TypeVar, cast
 from engine.config import Config, LpConfig
 from fixserver.clock import Clock, SystemClock
 from fixserver.codec import FrameDecoder, FrameTooLarge, PreparedBody, encode, encode_with_prepared
+from fixserver.dictionary import validate_session_level
 from fixserver.message import FixMessage
 from fixserver.session import (
     NEUTRAL_LOGON_REJECT_TEXT,
@@ -613,10 +614,14 @@ class Acceptor:
         store_factory: MessageStoreFactory | None = None,
         port: int | None = None,
         clock: Clock | None = None,
-        validator: Validator | None = None,
+        validator: Validator | None = validate_session_level,
         **session_options: Any,
     ) -> Acceptor:
-        """An acceptor for every ``[[clients]]`` entry, authenticated against the config."""
+        """An acceptor for every ``[[clients]]`` entry, authenticated against the config.
+
+        ``validator``: by default the session-level checks of the FIX 4.4 dictionary (admin
+        messages, MsgType; :func:`fixserver.dictionary.validate_session_level`), so a client's
+        malformed session message gets the Reject (35=3) its 373 reason names; ``None``: none."""
         server = config.server
         sessions = [
             SessionConfig(SessionID("FIX.4.4", server.sender_comp_id, c.sender_comp_id), Role.ACCEPTOR,

@@ -5,11 +5,15 @@ what comes back. Every wait is bounded."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 
+from engine.config import parse_config
 from fixserver.codec import FrameDecoder, encode
 from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
+from fixserver.store import MemoryStoreFactory
+from fixserver.transport import Acceptor
 from tests.integration.test_transport_loopback import PASSWORD, Recorder, make_acceptor, on_uvloop
 
 
@@ -76,3 +80,57 @@ def test_14b_a_test_request_without_test_req_id_gets_a_reject_and_the_session_go
 
     reject = on_uvloop(main())
     assert (reject.get(45), reject.get(371), reject.get(372), reject.get(373)) == (b"2", b"112", b"1", b"1")
+
+
+CONFIG = f"""
+lps = []
+[server]
+sender_comp_id = "LAGG"
+[[instruments]]
+symbol = "EUR/USD"
+tick_size = "0.00001"
+qty_step = "1000"
+[[tiers]]
+name = "t"
+[[clients]]
+name = "Demo"
+sender_comp_id = "DEMO"
+tier = "t"
+password_sha256 = "{hashlib.sha256(PASSWORD.encode()).hexdigest()}"
+"""
+
+
+def test_2l_14_the_acceptor_made_from_the_config_rejects_bad_session_messages_at_session_level() -> None:
+    """The gateway's acceptor (``Acceptor.from_config``): an invalid MsgType is 373=11 (2l) and a
+    malformed admin message gets the Reject its 373 reason names (14), while the application
+    still hears about every application message of a real FIX 4.4 type."""
+    app = Recorder()
+
+    async def main() -> list[FixMessage]:
+        acceptor = Acceptor.from_config(parse_config(CONFIG), app, store_factory=MemoryStoreFactory(), port=0)
+        await acceptor.start()
+        client = await RawClient.connect(acceptor.port)
+        try:
+            await client.logon()
+            client.send(b"ZZ", (58, b"no such type"))  # 2
+            client.send(b"1", (112, b"A"), (112, b"B"))  # 3: TestReqID twice
+            client.send(b"2", (7, b"one"), (16, b"0"))  # 4: BeginSeqNo not a number
+            client.send(b"0", (55, b"EUR/USD"))  # 5: Symbol is no Heartbeat field
+            rejects = [await client.expect(b"3") for _ in range(4)]
+            client.send(b"1", (112, b"PING"))
+            assert (await client.expect(b"0")).get(112) == b"PING"
+            assert acceptor.handle("DEMO").is_logged_on
+            return rejects
+        finally:
+            client.close()
+            await acceptor.stop()
+
+    rejects = on_uvloop(main())
+    got = [(r.get(45), r.get(371), r.get(372), r.get(373)) for r in rejects]
+    assert got == [
+        (b"2", b"35", b"ZZ", b"11"),
+        (b"3", b"112", b"1", b"13"),
+        (b"4", b"7", b"2", b"6"),
+        (b"5", b"55", b"0", b"2"),
+    ]
+    assert not any(m.msg_type == b"ZZ" for m in app.app)

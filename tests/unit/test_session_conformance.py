@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from fixserver.codec import encode
-from fixserver.dictionary import validate
+from fixserver.dictionary import validate, validate_session_level
 from fixserver.message import FixMessage
 from fixserver.session import Deliver, Disconnect, SessionState, format_utc_timestamp
 from fixserver.session_script import field_map, sends
@@ -128,3 +128,18 @@ def test_14g_a_header_field_after_a_body_field_gets_reject_373_14(msg_type, body
     f = field_map(reject)
     assert (f[35], f[45], f[371], f[372], f[373]) == (b"3", b"2", str(tag).encode(), msg_type, b"14")
     assert not of(actions, Deliver) and session.next_target_seq == 3
+
+
+# --- what the gateway's acceptor validates at session level -----------------------------------------
+
+
+def test_session_level_validation_leaves_application_messages_of_real_fix_types_to_the_application() -> None:
+    session, peer = logged_on(validator=validate_session_level)
+    # SettlType (63) is FIX 4.4 but not in our subset's NewOrderSingle: the order desk judges it.
+    order = peer.send(b"D", (11, b"o1"), (63, b"0"))
+    assert [d.message.get(11) for d in of(order, Deliver)] == [b"o1"] and sends(order) == []
+    assert of(peer.send(b"R", (131, b"q1")), Deliver)  # QuoteRequest: the gateway answers 35=j itself
+    f = field_map(sends(peer.send(b"ZZ"))[0])
+    assert (f[35], f[371], f[372], f[373]) == (b"3", b"35", b"ZZ", b"11")
+    f = field_map(sends(peer.send(b"0", (55, b"EUR/USD")))[0])
+    assert (f[35], f[371], f[373]) == (b"3", b"55", b"2")
