@@ -58,6 +58,13 @@ def _levels(book, symbol=b"EUR/USD"):
     return [(p, q) for p, q, _ in bids], [(p, q) for p, q, _ in asks]
 
 
+def _apply(book, bodies):
+    """``book`` after each ``(MDReqID, body)`` of ``bodies``, as the client reads them."""
+    for req, body in bodies:
+        book.apply(_wire(req, body))
+    return book
+
+
 def test_snapshot_request_answers_with_a_w_of_the_clients_tier():
     engine = FakeEngine()
     engine.set(0, 0, [(108500, 3), (108499, 5)], [(108502, 2)])
@@ -570,9 +577,7 @@ def test_md_book_finds_an_entry_without_290_by_the_id_it_names():
     engine = FakeEngine()
     engine.set(0, 0, [(100, 5), (99, 5)], [(101, 7)])
     hub = _hub(engine)
-    book = MdBook()
-    for req, body in hub.on_request("s", 0, _v(), 0)[0]:
-        book.apply(_wire(req, body))
+    book = _apply(MdBook(), hub.on_request("s", 0, _v(), 0)[0])
     engine.set(0, 0, [(100, 6)], [(101, 7), (102, 1)])
     ((req, body),) = hub.publish(1)["s"]
     fields = [f for f in body.body.split(b"\x01")[:-1] if not f.startswith(b"290=")]  # a feed without 290
@@ -611,9 +616,3 @@ def test_a_level_that_holds_past_the_kept_versions_stays_hittable():
     (ask_id,) = _ids(book)[1]
     hit = hub.resolve_quote(ask_id, 0, 200, ttl_ns=1000 * MS)
     assert (hit.side, hit.price, hit.qty) == (1, 101, 7)
-
-
-def _apply(book, bodies):
-    for req, body in bodies:
-        book.apply(_wire(req, body))
-    return book
