@@ -99,15 +99,39 @@ def _silence_stdout() -> None:
     os.close(devnull)
 
 
-def _lp_ports(pairs: list[str] | None) -> dict[str, int]:
-    """``["LP1=9201", ...]`` -> ``{"LP1": 9201}`` (ports overriding the config's)."""
+def _lp_ports(pairs: list[str] | None, cfg: Config) -> dict[str, int]:
+    """``["LP1=9201", ...]`` -> ``{"LP1": 9201}`` (ports overriding the config's; 0 = any free one)."""
     ports = {}
+    names = [lp.name for lp in cfg.lps]
     for pair in pairs or []:
         name, _, port = pair.partition("=")
         if not port.isdigit():
             raise SystemExit(f"--lp-port expects NAME=PORT, got {pair!r}")
+        if name not in names:
+            raise SystemExit(f"--lp-port {pair}: no LP named {name!r} in the config (LPs: {', '.join(names)})")
+        if int(port) > 65535:
+            raise SystemExit(f"--lp-port {pair}: a port is 0 to 65535")
         ports[name] = int(port)
     return ports
+
+
+def _record_path_problem(path: Path) -> str | None:
+    """Why ``--record`` cannot write a new recording at ``path``, or None.
+
+    Checked before anything starts: the gateway opens the recording only once its ports and LP
+    sessions are up. An existing file is refused, never overwritten: a recording is the record
+    of what the engine saw, and a restart with the same command line must not erase the last one.
+    """
+    if path.exists() or path.is_symlink():
+        return f"--record {path}: the file already exists (a recording is never overwritten: choose a new name)"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "xb"):
+            pass
+        path.unlink()
+    except OSError as exc:
+        return f"--record {path}: cannot write there: {exc.strerror or exc}"
+    return None
 
 
 def _run_service(args: argparse.Namespace, body: Callable[..., Awaitable[None]]) -> int:
@@ -140,19 +164,28 @@ def _run_service(args: argparse.Namespace, body: Callable[..., Awaitable[None]])
             loop.add_signal_handler(sig, stop.set)
         await body(cfg, sim, stop)
 
-    run(main)
+    try:
+        run(main)
+    except OSError as exc:  # a port in use, a state directory it cannot write, ...
+        print(f"lagg {args.command}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-
     from fixserver.gateway import GatewayOptions, serve
+
+    if args.record:
+        problem = _record_path_problem(Path(args.record))
+        if problem:
+            print(problem, file=sys.stderr)
+            return 1
 
     async def body(cfg: Config, sim: SimConfig, stop: asyncio.Event) -> None:
         options = GatewayOptions(
             port=args.port, metrics_port=args.metrics_port,
             state_dir=Path(args.state_dir) if args.state_dir else None, run_seconds=args.seconds,
-            market=args.market, lp_ports=_lp_ports(args.lp_port),
+            market=args.market, lp_ports=_lp_ports(args.lp_port, cfg),
             record_path=Path(args.record) if args.record else None, config_path=Path(args.config),
         )  # fmt: skip
         await serve(cfg, sim, options, stop)
@@ -182,7 +215,7 @@ def _lp_sim(args: argparse.Namespace) -> int:
     from feeds.lp_simulator import LpSimulatorFleet
 
     async def body(cfg: Config, sim: SimConfig, stop: asyncio.Event) -> None:
-        fleet = LpSimulatorFleet(cfg, sim, ports=_lp_ports(args.lp_port) or None)
+        fleet = LpSimulatorFleet(cfg, sim, ports=_lp_ports(args.lp_port, cfg) or None)
         task = asyncio.create_task(fleet.run(stop, args.seconds))
         await asyncio.sleep(0.2)
         print("simulated LPs: " + ", ".join(f"{n} on 127.0.0.1:{p}" for n, p in fleet.ports.items()), flush=True)

@@ -100,7 +100,8 @@ class Recorder:
     def __init__(self, path: str | Path, header: RecordingHeader) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file: BinaryIO = open(self.path, "wb")  # noqa: SIM115 - closed in close()
+        # "x": an existing file is never truncated (a restart must not erase the last recording).
+        self._file: BinaryIO = open(self.path, "xb")  # noqa: SIM115 - closed in close()
         self._encoder = msgspec.msgpack.Encoder()
         self._file.write(MAGIC)
         self._write(self._encoder.encode(header))
