@@ -26,6 +26,7 @@ refused as such (not as a header that fails to decode), whatever else that versi
 
 from __future__ import annotations
 
+import logging
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -45,6 +46,8 @@ __all__ = [
     "Recorder",
     "read_recording",
 ]
+
+log = logging.getLogger("lagg.record")
 
 MAGIC = b"LAGGREC1"
 FORMAT_VERSION = 1
@@ -95,7 +98,13 @@ class RecordedBatch(msgspec.Struct, frozen=True):
 
 
 class Recorder:
-    """Appends batches to a recording file. Not thread-safe; one per engine."""
+    """Appends batches to a recording file. Not thread-safe; one per engine.
+
+    Each batch is flushed to the file as it is recorded (one write per loop turn), so a killed
+    process loses at most the frame it was writing, never a buffer's worth of batches. A write
+    that fails once recording is under way (a full disk) stops the recording, logs why and keeps
+    :attr:`error`: the recording is an aid, and must not stop the gateway that feeds it.
+    """
 
     def __init__(self, path: str | Path, header: RecordingHeader) -> None:
         self.path = Path(path)
@@ -105,8 +114,10 @@ class Recorder:
         self._encoder = msgspec.msgpack.Encoder()
         self._file.write(MAGIC)
         self._write(self._encoder.encode(header))
+        self._file.flush()
         self.batches = 0
         self.rows = 0
+        self.error: OSError | None = None  # why recording stopped early, if it did
 
     def _write(self, payload: bytes) -> None:
         self._file.write(_LEN.pack(len(payload)))
@@ -114,18 +125,38 @@ class Recorder:
 
     def record(self, batch: UpdateBatch, now_ns: int, skews: list[tuple[int, int]] | None = None) -> None:
         """Append the batch's valid rows as they will be applied at ``now_ns``, after ``skews``."""
+        if self.error is not None:
+            return
         n = batch.n
         columns = [getattr(batch, name)[:n].astype(dtype, copy=False).tobytes() for name, dtype in _COLUMNS]
-        self._write(self._encoder.encode(RecordedBatch(now_ns=now_ns, n=n, columns=columns, skews=skews or [])))
+        try:
+            self._write(self._encoder.encode(RecordedBatch(now_ns=now_ns, n=n, columns=columns, skews=skews or [])))
+            self._file.flush()
+        except OSError as exc:
+            self._stop(exc)
+            return
         self.batches += 1
         self.rows += n
 
+    def _stop(self, exc: OSError) -> None:
+        self.error = exc
+        log.error("recording to %s stopped after %d batches: %s (the gateway goes on; the file replays up to"
+                  " there)", self.path, self.batches, exc)  # fmt: skip
+        try:
+            self._file.close()
+        except OSError:
+            pass  # the part of the frame that was not written is a torn tail, which readers expect
+
     def flush(self) -> None:
-        self._file.flush()
+        if self.error is None:
+            self._file.flush()
 
     def close(self) -> None:
         if not self._file.closed:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as exc:
+                self._stop(exc)
 
     def __enter__(self) -> Recorder:
         return self

@@ -1,5 +1,8 @@
 """The replay file: what is recorded is read back row for row, and a torn tail is survivable."""
 
+import errno
+import logging
+
 import pytest
 
 from engine.batch import ASK, BID, UpdateBatch
@@ -142,3 +145,50 @@ def test_a_newer_version_is_refused_as_such_whatever_its_header_looks_like(tmp_p
     path.write_bytes(b"LAGGREC2" + len(header).to_bytes(4, "little") + header)
     with pytest.raises(RecordingError, match="another format"):
         read_recording(path)
+
+
+def test_each_batch_is_in_the_file_as_soon_as_it_is_recorded(tmp_path):
+    # A gateway killed with SIGKILL never closes its recorder: what it recorded must be on disk.
+    path = tmp_path / "rec.lagg"
+    rec = Recorder(path, _header())
+    for batch, now in _batches():
+        rec.record(batch, now)
+    _, frames = read_recording(path)
+    assert [f.now_ns for f in frames] == [1_300, 2_200]
+    rec.close()
+
+
+class _FullDisk:
+    """A file whose writes fail as on a full disk."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+
+    def write(self, data: bytes) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def flush(self) -> None:
+        pass
+
+    @property
+    def closed(self) -> bool:
+        return self.inner.closed
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def test_a_full_disk_stops_the_recording_and_not_the_caller(tmp_path, caplog):
+    path = tmp_path / "rec.lagg"
+    (a, t_a), (b, t_b) = _batches()
+    rec = Recorder(path, _header())
+    rec.record(a, t_a)
+    rec._file = _FullDisk(rec._file)  # type: ignore[assignment]
+    with caplog.at_level(logging.ERROR, logger="lagg.record"):
+        rec.record(b, t_b)  # does not raise: the engine's loop goes on
+        rec.record(b, t_b + 1)
+    rec.close()
+    assert rec.error is not None and rec.error.errno == errno.ENOSPC
+    assert rec.batches == 1 and "stopped after 1 batches" in caplog.text
+    _, frames = read_recording(path)
+    assert [f.now_ns for f in frames] == [t_a]
