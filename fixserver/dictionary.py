@@ -525,15 +525,9 @@ def validate(msg: FixMessage) -> Reject | None:
     while i < n:
         tag, value = fields[i]
         i += 1
-        if tag <= 0 or (_FIX44_MAX_TAG < tag and tag not in _USER_DEFINED):
-            text = f"Invalid tag number: {tag}" if tag else f"Invalid tag number: field {_show(0, value)}"
-            return reject(SessionRejectReason.INVALID_TAG_NUMBER, tag or None, text)
-        if not value:
-            return reject(
-                SessionRejectReason.TAG_SPECIFIED_WITHOUT_A_VALUE,
-                tag,
-                f"Tag specified without a value: {_name(tag)}",
-            )
+        problem = _form_problem(tag, value, reject)
+        if problem is not None:
+            return problem
         if tag not in mdef.allowed and tag not in _HEADER and tag not in _TRAILER:
             return reject(
                 SessionRejectReason.TAG_NOT_DEFINED_FOR_MESSAGE_TYPE,
@@ -541,19 +535,11 @@ def validate(msg: FixMessage) -> Reject | None:
                 f"Tag not defined for this message type: {_name(tag)} in {msg_type.decode()} ({mdef.name})",
             )
         if tag in seen:
-            return reject(
-                SessionRejectReason.TAG_APPEARS_MORE_THAN_ONCE,
-                tag,
-                f"Tag appears more than once: {_name(tag)}",
-            )
+            return _repeated(tag, reject)
         seen.add(tag)
         if tag in _HEADER:
             if in_body:
-                return reject(
-                    SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER,
-                    tag,
-                    f"Tag specified out of required order: header field {_name(tag)} after the body",
-                )
+                return _out_of_order(tag, reject)
         elif tag not in _TRAILER:
             in_body = True
         problem = _check_value(tag, value, reject)
@@ -582,12 +568,56 @@ def validate_session_level(msg: FixMessage) -> Reject | None:
     its own messages (the gateway: an order's problems get an ExecutionReport or a
     BusinessMessageReject that a client's desk can act on, and a client may send FIX 4.4 fields
     this subset does not list). Admin messages (0-5) are validated in full and a MsgType that is
-    not FIX 4.4 at all gets 373=11; an application message of a real FIX 4.4 type passes, for the
-    application to judge (it refuses a type it does not serve with 35=j, 380=3)."""
+    not FIX 4.4 at all gets 373=11. An application message of a real FIX 4.4 type is checked for
+    its form only -- every field ``tag=value`` (0) with a value (4), the header once (13) and
+    before the body (14) -- and its content is left to the application (which refuses a type it
+    does not serve with 35=j, 380=3). Tag numbers past FIX 4.4's are let through there: FIX 4.4
+    dialects carry later versions' fields (1028 ManualOrderIndicator, say), and refusing a
+    client's orders for a field we would not read anyway helps nobody."""
     msg_type = msg.msg_type
     if msg_type in _ADMIN_MSG_TYPES or msg_type not in _FIX44_MSG_TYPES:
         return validate(msg)
+    reject = _RejectFactory(msg_type, msg.seq_num)
+    header: set[int] = set()
+    in_body = False
+    for tag, value in msg.fields:
+        if tag <= 0 or not value:
+            return _form_problem(tag, value, reject)
+        if tag in _HEADER:
+            if tag in header:
+                return _repeated(tag, reject)
+            if in_body:
+                return _out_of_order(tag, reject)
+            header.add(tag)
+        elif tag not in _TRAILER:
+            in_body = True
     return None
+
+
+def _form_problem(tag: int, value: bytes, reject: _RejectFactory) -> Reject | None:
+    """A field that is not a FIX 4.4 (or user-defined) ``tag=value`` with a value."""
+    if tag <= 0 or (_FIX44_MAX_TAG < tag and tag not in _USER_DEFINED):
+        text = f"Invalid tag number: {tag}" if tag else f"Invalid tag number: field {_show(0, value)}"
+        return reject(SessionRejectReason.INVALID_TAG_NUMBER, tag or None, text)
+    if not value:
+        return reject(
+            SessionRejectReason.TAG_SPECIFIED_WITHOUT_A_VALUE,
+            tag,
+            f"Tag specified without a value: {_name(tag)}",
+        )
+    return None
+
+
+def _repeated(tag: int, reject: _RejectFactory) -> Reject:
+    return reject(SessionRejectReason.TAG_APPEARS_MORE_THAN_ONCE, tag, f"Tag appears more than once: {_name(tag)}")
+
+
+def _out_of_order(tag: int, reject: _RejectFactory) -> Reject:
+    return reject(
+        SessionRejectReason.TAG_SPECIFIED_OUT_OF_REQUIRED_ORDER,
+        tag,
+        f"Tag specified out of required order: header field {_name(tag)} after the body",
+    )
 
 
 def _walk_group(

@@ -135,11 +135,38 @@ def test_14g_a_header_field_after_a_body_field_gets_reject_373_14(msg_type, body
 
 def test_session_level_validation_leaves_application_messages_of_real_fix_types_to_the_application() -> None:
     session, peer = logged_on(validator=validate_session_level)
-    # SettlType (63) is FIX 4.4 but not in our subset's NewOrderSingle: the order desk judges it.
-    order = peer.send(b"D", (11, b"o1"), (63, b"0"))
+    # SettlType (63) is FIX 4.4 but not in our subset's NewOrderSingle, ManualOrderIndicator (1028)
+    # is FIX 5.0 that FIX 4.4 dialects carry: the order desk judges the order.
+    order = peer.send(b"D", (11, b"o1"), (63, b"0"), (1028, b"Y"))
     assert [d.message.get(11) for d in of(order, Deliver)] == [b"o1"] and sends(order) == []
     assert of(peer.send(b"R", (131, b"q1")), Deliver)  # QuoteRequest: the gateway answers 35=j itself
     f = field_map(sends(peer.send(b"ZZ"))[0])
     assert (f[35], f[371], f[372], f[373]) == (b"3", b"35", b"ZZ", b"11")
     f = field_map(sends(peer.send(b"0", (55, b"EUR/USD")))[0])
     assert (f[35], f[371], f[373]) == (b"3", b"55", b"2")
+
+
+@pytest.mark.parametrize(
+    ("extra", "tag", "reason"),
+    [
+        ((0, b"junk"), None, b"0"),  # a field that was not tag=value
+        ((44, b""), b"44", b"4"),  # tag without a value (14d)
+        ((52, b"20231114-22:13:20.000"), b"52", b"13"),  # SendingTime again, after the body (14h)
+    ],
+)
+def test_14_session_level_validation_checks_the_form_of_application_messages_too(extra, tag, reason) -> None:
+    session, peer = logged_on(validator=validate_session_level)
+    msg = peer.message(b"D", (11, b"o1"))
+    msg = FixMessage([*msg.fields[:-1], extra, msg.fields[-1]])
+    actions = peer.deliver(msg)
+    assert not of(actions, Deliver)
+    f = field_map(sends(actions)[0])
+    assert (f[35], f[45], f.get(371), f[372], f[373]) == (b"3", b"2", tag, b"D", reason)
+    assert session.next_target_seq == 3
+
+
+def test_14g_session_level_validation_refuses_a_header_field_after_the_body_of_an_order() -> None:
+    session, peer = logged_on(validator=validate_session_level)
+    msg = _reorder(peer.message(b"D", (11, b"o1"), (55, b"EUR/USD")), 34, after=55)
+    f = field_map(sends(peer.deliver(msg))[0])
+    assert (f[35], f[371], f[373]) == (b"3", b"34", b"14")
