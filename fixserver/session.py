@@ -458,6 +458,7 @@ def _event_for(msg_type: bytes) -> SessionEvent:
 class _Queued:
     message: FixMessage
     answered: bool  # a ResendRequest we already answered on arrival
+    time_problem: int = 0  # its SendingTime's 373 reason (see Session._check_header), 0 if none
 
 
 @dataclass(slots=True)
@@ -997,7 +998,8 @@ class Session:
         if t.test_request_sent_ns is not None:
             t.test_request_sent_ns = None  # any traffic proves the peer alive
             t.test_request_id = None
-        if not self._check_header(out, now_ns, msg):
+        time_problem = self._check_header(out, now_ns, msg)
+        if time_problem is None:
             return
         seq = msg.seq_num
         if seq is None:
@@ -1005,6 +1007,9 @@ class Session:
             return
         msg_type = msg.msg_type
         if msg_type == b"4" and msg.get(123) != b"Y":
+            if time_problem:  # refused, and (Reset mode ignores MsgSeqNum) no number consumed
+                self._reject_sending_time(out, now_ns, msg, time_problem)
+                return
             self._sequence_reset(out, now_ns, msg)  # Reset mode ignores MsgSeqNum
             return
         expected = self.store.next_target_seq
@@ -1018,43 +1023,49 @@ class Session:
             return
         if seq > expected:
             answered = False
-            if msg_type == b"2":  # answer at once: both sides may be waiting on each other
+            if msg_type == b"2" and not time_problem:  # at once: both sides may be waiting on each other
                 self._answer_resend_request(out, now_ns, msg)
                 answered = True
-            self._gap(out, now_ns, msg, seq, expected, answered)
+            self._gap(out, now_ns, msg, seq, expected, answered, time_problem)
             return
-        self._process_in_order(out, now_ns, msg, answered=False)
+        self._process_in_order(out, now_ns, msg, answered=False, time_problem=time_problem)
         self._drain_queue(out, now_ns)
 
-    def _check_header(self, out: list[Action], now_ns: int, msg: FixMessage) -> bool:
+    def _check_header(self, out: list[Action], now_ns: int, msg: FixMessage) -> int | None:
         """BeginString, CompIDs and SendingTime accuracy (FIX session test cases 2h, 2i, 2k): a
         wrong BeginString is a Logout and disconnect (no Reject: it is not our protocol), the
-        others a Reject + Logout."""
+        others a Reject + Logout; ``None`` then. Otherwise the 373 reason of a SendingTime that
+        is missing (1) or malformed (6), or 0: that is a field problem (14b, 14f), refused with a
+        Reject when the message's turn comes, and the session goes on."""
         begin = msg.get(8)  # (a decoded frame always has 8; a hand-built one may not)
         if begin is not None and begin != self._begin:
             shown = begin.decode("ascii", "replace")[:16]
             self._logout_and_disconnect(
                 out, now_ns, f"Incorrect BeginString(8): expected {self._begin.decode()}, got {shown}"
             )
-            return False
+            return None
         if msg.get(49) != self._target or msg.get(56) != self._sender:
             self._reject_and_logout(out, now_ns, msg, REJECT_COMPID_PROBLEM, "CompID problem", None)
-            return False
+            return None
+        stamp = msg.get(52)
+        if stamp is None:
+            return REJECT_REQUIRED_TAG_MISSING
         skew = self.config.max_sending_time_skew_s
         # Also for a resend (43=Y): its 52 is when it was sent again, the original time is in 122.
         if skew is not None:
-            sent = parse_utc_timestamp(msg.get(52))
+            sent = parse_utc_timestamp(stamp)
             if sent is None:
-                self._reject_and_logout(
-                    out, now_ns, msg, REJECT_REQUIRED_TAG_MISSING, "SendingTime(52) missing or malformed", 52
-                )
-                return False
+                return REJECT_INCORRECT_DATA_FORMAT
             if abs(now_ns - sent) > skew * _NS:
                 self._reject_and_logout(
                     out, now_ns, msg, REJECT_SENDING_TIME_ACCURACY, "SendingTime accuracy problem", 52
                 )
-                return False
-        return True
+                return None
+        return 0
+
+    def _reject_sending_time(self, out: list[Action], now_ns: int, msg: FixMessage, reason: int) -> None:
+        text = "SendingTime(52) missing" if reason == REJECT_REQUIRED_TAG_MISSING else "SendingTime(52) malformed"
+        self._send_reject(out, msg, reason, text, now_ns, 52)
 
     def _reject_and_logout(
         self, out: list[Action], now_ns: int, msg: FixMessage, reason: int, text: str, tag: int | None
@@ -1065,13 +1076,14 @@ class Session:
         self._begin_logout(out, now_ns, text)
 
     def _gap(
-        self, out: list[Action], now_ns: int, msg: FixMessage, seq: int, expected: int, answered: bool
+        self, out: list[Action], now_ns: int, msg: FixMessage, seq: int, expected: int, answered: bool,
+        time_problem: int = 0,
     ) -> None:
         t = self._t
         if len(t.queue) >= self.config.max_queued:
             self._logout_and_disconnect(out, now_ns, "Too many messages queued behind a sequence gap")
             return
-        t.queue[seq] = _Queued(msg, answered)
+        t.queue[seq] = _Queued(msg, answered, time_problem)
         if t.resend_to is None or expected > t.resend_to:
             # 16=0: "everything from 7 on", the FIX 4.4 way; later arrivals only extend the wait.
             self._send(out, b"2", ((7, expected), (16, 0)), now_ns)
@@ -1089,15 +1101,21 @@ class Session:
             item = queue.pop(expected, None)
             if item is None:
                 break
-            self._process_in_order(out, now_ns, item.message, answered=item.answered)
+            self._process_in_order(out, now_ns, item.message, answered=item.answered, time_problem=item.time_problem)
         if t.resend_to is not None and self.store.next_target_seq > t.resend_to:
             t.resend_to = None
 
-    def _process_in_order(self, out: list[Action], now_ns: int, msg: FixMessage, *, answered: bool) -> None:
+    def _process_in_order(
+        self, out: list[Action], now_ns: int, msg: FixMessage, *, answered: bool, time_problem: int = 0
+    ) -> None:
         """The message with the expected MsgSeqNum: validate, consume its number, act on it."""
         seq = msg.seq_num
         assert seq is not None
         msg_type = msg.msg_type
+        if time_problem:
+            self.store.set_next_target_seq(seq + 1)
+            self._reject_sending_time(out, now_ns, msg, time_problem)
+            return
         if msg.get(43) == b"Y" and msg_type != b"A":
             orig = parse_utc_timestamp(msg.get(122))
             sent = parse_utc_timestamp(msg.get(52))

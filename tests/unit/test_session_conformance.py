@@ -170,3 +170,38 @@ def test_14g_session_level_validation_refuses_a_header_field_after_the_body_of_a
     msg = _reorder(peer.message(b"D", (11, b"o1"), (55, b"EUR/USD")), 34, after=55)
     f = field_map(sends(peer.deliver(msg))[0])
     assert (f[35], f[371], f[373]) == (b"3", b"34", b"14")
+
+
+# --- 14b / 14f on SendingTime: a field problem, not an accuracy problem ------------------------------
+
+
+@pytest.mark.parametrize("validator", [None, validate])
+@pytest.mark.parametrize(("stamp", "reason"), [(None, b"1"), (b"2023-11-14 22:13:20", b"6")])
+def test_14b_14f_a_missing_or_malformed_sending_time_gets_a_reject_and_the_session_goes_on(
+    validator, stamp, reason
+) -> None:
+    session, peer = logged_on(validator=validator)
+    if stamp is None:
+        msg = peer.message(b"D", (11, b"o1"), omit=frozenset({52}))
+    else:
+        msg = peer.message(b"D", (11, b"o1"), sending_time=stamp)
+    actions = peer.deliver(msg)
+    (reject,) = sends(actions)  # no Logout: only a wrong time (2k) ends the session
+    f = field_map(reject)
+    assert (f[35], f[45], f[371], f[372], f[373]) == (b"3", b"2", b"52", b"D", reason)
+    assert not of(actions, Deliver)
+    assert session.next_target_seq == 3 and session.state is SessionState.ACTIVE
+
+
+def test_14b_a_message_without_sending_time_queued_behind_a_gap_is_rejected_when_its_turn_comes() -> None:
+    session, peer = logged_on()
+    peer.next_seq = 3  # 2 is lost
+    held = peer.deliver(peer.message(b"D", (11, b"o3"), omit=frozenset({52})))
+    assert types(held) == [b"2"] and session.queued_count == 1
+    orig = format_utc_timestamp(T0)
+    actions = peer.send(b"D", (11, b"o2"), seq=2, poss_dup=True, orig_sending_time=orig)
+    assert [d.message.get(11) for d in of(actions, Deliver)] == [b"o2"]
+    (reject,) = sends(actions)
+    f = field_map(reject)
+    assert (f[45], f[371], f[373]) == (b"3", b"52", b"1")
+    assert session.next_target_seq == 4 and session.state is SessionState.ACTIVE
