@@ -58,6 +58,12 @@ def _journal_export(args: argparse.Namespace) -> int:
     if not Path(path).exists():
         print(f"no journal at {path}", file=sys.stderr)
         return 1
+    if args.out != "-":
+        # Opening --out truncates it: naming the journal (or the config) there would destroy it.
+        for keep in (path, f"{path}-wal", f"{path}-shm", args.config):
+            if Path(keep).exists() and Path(args.out).exists() and Path(args.out).samefile(keep):
+                print(f"--out {args.out} is {keep}, which the export reads: choose another file", file=sys.stderr)
+                return 1
     grids = {i.symbol: (i.price_grid(), i.qty_grid()) for i in cfg.instruments}
     try:
         journal = Journal.open_read_only(path)

@@ -102,3 +102,16 @@ def test_negative_prices_and_odd_lots_export_exactly(tmp_path):
         ["__house__", "WTI", "sell", "0.5", "-0.05", "LP1"],
     ]
     assert "exported 2 fills" in result.stderr
+
+
+def test_an_output_naming_the_journal_or_the_config_is_refused_and_the_journal_kept(tmp_path):
+    path = _journal(tmp_path / "j.sqlite")
+    before = path.read_bytes()
+    _refused(_export("--journal", str(path), "--out", str(path)), "which the export reads")
+    _refused(_export("--journal", str(path), "--out", str(tmp_path / "." / "j.sqlite")), "which the export reads")
+    assert path.read_bytes() == before
+    assert _export("--journal", str(path)).returncode == 0
+    config = tmp_path / "config.toml"  # a copy: a failing run must not truncate the repository's
+    config.write_text(EXAMPLE_CONFIG.read_text())
+    _refused(_export("--journal", str(path), "--config", str(config), "--out", str(config)), "which the export reads")
+    assert config.read_text() == EXAMPLE_CONFIG.read_text()
