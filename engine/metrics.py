@@ -23,8 +23,9 @@ from wsgiref.simple_server import WSGIServer
 
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 __all__ = ["Metrics", "LATENCY_BUCKETS", "SourceCollector", "NO_QUOTE_REASONS"]
 
@@ -94,7 +95,8 @@ class Metrics:
         LP, or the simulator's :attr:`~feeds.sim_feed.SimFeed.lps`. Call it again to replace
         them; until then those metrics are exported without samples. ``kill``: the kill switches
         (:class:`risk.limits.KillSwitches`), exported as ``lagg_trading_halted``; ``desk``: the
-        order desk (:class:`fixserver.orders.OrderDesk`), for its odd-lot LP fills."""
+        order desk (:class:`fixserver.orders.OrderDesk`), for its odd-lot LP fills and each LP's
+        record with our orders (outcomes, response times)."""
         self.sources.attach(engine, feeds, acceptor, kill, desk)
 
     def serve(self, host: str, port: int) -> WSGIServer:
@@ -200,9 +202,24 @@ class KillState(Protocol):
     def instruments(self) -> set[int]: ...
 
 
+class LpOrderCounts(Protocol):
+    """What the collector reads of one LP's record with our orders (:class:`risk.routing.LpOrderStats`)."""
+
+    @property
+    def outcomes(self) -> Mapping[str, int]: ...
+    @property
+    def response_buckets(self) -> Sequence[int]: ...  # per bucket, not cumulative; the last: above every bound
+    @property
+    def response_sum_s(self) -> float: ...
+    @property
+    def bucket_bounds_s(self) -> Sequence[float]: ...
+
+
 class DeskCounters(Protocol):
     @property
     def odd_lot_fills(self) -> int: ...
+    @property
+    def lp_order_stats(self) -> Sequence[tuple[str, LpOrderCounts]]: ...  # (LP name, its record)
 
 
 @dataclass(frozen=True)
@@ -250,6 +267,17 @@ class _Families:
             "lagg_lp_odd_lot_fills",
             "LP fills with a part below one quantity step, booked to the house (journal table odd_lots)",
         )
+        self.lp_outcomes = CounterMetricFamily(
+            "lagg_lp_order_outcomes",
+            "how our orders at each LP ended: filled, partial, rejected, no_answer (within the route's "
+            "budget), session_lost, unreadable (its report)",
+            labels=["lp", "outcome"],
+        )
+        self.lp_response = HistogramMetricFamily(
+            "lagg_lp_order_response_seconds",
+            "time from an order sent to an LP to its final report (late ones included)",
+            labels=["lp"],
+        )
         self.halted = GaugeMetricFamily(
             "lagg_trading_halted",
             "kill switches on (1), by scope: all, client, instrument, lp (the config's [halt]), or fault "
@@ -261,6 +289,7 @@ class _Families:
         return [
             self.entries, self.dropped, self.reconnects, self.withdrawn, self.stale, self.spikes, self.no_quote,
             self.published, self.send_buffer, self.logon_failures, self.halted, self.odd_lots,
+            self.lp_outcomes, self.lp_response,
         ]  # fmt: skip
 
 
@@ -308,7 +337,19 @@ class SourceCollector(Collector):
             _collect_halts(sources.kill, sources.engine, out)
         if sources.desk is not None:
             out.odd_lots.add_metric([], sources.desk.odd_lot_fills)
+            _collect_lp_orders(sources.desk.lp_order_stats, out)
         return out.all()
+
+
+def _collect_lp_orders(stats: Sequence[tuple[str, LpOrderCounts]], out: _Families) -> None:
+    for lp, record in stats:
+        for outcome, count in list(record.outcomes.items()):
+            out.lp_outcomes.add_metric([lp, outcome], count)
+        # One copy of the counts (the loop may add one meanwhile): the buckets agree with the count.
+        per_bucket = list(record.response_buckets)
+        bounds = [*map(floatToGoString, record.bucket_bounds_s), "+Inf"]
+        cumulative = np.cumsum(per_bucket).tolist()
+        out.lp_response.add_metric([lp], list(zip(bounds, cumulative, strict=True)), record.response_sum_s)
 
 
 def _collect_engine(engine: EngineCounters, out: _Families) -> None:

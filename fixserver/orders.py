@@ -63,7 +63,17 @@ from fixserver.marketdata import QuoteLookup
 from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
 from risk import BUY, PositionBook, PreTradeChecker, RejectReason
-from risk.routing import ChildOrder, LateFill, RouteDone, RouteEvent, RouteFill, Router, client_price, lp_limit
+from risk.routing import (
+    ChildOrder,
+    LateFill,
+    LpOrderStats,
+    RouteDone,
+    RouteEvent,
+    RouteFill,
+    Router,
+    client_price,
+    lp_limit,
+)
 
 __all__ = ["HOUSE", "Outbound", "OrderDesk"]
 
@@ -840,6 +850,13 @@ class OrderDesk:
         self._hedges[order_id] = (instr, side)
         events = self.router.start(order_id, instr, side, abs(need), None, now_ns, self._budget_ns)
         self._on_route_events(events, now_ns)
+
+    @property
+    def lp_order_stats(self) -> list[tuple[str, LpOrderStats]]:
+        """Each LP's record with our orders (how they ended, how fast it answered), for the metrics."""
+        if self.router is None:
+            return []
+        return list(zip(self._lp_names, self.router.lp_stats, strict=True))
 
     def _may_route(self, key: str, instr: int) -> bool:
         """Whether the owner of route ``key`` (a client's order, or the house's hedge) may still

@@ -21,14 +21,21 @@ route's owner gets only the whole steps (``RouteFill``), the remainder ending up
 
 What the *client* is charged for an LP fill is :func:`client_price`: the LP's price worsened by
 the tier's markup, and never worse than the client's limit.
+
+Execution quality, per LP (:attr:`Router.lp_stats`, :class:`LpOrderStats`): how each of our
+orders there ended (filled, partly filled, rejected, no answer within the budget, session lost,
+report unreadable) and how long the LP took to send its final report, kept as plain counts for
+the metrics to read when scraped.
 """
 
 from __future__ import annotations
 
 import math
+from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import ClassVar
 
 from engine.config import MarkupUnit, TierConfig
 from engine.execution import crosses
@@ -36,7 +43,10 @@ from risk.positions import BUY
 
 __all__ = [
     "ChildOrder",
+    "LP_ORDER_OUTCOMES",
+    "LP_RESPONSE_BUCKETS_S",
     "LateFill",
+    "LpOrderStats",
     "LpPrice",
     "RouteDone",
     "RouteEvent",
@@ -51,6 +61,31 @@ __all__ = [
 _TERMINAL = frozenset({b"2", b"3", b"4", b"8", b"C"})
 # A child order whose route is over is remembered this long for fills that may still come.
 _ORPHAN_KEEP_NS = 60 * 1_000_000_000
+
+
+# How an order of ours at an LP ended, as far as its route is concerned: filled in full, filled
+# in part (the rest cancelled), rejected (last look, or any final report with no fill), no
+# final report within the route's budget, the LP's session lost while it was out, a report we
+# could not read.
+LP_ORDER_OUTCOMES = ("filled", "partial", "rejected", "no_answer", "session_lost", "unreadable")
+# Upper bounds (seconds) of the LP response-time buckets: order sent -> the LP's final report.
+LP_RESPONSE_BUCKETS_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+@dataclass
+class LpOrderStats:
+    """One LP's record with our orders, kept as plain counts (read at scrape time, never reset)."""
+
+    outcomes: dict[str, int] = field(default_factory=lambda: dict.fromkeys(LP_ORDER_OUTCOMES, 0))
+    # Final reports per response-time bucket (LP_RESPONSE_BUCKETS_S, then one for longer): not
+    # cumulative. Late ones (after the route gave up on the order) count too: the LP was that slow.
+    response_buckets: list[int] = field(default_factory=lambda: [0] * (len(LP_RESPONSE_BUCKETS_S) + 1))
+    response_sum_s: float = 0.0
+    bucket_bounds_s: ClassVar[tuple[float, ...]] = LP_RESPONSE_BUCKETS_S
+
+    def answered(self, seconds: float) -> None:
+        self.response_buckets[bisect_left(LP_RESPONSE_BUCKETS_S, seconds)] += 1
+        self.response_sum_s += seconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +184,7 @@ class Router:
         # may its owner still trade? The order desk sets it to its kill switches, so a halt set
         # while a route is out stops the remainder going on to the next LP.
         self.may_route: Callable[[str, int], bool] = lambda key, instr: True
+        self.lp_stats = [LpOrderStats() for _ in self._lp_names]  # by LP index
 
     def __contains__(self, key: str) -> bool:
         return key in self._routes
@@ -211,7 +247,12 @@ class Router:
                 events.append(RouteFill(route.key, lp, last_qty, last_px))
         if status in _TERMINAL:
             del self._children[cl_ord_id]
-            if not child.orphan:
+            stats = self.lp_stats[lp]
+            stats.answered((now_ns - child.sent_ns) / 1e9)
+            if not child.orphan:  # an orphan's outcome was counted when its route gave up on it
+                done = child.filled + child.sub_step
+                outcome = "filled" if done >= child.qty else "partial" if done else "rejected"
+                stats.outcomes[outcome] += 1
                 self._child_over(child, text or "not filled")
                 events += self._next(route, now_ns)
         return events
@@ -226,6 +267,7 @@ class Router:
         child = self._children.get(cl_ord_id)
         if child is None or child.lp != lp or child.orphan:
             return []
+        self.lp_stats[lp].outcomes["unreadable"] += 1
         return self.stop(child.route.key, f"{self._lp_names[lp]}: {why}")
 
     def stop(self, key: str, why: str) -> list[RouteEvent]:
@@ -251,6 +293,7 @@ class Router:
                 continue
             del self._children[cl_ord_id]
             if not child.orphan:
+                self.lp_stats[lp].outcomes["session_lost"] += 1
                 self._child_over(child, "session lost")
                 events += self._next(child.route, now_ns)
         return events
@@ -264,6 +307,7 @@ class Router:
             if route.child is not None:
                 child = self._children[route.child]
                 child.orphan = True
+                self.lp_stats[child.lp].outcomes["no_answer"] += 1
                 self._note(route, child.lp, "no answer within the time budget")
                 route.child = None
             events += self._finish(route, "time budget spent")

@@ -26,7 +26,7 @@ def _promtool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_alert_rules_are_valid_prometheus_rules():
     result = _promtool("check", "rules", RULES.name)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 12 rules found" in result.stdout
+    assert "SUCCESS: 13 rules found" in result.stdout
 
 
 def test_alert_rules_fire_when_they_should_and_not_before():

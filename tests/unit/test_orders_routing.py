@@ -635,3 +635,23 @@ def test_another_clients_halt_does_not_stop_a_route(desk, lps):
     desk.checker.kill.clients = {"DEMO"}
     desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"8", text=b"last look: rejected"), 1 * MS)
     assert [lp for lp, *_ in lps.sent] == [0, 1]
+
+
+def test_an_sre_reads_each_lps_fill_ratio_and_response_time_off_the_metrics(desk, lps):
+    desk.on_new_order(desk.clients["FUNDA"], _d("A1"), now_ns=0)
+    desk.on_lp_execution(0, _lp_report(lps.sent[0][1], b"8", text=b"last look: rejected"), 30 * MS)
+    desk.on_lp_execution(1, _lp_report(lps.sent[1][1], b"2", b"1000000", b"1.08511"), 32 * MS)
+    metrics = Metrics()
+    metrics.attach(desk=desk)
+    sample = metrics.registry.get_sample_value
+    assert sample("lagg_lp_order_outcomes_total", {"lp": "LP1", "outcome": "rejected"}) == 1
+    assert sample("lagg_lp_order_outcomes_total", {"lp": "LP1", "outcome": "filled"}) == 0
+    assert sample("lagg_lp_order_outcomes_total", {"lp": "LP2", "outcome": "filled"}) == 1
+    # LP1 took 30 ms to answer, LP2 2 ms (sent after LP1's reject).
+    assert sample("lagg_lp_order_response_seconds_bucket", {"lp": "LP1", "le": "0.025"}) == 0
+    assert sample("lagg_lp_order_response_seconds_bucket", {"lp": "LP1", "le": "0.05"}) == 1
+    assert sample("lagg_lp_order_response_seconds_bucket", {"lp": "LP2", "le": "0.0025"}) == 1
+    assert sample("lagg_lp_order_response_seconds_bucket", {"lp": "LP2", "le": "+Inf"}) == 1
+    assert sample("lagg_lp_order_response_seconds_count", {"lp": "LP2"}) == 1
+    assert sample("lagg_lp_order_response_seconds_sum", {"lp": "LP1"}) == pytest.approx(0.030)
+    assert sample("lagg_lp_order_outcomes_total", {"lp": "LP3", "outcome": "filled"}) == 0

@@ -183,3 +183,30 @@ def test_an_abandoned_child_ends_its_route_and_what_it_fills_later_is_the_houses
     assert (done.filled, done.unfilled, done.reason) == (0, 10, "LP1: unreadable fill")
     assert len(lps.sent) == 1 and "O1" not in router  # the rest goes nowhere else
     assert router.on_execution(0, "O1.1", b"2", 10, 100, "", 5 * MS) == [LateFill(0, 0, BUY, 10, 100)]
+
+
+def test_each_lp_keeps_how_our_orders_there_ended_and_how_long_it_took_to_answer(router, lps):
+    router.start("O1", 0, BUY, 10, None, 0, 250 * MS)
+    router.on_execution(0, "O1.1", b"1", 4, 100, "", 1 * MS)  # LP1 fills 4 of 10 ...
+    router.on_execution(0, "O1.1", b"4", 0, None, "", 2 * MS)  # ... and cancels the rest after 2 ms
+    router.on_execution(1, "O1.2", b"8", 0, None, "last look: rejected", 40 * MS)  # LP2 rejects after 38 ms
+    router.on_execution(2, "O1.3", b"2", 6, 102, "", 43 * MS)  # LP3 fills the rest after 3 ms
+    router.start("O2", 0, BUY, 10, None, 100 * MS, 250 * MS)
+    router.poll(351 * MS)  # LP1 does not answer within the budget ...
+    router.on_execution(0, "O2.1", b"8", 0, None, "", 900 * MS)  # ... and rejects 800 ms after the order
+    router.start("O3", 0, BUY, 10, None, 1000 * MS, 250 * MS)
+    router.on_lp_down(0, 1001 * MS)  # LP1's session goes while it has O3.1
+    router.abandon(1, "O3.2", "report without LastQty")  # LP2's report of O3.2 cannot be read
+    outcomes = [{k: v for k, v in s.outcomes.items() if v} for s in router.lp_stats]
+    assert outcomes == [
+        {"partial": 1, "no_answer": 1, "session_lost": 1},
+        {"rejected": 1, "unreadable": 1},
+        {"filled": 1},
+    ]
+    bounds = list(router.lp_stats[0].bucket_bounds_s)
+    # Answered after 2 ms and 800 ms (late, but the LP did take that long); lost and unread: no answer.
+    assert router.lp_stats[0].response_buckets[bounds.index(0.0025)] == 1
+    assert router.lp_stats[0].response_buckets[bounds.index(1.0)] == 1
+    assert sum(router.lp_stats[0].response_buckets) == 2
+    assert router.lp_stats[1].response_buckets[bounds.index(0.05)] == 1
+    assert router.lp_stats[2].response_sum_s == pytest.approx(0.003)
