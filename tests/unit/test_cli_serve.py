@@ -71,3 +71,19 @@ def test_a_state_directory_that_cannot_be_made_is_reported_without_a_traceback(t
 )
 def test_an_lp_port_that_names_no_lp_or_no_port_is_refused(pair, words):
     _refused(_lagg("lp-sim", "--seconds", "1", "--lp-port", pair, timeout=60), words)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("check-config", "{binary}"),
+        ("serve", "--seconds", "1", "--config", "{binary}"),
+        ("serve", "--seconds", "1", "--sim", "{binary}"),
+        ("lp-sim", "--seconds", "1", "--config", "{binary}"),
+        ("journal", "export", "--csv", "--config", "{binary}"),
+    ],
+)
+def test_a_config_that_is_not_text_is_refused_without_a_traceback(tmp_path, args):
+    binary = tmp_path / "image.png"  # passed for a config by mistake
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\xc4\xff" * 20)
+    _refused(_lagg(*(arg.format(binary=binary) for arg in args), timeout=60), "not UTF-8 text")
