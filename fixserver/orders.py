@@ -616,6 +616,7 @@ class OrderDesk:
             with self._atomic():
                 self.journal.odd_lot(symbol, child.side, qty, price, lp_name, cl_ord_id, lp_fill, now_ns)
                 self.positions.on_odd_lot(child.instr, child.side, qty)
+                self._exposure_changed(child.instr, now_ns)  # odd lots that add up to a step are hedged
         except Exception as e:
             self._failed("journaling an LP fill's part below one step as the house's", e)
             self.positions.on_odd_lot(child.instr, child.side, qty)

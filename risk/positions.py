@@ -9,8 +9,10 @@ prices (to attract buyers, deter sellers), by one tick per ``skew_step_qty`` ste
 
 An LP may fill a part of a step (500 units where the step is 1000). That part is the house's,
 held exactly (a :class:`~fractions.Fraction` of a step) in :attr:`PositionBook.odd_lots`, apart
-from the whole-step position: skew and hedges work in whole steps, and no order for less than a
-step can be sent to take an odd lot back out. It is there for the operator to see and close.
+from the whole-step position: skew works in whole steps, and no order for less than a step can
+be sent to take an odd lot back out. Hedges count the odd lots with the position and send the
+whole steps of the sum (two halves make a step that a hedge can close); what stays below a step
+is there for the operator to see and close.
 
 Positions move with fills that the journal records in the same event; when the journal fails the
 event, the owner undoes its moves too (:meth:`PositionBook.mark` / :meth:`PositionBook.undo`), so
@@ -169,9 +171,11 @@ class PositionBook:
         """Signed quantity to trade at an LP to bring exposure back inside ``threshold`` (0 = none).
 
         Hedges back to zero rather than to the threshold so that a position hovering at the
-        threshold does not produce a stream of tiny hedges.
+        threshold does not produce a stream of tiny hedges. The exposure is the whole-step
+        position plus the odd lots, cut to whole steps towards zero: a hedge takes every whole
+        step out, and what is left is less than one step either way.
         """
-        qty = self.house[instr].qty
+        qty = int(self.house[instr].qty + self.odd_lots[instr])  # int() of a Fraction: towards zero
         if threshold <= 0 or abs(qty) <= threshold:
             return 0
         return -qty

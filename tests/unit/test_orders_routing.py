@@ -655,3 +655,19 @@ def test_an_sre_reads_each_lps_fill_ratio_and_response_time_off_the_metrics(desk
     assert sample("lagg_lp_order_response_seconds_count", {"lp": "LP2"}) == 1
     assert sample("lagg_lp_order_response_seconds_sum", {"lp": "LP1"}) == pytest.approx(0.030)
     assert sample("lagg_lp_order_outcomes_total", {"lp": "LP3", "outcome": "filled"}) == 0
+
+
+def test_odd_lots_that_add_up_to_a_step_past_the_threshold_are_hedged(desk, lps):
+    desk.on_new_order(desk.clients["DEMO"], _d("a", qty=b"10000000"), now_ns=0)  # house short 10000: at the threshold
+    assert lps.sent == []
+    for n in range(2):  # FUNDA sells 2 steps at the LPs twice; each time LP1 fills 1500: half a step is the house's
+        desk.on_new_order(desk.clients["FUNDA"], _d(f"s{n}", side=b"2", qty=b"2000"), now_ns=(n + 1) * MS)
+        child = lps.sent[-1][1]
+        desk.on_lp_execution(0, _lp_report(child, b"1", b"1500", b"1.08490"), (n + 1) * MS)
+        desk.on_lp_execution(0, _lp_report(child, b"4", text=b"IOC rest cancelled"), (n + 1) * MS)
+    assert desk.positions.odd_lots[EURUSD] == -1
+    assert len(lps.sent) == 3  # the two client orders, then a hedge
+    lp, hedge_id, side, qty, _ = lps.sent[-1]
+    assert (side, qty) == (1, 10001)  # the house buys back its 10000 steps and the step the odd lots make
+    desk.on_lp_execution(lp, _lp_report(hedge_id, b"2", b"10001000", b"1.08510"), 5 * MS)
+    assert desk.positions.exposure(EURUSD) + desk.positions.odd_lots[EURUSD] == 0

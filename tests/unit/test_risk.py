@@ -1,5 +1,7 @@
 """Risk as a dealer sees it: positions, skew, hedging, and every pre-trade rejection."""
 
+from fractions import Fraction
+
 from engine.config import ClientLimits
 from risk import BUY, SELL, KillSwitches, Position, PositionBook, PreTradeChecker, RejectReason
 
@@ -42,6 +44,20 @@ def test_hedge_brings_exposure_back_to_flat_past_the_threshold():
     book.on_client_fill("A", 0, SELL, 200, 100, internalised=True)
     assert book.hedge_needed(0, threshold=1000) == -1100  # house long 1100: sell it
     assert book.hedge_needed(0, threshold=0) == 0  # 0 = auto-hedge off
+
+
+def test_odd_lots_count_towards_the_hedge_in_whole_steps():
+    book = PositionBook(1)
+    book.on_client_fill("A", 0, SELL, 1000, 100, internalised=True)  # house long 1000: at the threshold
+    assert book.hedge_needed(0, threshold=1000) == 0
+    book.on_odd_lot(0, BUY, Fraction(1, 2))
+    assert book.hedge_needed(0, threshold=1000) == 0  # 1000.5: not a whole step past it
+    book.on_odd_lot(0, BUY, Fraction(3, 4))
+    assert book.hedge_needed(0, threshold=1000) == -1001  # 1001.25: sell the whole steps
+    book.on_hedge_fill(0, SELL, 1001, 100)
+    assert book.hedge_needed(0, threshold=0) == 0 and book.hedge_needed(0, threshold=1) == 0  # 0.25 left
+    book.on_odd_lot(0, SELL, Fraction(5, 2))  # short odd lots: -2.25 in all, cut towards zero
+    assert book.hedge_needed(0, threshold=1) == 2
 
 
 def _checker() -> PreTradeChecker:
