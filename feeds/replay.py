@@ -28,19 +28,28 @@ from feeds.recording import Recorder, RecordingError, RecordingHeader, read_reco
 
 __all__ = ["QuoteHasher", "ReplayResult", "recorder_for", "replay"]
 
-_KEY = struct.Struct("<iiq")
+_KEY = struct.Struct("<iiii")  # tier, instrument, bid levels, ask levels
 
 
 class QuoteHasher:
-    """Digest of every published change of every tier quote, in publication order."""
+    """Digest of every published change of every tier quote, in publication order.
+
+    What is folded is each quote's levels when they differ from the levels last folded for it,
+    never the engine's version counter: the gateway also reprices between loop turns (an order
+    or a market-data request expires stale prices first, which reprices whatever a fill's skew
+    left dirty), and such a reprice is not in the recording. Clients see only what the turn then
+    publishes; a version counter would also count the unrecorded intermediate reprice, so live
+    and replay would differ while publishing the same quotes.
+    """
 
     def __init__(self, n_tiers: int, n_instruments: int) -> None:
         self._h = hashlib.blake2b(digest_size=16)
-        self._seen = np.zeros((n_tiers, n_instruments), np.int64)
+        self._seen = np.zeros((n_tiers, n_instruments), np.int64)  # the version last looked at
+        self._folded: dict[tuple[int, int], bytes] = {}  # the levels last folded (none: no quote)
         self.changes = 0
 
     def update(self, engine: object) -> None:
-        """Fold in what changed since the last call (by the engine's per-quote versions)."""
+        """Fold in what changed since the last call (found by the engine's per-quote versions)."""
         state = getattr(engine, "quote_state", None)
         if state is None:
             return self._update_via_api(engine)
@@ -61,10 +70,16 @@ class QuoteHasher:
                     self._fold(t, i, q.version, bids, asks)
 
     def _fold(self, t: int, i: int, version: int, bids: np.ndarray, asks: np.ndarray) -> None:
-        self._h.update(_KEY.pack(t, i, version))
-        self._h.update(np.ascontiguousarray(bids).tobytes())
-        self._h.update(np.ascontiguousarray(asks).tobytes())
         self._seen[t, i] = version
+        levels = (
+            _KEY.pack(t, i, bids.shape[1], asks.shape[1])
+            + np.ascontiguousarray(bids, "<i8").tobytes()
+            + np.ascontiguousarray(asks, "<i8").tobytes()
+        )
+        if levels == self._folded.get((t, i), _KEY.pack(t, i, 0, 0)):
+            return  # changed and changed back between two looks: nothing new was published
+        self._folded[(t, i)] = levels
+        self._h.update(levels)
         self.changes += 1
 
     def hexdigest(self) -> str:

@@ -104,3 +104,32 @@ async def test_skew_from_fills_is_recorded_and_replayed_to_the_same_quotes(tmp_p
         for f in frames:
             rec.record(f.to_batch(), f.now_ns)
     assert replay(stripped).quote_hash != options.quote_hash
+
+
+async def test_orders_read_between_loop_turns_replay_to_the_same_quotes(tmp_path):
+    # Orders that come in over FIX (Gateway.from_app) expire stale prices before they are read,
+    # which reprices what an earlier order's skew left dirty: a reprice between two loop turns
+    # that the recording does not hold. Clients only see what the next turn publishes, and so
+    # must the hash: two orders in one read, five times.
+    from types import SimpleNamespace
+
+    from fixserver.message import FixMessage
+
+    cfg = load_config(EXAMPLE_CONFIG)
+    sim = decode_sim_config((ROOT / "configs" / "simulator.toml").read_text())
+    path = tmp_path / "orders.lagg"
+    options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path, run_seconds=2.5, record_path=path)
+    task = asyncio.create_task(serve(cfg, sim, options, asyncio.Event()))
+    await asyncio.wait_for(options.ready.wait(), 60)
+    gateway = options.gateway
+    session = SimpleNamespace(session_id=SimpleNamespace(target_comp_id="DEMO"))
+    for n in range(5):
+        await asyncio.sleep(0.3)
+        for m in range(2):
+            order = [(35, b"D"), (11, b"r%d-%d" % (n, m)), (55, b"EUR/USD"), (54, b"2"), (38, b"3000000"),
+                     (40, b"1"), (59, b"3")]  # fmt: skip
+            gateway.from_app(FixMessage(order), session)  # type: ignore[arg-type]
+    await asyncio.wait_for(task, 60)
+    assert gateway.skews[0] == 30  # the house bought 30M: one tick per 1M
+    assert replay(path).quote_hash == options.quote_hash
+    assert replay(path, engine_kind="reference").quote_hash == options.quote_hash
