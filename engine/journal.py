@@ -89,6 +89,15 @@ CREATE TABLE IF NOT EXISTS odd_lots (
     lp_fill   TEXT NOT NULL,              -- the LP's LastQty and LastPx as it sent them
     ts_ns     INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS replaced (     -- each OrderCancelReplaceRequest (35=G) that went through
+    client     TEXT NOT NULL,
+    cl_ord_id  TEXT NOT NULL,             -- the ClOrdID the order had until then (stays taken)
+    order_id   TEXT NOT NULL REFERENCES orders(order_id),
+    qty        INTEGER NOT NULL,          -- the order's qty and price until then
+    price      INTEGER,
+    ts_ns      INTEGER NOT NULL,
+    PRIMARY KEY (client, cl_ord_id)
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
 
@@ -287,10 +296,31 @@ class Journal:
         return order_id
 
     def has_cl_ord_id(self, client: str, cl_ord_id: str) -> bool:
+        """Whether the client has used ``cl_ord_id``: for an order, or for one before it was replaced."""
         row = self._db.execute(
-            "SELECT 1 FROM orders WHERE client=? AND cl_ord_id=?", (client, cl_ord_id)
+            "SELECT 1 FROM orders WHERE client=? AND cl_ord_id=?"
+            " UNION ALL SELECT 1 FROM replaced WHERE client=? AND cl_ord_id=?",
+            (client, cl_ord_id, client, cl_ord_id),
         ).fetchone()
         return row is not None
+
+    def replace_order(self, order_id: str, cl_ord_id: str, qty: int, price: int | None, now_ns: int) -> None:
+        """An order replaced (35=G): it goes on under ``cl_ord_id`` with ``qty`` and ``price``; the
+        ClOrdID, qty and price it had are kept in ``replaced``. Raises :class:`DuplicateClOrdID`."""
+        self._begin()
+        row = self.order(order_id)
+        if row is None:
+            raise KeyError(order_id)
+        if self.has_cl_ord_id(row.client, cl_ord_id):
+            raise DuplicateClOrdID(cl_ord_id)
+        self._db.execute(
+            "INSERT INTO replaced(client, cl_ord_id, order_id, qty, price, ts_ns) VALUES(?,?,?,?,?,?)",
+            (row.client, row.cl_ord_id, order_id, row.qty, row.price, now_ns),
+        )
+        self._db.execute(
+            "UPDATE orders SET cl_ord_id=?, qty=?, price=?, updated_ns=? WHERE order_id=?",
+            (cl_ord_id, qty, price, now_ns, order_id),
+        )
 
     def fill(self, order_id: str, qty: int, price: int, route: str, now_ns: int, status: str) -> str:
         """Journal a fill of ``order_id`` and its new status; returns the ExecID."""
@@ -363,9 +393,16 @@ class Journal:
         return JournalOrder(*row) if row else None
 
     def order_by_cl_ord_id(self, client: str, cl_ord_id: str) -> JournalOrder | None:
+        """The client's order with ``cl_ord_id``, or with it before a replace (then as it is now)."""
         row = self._db.execute(
             f"SELECT {_ORDER_COLS} FROM orders WHERE client=? AND cl_ord_id=?", (client, cl_ord_id)
         ).fetchone()
+        if row is None:
+            row = self._db.execute(
+                f"SELECT {_ORDER_COLS} FROM orders WHERE order_id ="
+                " (SELECT order_id FROM replaced WHERE client=? AND cl_ord_id=?)",
+                (client, cl_ord_id),
+            ).fetchone()
         return JournalOrder(*row) if row else None
 
     def open_orders(self) -> list[JournalOrder]:

@@ -225,12 +225,14 @@ class Gateway(Application):
             self._on_md_request(client, message, session, now)
         elif kind == b"x":
             self._on_security_list_request(message, session)
-        elif kind in (b"D", b"F", b"H"):
+        elif kind in (b"D", b"F", b"G", b"H"):
             if kind == b"D":
                 self.metrics.orders.labels(client=comp_id).inc()
                 self.desk.on_new_order(client, message, now)
             elif kind == b"F":
                 self.desk.on_cancel(client, message, now)
+            elif kind == b"G":
+                self.desk.on_replace(client, message, now)
             else:
                 self.desk.on_status(client, message, now)
             self.flush_orders()

@@ -58,7 +58,7 @@ from fractions import Fraction
 from engine.config import ClientConfig, Config, Routing
 from engine.execution import Execution, Order, OrdType, TimeInForce, execute, fill_at_quote, match_resting, rests
 from engine.fixedpoint import DecimalFormatError, Grid, OffGridError, Rounding, parse_decimal
-from engine.journal import HOUSE_CLIENT, BatchLost, Journal, JournalOrder
+from engine.journal import HOUSE_CLIENT, OPEN_STATUSES, BatchLost, Journal, JournalOrder
 from fixserver.marketdata import QuoteLookup
 from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
@@ -878,28 +878,32 @@ class OrderDesk:
     def on_quotes(self, now_ns: int) -> None:
         """Retry resting limit orders against the latest tier prices."""
         for rest in list(self._resting.values()):
-            routed = rest.routed
-            if routed and (rest.order_id in self._routed or now_ns < rest.retry_after_ns or self.router is None):
-                continue
-            bids, asks = self._quote_of(rest.tier, rest.instr)
-            execution = match_resting(rest.order, rest.leaves, bids, asks, self.cfg.tiers[rest.tier].mode)
-            if not execution.fills:
-                continue
-            client = rest.client
-            decision = self.checker.check_fill(
-                client.sender_comp_id, client.limits, rest.instr, rest.order.side, execution.filled
-            )
-            if decision.reason is RejectReason.KILL_SWITCH:
-                continue  # halted: it keeps resting, and fills when trading resumes
-            try:
-                with self._atomic():
-                    if decision.ok:
-                        self._match(rest, execution, routed, now_ns)
-                    else:
-                        self._cancel_resting(rest, f"cancelled: {decision.text}", now_ns)
-            except Exception as e:
-                self._failed(f"resting order {rest.order_id} (it keeps resting)", e)
+            self._retry(rest, now_ns)
         self._settle(now_ns)
+
+    def _retry(self, rest: _Resting, now_ns: int) -> None:
+        """One resting limit order against its tier's price now: filled (or routed) if it crosses."""
+        routed = rest.routed
+        if routed and (rest.order_id in self._routed or now_ns < rest.retry_after_ns or self.router is None):
+            return
+        bids, asks = self._quote_of(rest.tier, rest.instr)
+        execution = match_resting(rest.order, rest.leaves, bids, asks, self.cfg.tiers[rest.tier].mode)
+        if not execution.fills:
+            return
+        client = rest.client
+        decision = self.checker.check_fill(
+            client.sender_comp_id, client.limits, rest.instr, rest.order.side, execution.filled
+        )
+        if decision.reason is RejectReason.KILL_SWITCH:
+            return  # halted: it keeps resting, and fills when trading resumes
+        try:
+            with self._atomic():
+                if decision.ok:
+                    self._match(rest, execution, routed, now_ns)
+                else:
+                    self._cancel_resting(rest, f"cancelled: {decision.text}", now_ns)
+        except Exception as e:
+            self._failed(f"resting order {rest.order_id} (it keeps resting)", e)
 
     def _cancel_resting(self, rest: _Resting, why: str, now_ns: int) -> None:
         """The desk cancels a resting order (its client is told why)."""
@@ -1029,6 +1033,110 @@ class OrderDesk:
             client, echo, row.order_id, b"4", b"4", row.cum_qty, 0, row.cost, now_ns,
             orig_cl_ord_id=orig, instr=rest.instr,
         )  # fmt: skip
+
+    def on_replace(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
+        """OrderCancelReplaceRequest (35=G): a working limit order's new quantity and price.
+
+        Only orders resting here can be replaced (a DAY or GTC limit; not while a part of it is
+        out at an LP); side, symbol, order type and time in force stay as they are. The new
+        order is checked like a new one (grids, limits, collar, halts); an accepted replace is
+        journaled, answered with 150=5, and the order then fills at once if the new price crosses
+        the tier's. A refusal is an OrderCancelReject (434=2); the order works on unchanged."""
+        try:
+            with self._atomic():
+                rest = self._replace(client, msg, now_ns)
+        except Exception as e:
+            self._failed(f"replace {msg.get_str(11)!r} of {client.sender_comp_id}", e)
+            text = "the replace could not be recorded: the order works on unchanged; please retry"
+            self._replace_refused(client, msg, None, _OTHER, text)
+            return
+        if rest is not None:
+            self._retry(rest, now_ns)
+        self._settle(now_ns)
+
+    def _replace(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> _Resting | None:
+        """The replace as one journal event; the order replaced (None: refused, and answered so)."""
+        cl_ord_id = msg.get_str(11) or ""
+        orig = msg.get_str(41) or ""
+        row = self.journal.order_by_cl_ord_id(client.sender_comp_id, orig) if orig else None
+        rest = self._resting.get(row.order_id) if row is not None else None
+
+        def refuse(reason: bytes, text: str) -> _Resting | None:
+            self._replace_refused(client, msg, row, reason, text)
+            return None  # nothing replaced
+
+        if not client.trading:
+            return refuse(_OTHER, "trading is not enabled for this session")
+        if not cl_ord_id:
+            return refuse(_OTHER, "ClOrdID (11) is required")
+        if row is None:
+            return refuse(b"1", "unknown order")
+        if rest is None:
+            return refuse(b"0", "order is no longer working" if row.status not in OPEN_STATUSES else
+                          "only a limit order resting here can be replaced")  # fmt: skip
+        if row.order_id in self._routed:
+            return refuse(b"0", "part of the order is being filled at an LP; replace again shortly")
+        if self.journal.has_cl_ord_id(client.sender_comp_id, cl_ord_id):
+            return refuse(b"6", "duplicate ClOrdID")
+        order, instr = rest.order, rest.instr
+        side = b"1" if order.side == BUY else b"2"
+        unchanged = (
+            (55, row.symbol.encode(), "Symbol (55)"), (54, side, "Side (54)"),
+            (40, order.ord_type.value.encode(), "OrdType (40)"), (59, order.tif.value.encode(), "TimeInForce (59)"),
+        )  # fmt: skip
+        for tag, value, name in unchanged:
+            if msg.get(tag, value) != value:
+                return refuse(_OTHER, f"{name} cannot be changed by a replace")
+        qty_grid, price_grid = self._qty_grids[instr], self._price_grids[instr]
+        try:
+            qty = qty_grid.to_steps(msg.get(38) or b"")
+        except (OffGridError, DecimalFormatError):
+            return refuse(_OTHER, f"quantity must be a positive multiple of {qty_grid.step_text}")
+        if qty > _INT64_MAX:
+            return refuse(_OTHER, "quantity (38) is out of range")
+        if qty <= row.cum_qty:
+            return refuse(_OTHER, f"quantity must be above the {qty_grid.to_text(row.cum_qty)} already filled")
+        try:
+            price = price_grid.to_steps(msg.get(44) or b"")
+        except (OffGridError, DecimalFormatError):
+            return refuse(_OTHER, f"a limit price (44) that is a multiple of the tick size {price_grid.step_text}")
+        if abs(price) > _INT64_MAX:
+            return refuse(_OTHER, "price (44) is out of range")
+        limits = client.limits
+        if limits.max_order_qty and qty > limits.max_order_qty:
+            return refuse(_OTHER, f"order size limit (max {limits.max_order_qty} steps)")
+        bids, asks = self._quote_of(rest.tier, instr)
+        market = (asks if order.side == BUY else bids)[:1]
+        working = (0, 0)
+        if limits.max_position:  # the client's other working orders: this one is checked as replaced
+            buy, sell = self._working(client.sender_comp_id, instr)
+            working = (buy - rest.leaves, sell) if order.side == BUY else (buy, sell - rest.leaves)
+        decision = self.checker.check(
+            client.sender_comp_id, limits, instr, order.side, qty - row.cum_qty, now_ns,
+            limit_price=price, market_price=market[0][0] if market else None, working=working,
+        )  # fmt: skip
+        if not decision.ok:
+            return refuse(_OTHER, decision.text)
+        self.journal.replace_order(row.order_id, cl_ord_id, qty, price, now_ns)
+        rest.order = Order(order.side, qty, order.ord_type, order.tif, price)
+        rest.cl_ord_id, rest.leaves = cl_ord_id, qty - row.cum_qty
+        replaced = self.journal.order(row.order_id)
+        assert replaced is not None
+        self._report(
+            client, _Echo.of(replaced, qty_grid, price_grid), row.order_id, b"5", b"1" if row.cum_qty else b"0",
+            row.cum_qty, rest.leaves, row.cost, now_ns, orig_cl_ord_id=orig, instr=instr,
+        )  # fmt: skip
+        return rest
+
+    def _replace_refused(
+        self, client: ClientConfig, msg: FixMessage, row: JournalOrder | None, reason: bytes, text: str
+    ) -> None:
+        """OrderCancelReject (35=9) of a replace (434=2)."""
+        body: Body = [
+            (37, (row.order_id if row else "NONE").encode()), (11, msg.get(11) or b""), (41, msg.get(41) or b""),
+            (39, (row.status if row else "8").encode()), (434, b"2"), (102, reason), (58, text.encode()),
+        ]  # fmt: skip
+        self._pending.append(Outbound(client.sender_comp_id, b"9", body))
 
     def on_status(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
         try:

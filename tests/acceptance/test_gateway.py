@@ -179,6 +179,38 @@ async def test_orders_fill_at_the_quote_or_better_and_rejects_carry_reasons(tmp_
         await _stop(stop, task, [client])
 
 
+async def test_a_resting_order_is_replaced_then_cancelled_under_its_new_clordid(tmp_path):
+    cfg = _config(1)
+    stop, task, options = await _start(cfg, tmp_path)
+    client = _Client("C0", options.bound["fix"], incremental=True)
+
+    async def report(exec_type: bytes) -> FixMessage:
+        for _ in range(100):
+            found = [r for r in client.app.reports if r.get(150) == exec_type]
+            if found:
+                return found[-1]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no 150={exec_type!r} in {client.app.reports} / {client.app.rejects}")
+
+    try:
+        await _log_on([client], 20)
+        await asyncio.sleep(1.5)
+        handle = client.initiator.handle
+        handle.send(b"D", [(11, b"r1"), (55, b"EUR/USD"), (54, b"2"), (60, b"20261123-10:00:00.000"),
+                           (38, b"1000000"), (40, b"2"), (59, b"0"), (44, b"1.10000")])  # fmt: skip
+        new = await report(b"0")
+        handle.send(b"G", [(11, b"r2"), (41, b"r1"), (55, b"EUR/USD"), (54, b"2"), (60, b"20261123-10:00:01.000"),
+                           (38, b"2000000"), (40, b"2"), (44, b"1.10100")])  # fmt: skip
+        replaced = await report(b"5")
+        assert (replaced.get(37), replaced.get(11), replaced.get(41)) == (new.get(37), b"r2", b"r1")
+        assert (replaced.get(38), replaced.get(44), replaced.get(151)) == (b"2000000", b"1.10100", b"2000000")
+        handle.send(b"F", [(11, b"r3"), (41, b"r2"), (55, b"EUR/USD"), (54, b"2"), (60, b"20261123-10:00:02.000")])
+        cancelled = await report(b"4")
+        assert (cancelled.get(37), cancelled.get(41), cancelled.get(14)) == (new.get(37), b"r2", b"0")
+    finally:
+        await _stop(stop, task, [client])
+
+
 @pytest.mark.slow
 async def test_fifty_sessions_on_three_tiers_each_get_their_own_tiers_prices(tmp_path):
     cfg = _config(50)
