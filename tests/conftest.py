@@ -1,3 +1,4 @@
+import hashlib
 import os
 from pathlib import Path
 
@@ -18,6 +19,27 @@ EXAMPLE_CONFIG = ROOT / "configs" / "example.toml"
 @pytest.fixture
 def example_config_text() -> str:
     return EXAMPLE_CONFIG.read_text()
+
+
+def one_client_config(password: str) -> str:
+    """The smallest gateway config with a client: DEMO on one tier, EUR/USD, no LPs, logging on
+    with ``password``."""
+    return f"""
+lps = []
+[server]
+sender_comp_id = "LAGG"
+[[instruments]]
+symbol = "EUR/USD"
+tick_size = "0.00001"
+qty_step = "1000"
+[[tiers]]
+name = "t"
+[[clients]]
+name = "Demo"
+sender_comp_id = "DEMO"
+tier = "t"
+password_sha256 = "{hashlib.sha256(password.encode()).hexdigest()}"
+"""
 
 
 def lp_quotes(engine, lp: str, symbol: str, bid: int, ask: int, qty: int, ts: int) -> None:

@@ -5,7 +5,6 @@ what comes back. Every wait is bounded."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 
 from engine.config import parse_config
@@ -14,6 +13,7 @@ from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Acceptor
+from tests.conftest import one_client_config
 from tests.integration.test_transport_loopback import PASSWORD, Recorder, make_acceptor, on_uvloop
 
 
@@ -82,22 +82,7 @@ def test_14b_a_test_request_without_test_req_id_gets_a_reject_and_the_session_go
     assert (reject.get(45), reject.get(371), reject.get(372), reject.get(373)) == (b"2", b"112", b"1", b"1")
 
 
-CONFIG = f"""
-lps = []
-[server]
-sender_comp_id = "LAGG"
-[[instruments]]
-symbol = "EUR/USD"
-tick_size = "0.00001"
-qty_step = "1000"
-[[tiers]]
-name = "t"
-[[clients]]
-name = "Demo"
-sender_comp_id = "DEMO"
-tier = "t"
-password_sha256 = "{hashlib.sha256(PASSWORD.encode()).hexdigest()}"
-"""
+CONFIG = one_client_config(PASSWORD)
 
 
 def test_2l_14_the_acceptor_made_from_the_config_rejects_bad_session_messages_at_session_level() -> None:

@@ -4,7 +4,6 @@ as they are, and a refused logon says why and stops."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import io
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from fixserver.client import ClientApp, OrderSpec, _describe_report, order_field
 from fixserver.message import FixMessage
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Acceptor, Application
-from tests.conftest import ROOT
+from tests.conftest import ROOT, one_client_config
 
 
 def _console() -> tuple[Console, io.StringIO]:
@@ -93,22 +92,7 @@ def test_reject_reasons_in_brackets_are_shown_not_swallowed_as_markup():
 
 
 PASSWORD = "right-Password-1"
-CONFIG = f"""
-lps = []
-[server]
-sender_comp_id = "LAGG"
-[[instruments]]
-symbol = "EUR/USD"
-tick_size = "0.00001"
-qty_step = "1000"
-[[tiers]]
-name = "t"
-[[clients]]
-name = "Demo"
-sender_comp_id = "DEMO"
-tier = "t"
-password_sha256 = "{hashlib.sha256(PASSWORD.encode()).hexdigest()}"
-"""
+CONFIG = one_client_config(PASSWORD)
 
 
 async def _client_against_acceptor(password: str) -> tuple[ClientApp, str, float, int]:
