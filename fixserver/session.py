@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import calendar
 import enum
+import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -88,6 +89,7 @@ REJECT_COMPID_PROBLEM = 9
 REJECT_SENDING_TIME_ACCURACY = 10
 
 _NS = 1_000_000_000
+_UTC_TIMESTAMP = re.compile(rb"(\d{4})(\d{2})(\d{2})-(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?")
 _DAY_NS = 86_400 * _NS
 
 
@@ -112,21 +114,20 @@ def format_utc_timestamp(now_ns: int) -> bytes:
 
 
 def parse_utc_timestamp(value: bytes | None) -> int | None:
-    """Parse ``YYYYMMDD-HH:MM:SS[.fraction]`` to ns since the epoch; ``None`` if malformed."""
-    if value is None or len(value) < 17 or value[8:9] != b"-":
+    """Parse ``YYYYMMDD-HH:MM:SS[.fraction]`` (1 to 9 digits) to ns since the epoch; ``None`` if
+    malformed: anything else around it, or a field out of its range (month 13, 25:00; a leap
+    second 60 is allowed, as FIX allows it)."""
+    match = _UTC_TIMESTAMP.fullmatch(value) if value is not None else None
+    if match is None:
         return None
-    try:
-        seconds = calendar.timegm(
-            (int(value[0:4]), int(value[4:6]), int(value[6:8]),
-             int(value[9:11]), int(value[12:14]), int(value[15:17]), 0, 0, 0)
-        )
-        frac = value[18:] if len(value) > 18 and value[17:18] == b"." else b""
-        if frac and not frac.isdigit():
-            return None
-        frac_ns = int((frac + b"000000000")[:9]) if frac else 0
-    except ValueError:
+    year, month, day, hour, minute, second, frac = match.groups()
+    month_n, day_n = int(month), int(day)
+    if not (1 <= month_n <= 12 and 1 <= day_n <= calendar.monthrange(int(year), month_n)[1]):
         return None
-    return seconds * _NS + frac_ns
+    if int(hour) > 23 or int(minute) > 59 or int(second) > 60:
+        return None
+    seconds = calendar.timegm((int(year), month_n, day_n, int(hour), int(minute), int(second), 0, 0, 0))
+    return seconds * _NS + (int((frac + b"00000000")[:9]) if frac else 0)
 
 
 # --- identities, configuration ------------------------------------------------------------------

@@ -679,8 +679,16 @@ def test_timestamps_round_trip() -> None:
     assert parse_utc_timestamp(stamp) == T0 + 123_000_000
     assert parse_utc_timestamp(b"20231114-22:13:20") == T0
     assert parse_utc_timestamp(b"20231114-22:13:20.123456789") == T0 + 123_456_789
-    for bad in (b"", b"2023", b"20231114 22:13:20", b"20231114-22:13:2x", b"20231114-22:13:20.1x", None):
-        assert parse_utc_timestamp(bad) is None
+    assert parse_utc_timestamp(b"20231114-22:13:20.5") == T0 + 500_000_000
+    assert parse_utc_timestamp(b"20161231-23:59:60") == parse_utc_timestamp(b"20170101-00:00:00")  # leap second
+    bad_ones = (
+        b"", b"2023", b"20231114 22:13:20", b"20231114-22:13:2x", b"20231114-22:13:20.1x", None,
+        b"20231114-22:13:20xyz", b"20231114-22:13:20.", b"20231114-22:13:20.1234567890",  # junk after it
+        b"20231114-22-13-20", b" 2023114-22:13:20", b"+2023114-22:13:20",  # other separators, signs, spaces
+        b"20231314-22:13:20", b"20230230-22:13:20", b"20231114-24:00:00", b"20231114-22:60:20",  # out of range
+    )  # fmt: skip
+    for bad in bad_ones:
+        assert parse_utc_timestamp(bad) is None, bad
 
 
 def test_real_dictionary_rejects_through_the_session() -> None:
