@@ -398,7 +398,7 @@ TRANSITIONS: dict[tuple[SessionState, SessionEvent], tuple[str, frozenset[Sessio
     (S.LOGON_SENT, E.SEND_APP): ("_on_send_offline", frozenset({S.LOGON_SENT})),
     (S.LOGON_SENT, E.LOGOUT_REQUEST): ("_on_drop", frozenset({S.DISCONNECTED})),
     (S.LOGON_SENT, E.CONNECTION_LOST): ("_on_connection_lost", frozenset({S.DISCONNECTED})),
-    (S.ACTIVE, E.RECV_LOGON): ("_on_unexpected_logon", frozenset({S.DISCONNECTED})),
+    (S.ACTIVE, E.RECV_LOGON): ("_on_unexpected_logon", frozenset({S.ACTIVE, S.DISCONNECTED})),
     (S.ACTIVE, E.RECV_LOGOUT): ("_on_logout", frozenset({S.DISCONNECTED})),
     (S.ACTIVE, E.RECV_ADMIN): ("_on_message", frozenset({S.ACTIVE, S.LOGOUT_SENT, S.DISCONNECTED})),
     (S.ACTIVE, E.RECV_APP): ("_on_message", frozenset({S.ACTIVE, S.LOGOUT_SENT, S.DISCONNECTED})),
@@ -829,7 +829,42 @@ class Session:
         self._disconnect(out, "logon refused: " + (msg.get_str(58) or "no reason given"))
 
     def _on_unexpected_logon(self, out: list[Action], now_ns: int, msg: FixMessage) -> None:
+        if self._state is SessionState.ACTIVE and msg.get(141) == b"Y":
+            self._reset_in_session(out, now_ns, msg)
+            return
         self._logout_and_disconnect(out, now_ns, "Unexpected Logon on a logged-on session")
+
+    def _reset_in_session(self, out: list[Action], now_ns: int, msg: FixMessage) -> None:
+        """A sequence reset during the session (FIX 4.4): the peer's Logon with ResetSeqNumFlag
+        (141=Y) and MsgSeqNum 1. Both sides start again at 1: we answer with our Logon (141=Y,
+        34=1) and expect 2 next. What either side kept for resending is dropped (the numbers it
+        had are gone), and so is a gap we were waiting to have filled. The connection was
+        authenticated at its first Logon; this one is not a new logon for the application."""
+        if msg.get(49) != self._target or msg.get(56) != self._sender:
+            self._logout_and_disconnect(out, now_ns, "CompID problem on Logon")
+            return
+        hb = self._check_logon_fields(out, now_ns, msg)
+        if hb is None:
+            return
+        if msg.seq_num != 1:
+            self._logout_and_disconnect(out, now_ns, "ResetSeqNumFlag(141)=Y requires MsgSeqNum(34)=1")
+            return
+        if self.config.role is Role.ACCEPTOR:
+            if hb > self.config.max_heartbeat_s:
+                self._logout_and_disconnect(
+                    out, now_ns, f"HeartBtInt(108) must be at most {self.config.max_heartbeat_s} seconds, got {hb}"
+                )
+                return
+            self._t.heartbeat_ns = hb * _NS
+        self.store.reset(now_ns)
+        t = self._t
+        t.queue.clear()
+        t.resend_to = None
+        t.test_request_sent_ns = t.test_request_id = None
+        t.last_recv_ns = now_ns
+        self._send(out, b"A", ((98, b"0"), (108, t.heartbeat_ns // _NS), (141, b"Y")), now_ns)
+        self.store.set_next_target_seq(2)
+        out.append(AdminReceived(msg))
 
     def _check_logon_fields(self, out: list[Action], now_ns: int, msg: FixMessage) -> int | None:
         """EncryptMethod, HeartBtInt and MsgSeqNum of a Logon; returns HeartBtInt or None (handled)."""

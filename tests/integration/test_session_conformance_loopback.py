@@ -11,7 +11,7 @@ from engine.config import parse_config
 from fixserver.codec import FrameDecoder, encode
 from fixserver.message import FixMessage
 from fixserver.session import format_utc_timestamp
-from fixserver.store import MemoryStoreFactory
+from fixserver.store import MemoryStoreFactory, SqliteStoreFactory
 from fixserver.transport import Acceptor
 from tests.conftest import one_client_config
 from tests.integration.test_transport_loopback import PASSWORD, Recorder, make_acceptor, on_uvloop
@@ -119,3 +119,33 @@ def test_2l_14_the_acceptor_made_from_the_config_rejects_bad_session_messages_at
         (b"5", b"55", b"0", b"2"),
     ]
     assert not any(m.msg_type == b"ZZ" for m in app.app)
+
+
+def test_a_sequence_reset_during_the_session_restarts_both_sequences_in_the_sqlite_store(tmp_path) -> None:
+    """A Logon with 141=Y while logged on, over a socket and the store the gateway uses: both
+    sides continue from 1, and the store keeps the new numbers (a restart would go on from them)."""
+    async def main() -> tuple[FixMessage, FixMessage, int, int]:
+        factory = SqliteStoreFactory(tmp_path / "store.sqlite")
+        acceptor = make_acceptor(Recorder(), store_factory=factory)
+        await acceptor.start()
+        client = await RawClient.connect(acceptor.port)
+        try:
+            await client.logon()
+            for n in range(3):
+                client.send(b"1", (112, b"T%d" % n))
+                await client.expect(b"0")
+            client.seq = 0
+            client.send(b"A", (98, b"0"), (108, b"30"), (141, b"Y"))
+            answer = await client.expect(b"A")
+            client.send(b"1", (112, b"AFTER"))
+            heartbeat = await client.expect(b"0")
+            store = acceptor.handle("DEMO").session.store
+            return answer, heartbeat, store.next_sender_seq, store.next_target_seq
+        finally:
+            client.close()
+            await acceptor.stop()
+
+    answer, heartbeat, next_sender, next_target = on_uvloop(main())
+    assert (answer.get(34), answer.get(141)) == (b"1", b"Y")
+    assert (heartbeat.get(34), heartbeat.get(112)) == (b"2", b"AFTER")
+    assert (next_sender, next_target) == (3, 3)

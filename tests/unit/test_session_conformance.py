@@ -205,3 +205,36 @@ def test_14b_a_message_without_sending_time_queued_behind_a_gap_is_rejected_when
     f = field_map(reject)
     assert (f[45], f[371], f[373]) == (b"3", b"52", b"1")
     assert session.next_target_seq == 4 and session.state is SessionState.ACTIVE
+
+
+# --- sequence reset during a session: Logon with ResetSeqNumFlag (141=Y) while logged on ------------
+
+
+def test_a_logon_with_141_y_during_the_session_resets_both_sequences_and_the_session_goes_on() -> None:
+    session, peer = logged_on()
+    peer.send(b"D", (11, b"o1"))
+    session.send_app(b"8", [(37, b"O1")], peer.now_ns)  # our MsgSeqNum 2, kept for resending
+    peer.next_seq = 1
+    actions = peer.logon(30, (141, b"Y"))
+    (answer,) = sends(actions)
+    f = field_map(answer)
+    assert (answer.msg_type, f[34], f[141], f[108]) == (b"A", b"1", b"Y", b"30")
+    assert session.state is SessionState.ACTIVE and session.next_target_seq == 2
+    actions = peer.send(b"D", (11, b"o2"))  # 34=2 in the new sequence: in order
+    assert [d.message.get(11) for d in of(actions, Deliver)] == [b"o2"]
+    actions = peer.send(b"2", (7, b"1"), (16, b"0"))  # the old report is gone with its number
+    assert [m.msg_type for m in sends(actions)] == [b"4"]  # a gap fill over our Logon, nothing resent
+
+
+@pytest.mark.parametrize(
+    ("seq", "extra", "why"),
+    [
+        (5, (), "ResetSeqNumFlag(141)=Y requires MsgSeqNum(34)=1"),
+        (1, ((141, b"N"),), "Unexpected Logon on a logged-on session"),
+    ],
+)
+def test_any_other_logon_during_the_session_is_a_logout(seq, extra, why) -> None:
+    session, peer = logged_on()
+    actions = peer.send(b"A", (98, b"0"), (108, b"30"), *(extra or ((141, b"Y"),)), seq=seq)
+    assert types(actions) == [b"5"] and field_map(sends(actions)[0])[58] == why.encode()
+    assert session.state is SessionState.DISCONNECTED
