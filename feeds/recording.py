@@ -27,6 +27,8 @@ refused as such (not as a header that fails to decode), whatever else that versi
 from __future__ import annotations
 
 import logging
+import mmap
+import os
 import struct
 from pathlib import Path
 from typing import BinaryIO
@@ -180,7 +182,7 @@ class RecordingFrames:
     (or unwritten zeros) and were ignored; 0 for a recording that was closed cleanly.
     """
 
-    def __init__(self, path: str | Path, data: bytes, offset: int) -> None:
+    def __init__(self, path: str | Path, data: bytes | mmap.mmap, offset: int) -> None:
         self._path = path
         self._data = data
         self._offset = offset
@@ -229,16 +231,27 @@ class RecordingFrames:
         return frame
 
 
-def _is_torn_tail(data: bytes, offset: int) -> bool:
+def _is_torn_tail(data: bytes | mmap.mmap, offset: int) -> bool:
     """Whether what is left from ``offset`` can be a torn last frame: too short for its length
     prefix, a prefix promising more bytes than are left, or nothing but zeros."""
     end = len(data)
     if offset + _LEN.size > end:
         return True
     (length,) = _LEN.unpack_from(data, offset)
-    if length and offset + _LEN.size + length > end:
-        return True
-    return not any(data[offset:])
+    if length:
+        return offset + _LEN.size + length > end
+    # A zero length is never written: zeros to the end are unwritten blocks, anything else is
+    # corruption. Scanned in pieces (a tail can be long, and this is not the common path).
+    return all(not any(data[at : at + 65536]) for at in range(offset, end, 65536))
+
+
+def _map(path: str | Path) -> bytes | mmap.mmap:
+    """The file's bytes, mapped rather than read: a day's recording can be larger than memory,
+    and frames are read once each, in order."""
+    with open(path, "rb") as file:
+        if os.fstat(file.fileno()).st_size == 0:
+            return b""
+        return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)  # outlives the file object
 
 
 def read_recording(path: str | Path) -> tuple[RecordingHeader, RecordingFrames]:
@@ -247,9 +260,9 @@ def read_recording(path: str | Path) -> tuple[RecordingHeader, RecordingFrames]:
     A torn last frame (the writer was killed mid-write) ends the iteration and is counted in the
     iterator's ``torn_tail_bytes``; a corrupt frame raises :class:`RecordingError`.
     """
-    data = Path(path).read_bytes()
-    if not data.startswith(MAGIC):
-        if data.startswith(MAGIC[:-1]) and len(data) >= len(MAGIC):
+    data = _map(path)
+    if data[: len(MAGIC)] != MAGIC:
+        if data[: len(MAGIC) - 1] == MAGIC[:-1] and len(data) >= len(MAGIC):
             found = data[: len(MAGIC)]
             raise RecordingError(f"{path}: a lagg recording in another format ({found!r}), this build reads {MAGIC!r}")
         raise RecordingError(f"{path}: not a lagg recording (bad magic)")

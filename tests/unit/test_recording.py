@@ -192,3 +192,26 @@ def test_a_full_disk_stops_the_recording_and_not_the_caller(tmp_path, caplog):
     assert rec.batches == 1 and "stopped after 1 batches" in caplog.text
     _, frames = read_recording(path)
     assert [f.now_ns for f in frames] == [t_a]
+
+
+def test_reading_a_recording_does_not_hold_the_whole_file_in_memory(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "big.lagg"
+    big = UpdateBatch(50_000)
+    for row in range(50_000):
+        big.set_level(0, 0, BID, row % 5, 108_500 + row, 10, row)
+    with Recorder(path, _header()) as rec:
+        for n in range(12):
+            rec.record(big, n)
+    size = path.stat().st_size
+    assert size > 20_000_000
+    tracemalloc.start()
+    try:
+        _, frames = read_recording(path)
+        rows = sum(f.n for f in frames)  # one frame at a time, as a replay reads them
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert rows == 600_000
+    assert peak < size / 3, f"reading a {size} byte recording peaked at {peak} bytes"  # a few frames' worth
