@@ -184,6 +184,8 @@ class ServerConfig(Struct, frozen=True, forbid_unknown_fields=True):
     heartbeat_s: Annotated[int, Meta(ge=1, le=300)] = 30
     store_path: str = "var/fix_store.sqlite"
     journal_path: str = "var/journal.sqlite"
+    # Every FIX message in and out but market data, as text (fixserver.message_log); "" = none.
+    message_log: str = "var/fix_messages.log"
     max_send_buffer_bytes: PosInt = 4 * 1024 * 1024  # past this a slow client is dropped
     max_conflation_s: PosInt = 5  # a client conflated (not reading) this long is logged out
     socket_send_buffer_bytes: NonNegInt = 256 * 1024  # kernel SO_SNDBUF per client; 0 = OS default

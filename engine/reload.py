@@ -80,8 +80,11 @@ class ConfigReloader:
         on_change: Callable[[Config, Config], None],
         on_result: Callable[[bool], None] | None = None,
         check: Callable[[Config, Config], list[str]] | None = None,
+        on_signal: Callable[[], None] | None = None,
     ) -> None:
+        """``on_signal()`` runs on SIGHUP before the reload (reopening log files after a rotation)."""
         self.path = Path(path)
+        self._on_signal = on_signal
         self.current = current
         self.last_errors: list[str] = []
         self._on_change = on_change
@@ -113,6 +116,14 @@ class ConfigReloader:
         self._on_result(True)
         return True
 
+    def _sighup(self) -> None:
+        if self._on_signal is not None:
+            try:
+                self._on_signal()
+            except Exception:  # the reload still runs
+                log.exception("SIGHUP: reopening the log files failed")
+        self.reload()
+
     def _refuse(self, errors: list[str], text: str) -> bool:
         self.last_errors = errors
         log.error("config reload refused, keeping the running config: %s", text)
@@ -123,7 +134,7 @@ class ConfigReloader:
         """Reload on every change of the file and on SIGHUP until ``stop`` is set."""
         loop = asyncio.get_running_loop()
         try:
-            loop.add_signal_handler(signal.SIGHUP, self.reload)
+            loop.add_signal_handler(signal.SIGHUP, self._sighup)
         except (NotImplementedError, RuntimeError):  # not the main thread, or no signals here
             pass
         try:

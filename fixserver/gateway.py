@@ -38,6 +38,7 @@ from fixserver.clock import Clock, SystemClock
 from fixserver.codec import PreparedBody
 from fixserver.marketdata import MarketDataHub, MdReject, MdRejectReason
 from fixserver.message import FixMessage
+from fixserver.message_log import MessageLog
 from fixserver.orders import OrderDesk, Outbound
 from fixserver.session import SessionState, SharedBody
 from fixserver.store import SqliteStoreFactory
@@ -401,6 +402,8 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     state = options.state_dir
     store_path = (state / "fix_store.sqlite") if state else Path(cfg.server.store_path)
     journal_path = (state / "journal.sqlite") if state else Path(cfg.server.journal_path)
+    message_log_path = (state / "fix_messages.log") if state else Path(cfg.server.message_log)
+    message_log = MessageLog(message_log_path) if state or cfg.server.message_log else None
     store_path.parent.mkdir(parents=True, exist_ok=True)
     metrics = Metrics()
     engine = Engine(cfg)
@@ -412,6 +415,8 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     gateway = options.gateway = Gateway(cfg, engine, journal, metrics, clock, lp_orders=options.market == "fix")
     restored = gateway.desk.recover(gateway.clients, now_ns=clock.now_ns())
     acceptor = Acceptor.from_config(cfg, gateway, store_factory=SqliteStoreFactory(store_path), port=options.port)
+    for handle in acceptor.handles.values():
+        handle.message_log = message_log
     await acceptor.start()
     options.bound["fix"] = acceptor.port
     metrics_server = None
@@ -429,6 +434,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
         reloader = ConfigReloader(
             options.config_path, cfg, on_change=lambda old, new: gateway.reconfigure(new),
             on_result=lambda ok: reloads.labels(result="ok" if ok else "refused").inc(), check=gateway.reload_check,
+            on_signal=message_log.reopen if message_log is not None else None,
         )  # fmt: skip
         reload_task = asyncio.ensure_future(reloader.watch(stop))
     options.ready.set()
@@ -469,6 +475,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             feeds.append(feed)
             initiators.append(feed.initiator(backoff_initial_s=0.2, backoff_max_s=5.0))
         for initiator in initiators:
+            initiator.handle.message_log = message_log
             await initiator.start()
         idle_s = 0.05  # also the staleness check's resolution
     else:
@@ -558,6 +565,8 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             await initiator.stop(logout_timeout_s=0.5)
         await acceptor.stop()
         journal.close()
+        if message_log is not None:
+            message_log.close()
         if metrics_server is not None:
             metrics_server.shutdown()
         log.info("gateway stopped")

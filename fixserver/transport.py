@@ -37,6 +37,7 @@ from fixserver.clock import Clock, SystemClock
 from fixserver.codec import FrameDecoder, FrameTooLarge, PreparedBody, encode, encode_with_prepared
 from fixserver.dictionary import validate_session_level
 from fixserver.message import FixMessage
+from fixserver.message_log import MessageLog
 from fixserver.session import (
     NEUTRAL_LOGON_REJECT_TEXT,
     Action,
@@ -143,6 +144,8 @@ class SessionHandle:
         self._timer_deadline: int | None = None
         self._closed_waiters: list[asyncio.Future[None]] = []
         self._logon_waiters: list[asyncio.Future[None]] = []
+        # Every message in and out but market data, as text (fixserver.message_log); None: none.
+        self.message_log: MessageLog | None = None
 
     # -- what the application uses --
 
@@ -283,7 +286,10 @@ class SessionHandle:
             for msg in messages:
                 if self._transport is None or self.session.state is SessionState.DISCONNECTED:
                     break  # the session ended inside this batch: the rest is not ours to read
-                self._run(self.session.receive(msg, self.clock.now_ns()))
+                now = self.clock.now_ns()
+                if self.message_log is not None:
+                    self.message_log.inbound(self.session_id.key, msg, now)
+                self._run(self.session.receive(msg, now))
         finally:
             self._batch_depth -= 1
         self._flush()
@@ -323,6 +329,8 @@ class SessionHandle:
                         data = encode(action.msg_type, action.header, body, action.begin_string)
                     self._pending.append(data)
                     self.messages_sent += 1
+                    if self.message_log is not None:
+                        self.message_log.outbound(self.session_id.key, data, self.clock.now_ns())
             for action in actions:
                 if isinstance(action, Send):
                     continue

@@ -177,6 +177,14 @@ async def test_orders_fill_at_the_quote_or_better_and_rejects_carry_reasons(tmp_
         assert ("EUR/USD", "0.00001", "1000") in app.security_list
     finally:
         await _stop(stop, task, [client])
+    # Support can read the whole conversation but the market data, without the password.
+    lines = (tmp_path / "fix_messages.log").read_bytes().splitlines()
+    ours = [line for line in lines if b" FIX.4.4:LAGG->C0 " in line]
+    assert sum(b" IN  " in line and b"|35=D|" in line for line in ours) == 5
+    assert sum(b" OUT " in line and b"|35=8|" in line for line in ours) >= 5
+    assert any(b" IN  " in line and b"|35=A|" in line and b"|554=***|" in line for line in ours)
+    assert not any(b"|35=X|" in line or b"|35=W|" in line for line in lines)
+    assert PASSWORD.encode() not in b"\n".join(lines)
 
 
 async def test_a_resting_order_is_replaced_then_cancelled_under_its_new_clordid(tmp_path):

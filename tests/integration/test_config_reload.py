@@ -88,9 +88,11 @@ async def test_a_running_gateway_prices_with_an_edited_file_and_refuses_a_restar
         assert gateway.cfg.tier("institutional").depth == 5  # the running config stays
         assert reloads("ok") == 1
 
+        (tmp_path / "fix_messages.log").rename(tmp_path / "fix_messages.log.1")  # logrotate moves it
         os.kill(os.getpid(), signal.SIGHUP)  # a reload, not the end of the process
         await _wait_for(lambda: reloads("refused") == 2)
         assert not task.done()
+        assert (tmp_path / "fix_messages.log").exists()  # the message log was reopened at its path
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
