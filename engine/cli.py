@@ -20,15 +20,6 @@ if TYPE_CHECKING:
     from feeds.sim_market import SimConfig
 
 
-def _read_config(path: str | Path) -> Config:
-    """:func:`engine.config.load_config`, with a file that is not UTF-8 text (a binary passed by
-    mistake) reported as a :class:`ConfigError` like any other unreadable file."""
-    try:
-        return load_config(path)
-    except UnicodeDecodeError as exc:
-        raise ConfigError([f"cannot read {path}: not UTF-8 text (byte {exc.start})"], str(path)) from None
-
-
 def _summary(cfg: Config) -> str:
     lines = [
         f"{len(cfg.instruments)} instruments: " + ", ".join(i.symbol for i in cfg.instruments),
@@ -42,7 +33,7 @@ def _summary(cfg: Config) -> str:
 
 def _check_config(args: argparse.Namespace) -> int:
     try:
-        cfg = _read_config(args.file)
+        cfg = load_config(args.file)
     except ConfigError as exc:
         print(f"{args.file}: INVALID, {len(exc.errors)} error(s):", file=sys.stderr)
         for err in exc.errors:
@@ -59,7 +50,7 @@ def _journal_export(args: argparse.Namespace) -> int:
     from engine.journal import Journal, NotAJournal
 
     try:
-        cfg = _read_config(args.config)
+        cfg = load_config(args.config)
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 1
@@ -163,7 +154,7 @@ def _run_service(args: argparse.Namespace, body: Callable[..., Awaitable[None]])
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
-        cfg = _read_config(args.config)
+        cfg = load_config(args.config)
         sim = decode_sim_config(Path(args.sim).read_text())
     except ConfigError as exc:
         print(exc, file=sys.stderr)

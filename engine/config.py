@@ -263,6 +263,8 @@ def load_config(path: str | Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"cannot read {path}: {exc.strerror}"], str(path)) from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; an editor saved it otherwise, or it is no config
+        raise ConfigError([f"cannot read {path}: not UTF-8 text (byte {exc.start})"], str(path)) from None
     return parse_config(text, source=str(path))
 
 

@@ -4,7 +4,7 @@ what is built into sessions, subscriptions and arrays is named and needs a resta
 import msgspec
 
 from engine.book import Engine
-from engine.config import parse_config
+from engine.config import load_config, parse_config
 from engine.reload import ConfigReloader, restart_needed
 from tests.conftest import EXAMPLE_CONFIG, lp_quotes
 
@@ -89,3 +89,12 @@ def test_a_reload_of_an_unchanged_file_says_so(tmp_path, caplog):
     assert reloader.reload()
     assert results == [True]
     assert f"config reload: {path} is unchanged" in caplog.text
+
+
+def test_a_file_saved_as_something_other_than_utf8_is_refused_and_the_watch_goes_on(tmp_path):
+    path = tmp_path / "lagg.toml"
+    path.write_text(EXAMPLE_CONFIG.read_text())
+    reloader = ConfigReloader(path, load_config(path), lambda old, new: None)
+    path.write_bytes(EXAMPLE_CONFIG.read_bytes() + "# caf\u00e9\n".encode("latin-1"))
+    assert reloader.reload() is False  # refused, not raised out of the watcher
+    assert reloader.last_errors == [f"cannot read {path}: not UTF-8 text (byte {len(EXAMPLE_CONFIG.read_bytes()) + 5})"]
