@@ -178,6 +178,9 @@ def _run_service(args: argparse.Namespace, body: Callable[..., Awaitable[None]])
     except OSError as exc:  # a port in use, a state directory it cannot write, ...
         print(f"lagg {args.command}: {exc}", file=sys.stderr)
         return 1
+    except ConfigError as exc:  # the config does not fit the state it would run on (the journal's grids)
+        print(f"lagg {args.command}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -28,6 +28,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 from typing import IO
@@ -97,6 +98,11 @@ CREATE TABLE IF NOT EXISTS replaced (     -- each OrderCancelReplaceRequest (35=
     price      INTEGER,
     ts_ns      INTEGER NOT NULL,
     PRIMARY KEY (client, cl_ord_id)
+);
+CREATE TABLE IF NOT EXISTS grids (        -- what a tick and a step of each symbol were when journaled
+    symbol     TEXT PRIMARY KEY,
+    tick_size  TEXT NOT NULL,             -- prices here are integers of this
+    qty_step   TEXT NOT NULL              -- quantities here are integers of this
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
@@ -386,6 +392,34 @@ class Journal:
         self.commit()
         self._db.close()
 
+    def adopt_grids(self, grids: dict[str, tuple[str, str]]) -> list[str]:
+        """Check the config's ``symbol -> (tick_size, qty_step)`` against the journal's: prices
+        and quantities are stored as integers of them, so a symbol whose tick or step changed
+        would be read wrong (a resting order at 1.08510 would come back at 10.8510). Returns one
+        line per such symbol (nothing is changed then); otherwise records the symbols the journal
+        did not know yet and returns []."""
+        known = dict(self.grids())
+        changed = [
+            f"{symbol}: the journal {self.path} holds prices in ticks of {known[symbol][0]} and quantities in "
+            f"steps of {known[symbol][1]}; the config says {tick} and {step}"
+            for symbol, (tick, step) in grids.items()
+            if symbol in known and (Decimal(tick), Decimal(step)) != tuple(map(Decimal, known[symbol]))
+        ]
+        if changed:
+            return changed
+        new = [(symbol, tick, step) for symbol, (tick, step) in grids.items() if symbol not in known]
+        if new:
+            self._begin()
+            self._db.executemany("INSERT INTO grids(symbol, tick_size, qty_step) VALUES(?,?,?)", new)
+            self.commit()
+        return []
+
+    def grids(self) -> list[tuple[str, tuple[str, str]]]:
+        """The journal's ``(symbol, (tick_size, qty_step))``, as adopted (none in older journals)."""
+        has = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='grids'").fetchone()
+        rows = self._db.execute("SELECT symbol, tick_size, qty_step FROM grids").fetchall() if has else []
+        return [(symbol, (tick, step)) for symbol, tick, step in rows]
+
     # --- reading and recovery --------------------------------------------------------------------
 
     def order(self, order_id: str) -> JournalOrder | None:
@@ -433,10 +467,20 @@ class Journal:
         (parts of LP fills below one quantity step: client ``__house__``, the order id the LP
         filled, the exact quantity); returns the row count.
 
-        ``grids`` maps symbol -> (price grid, quantity grid). A symbol of the journal's that
-        ``grids`` lacks raises ValueError before anything is written: half an export is worse
-        than none.
+        ``grids`` maps symbol -> (price grid, quantity grid). The journal's own tick and step
+        of a symbol (:meth:`adopt_grids`) win over them: they are what its integers count. A
+        symbol of the journal's that neither has raises ValueError before anything is written:
+        half an export is worse than none.
         """
+        grids = dict(grids)
+        for symbol, (tick, step) in self.grids():
+            price_grid = grids[symbol][0] if symbol in grids else None
+            if price_grid is None or Decimal(price_grid.step_text) != Decimal(tick):
+                price_grid = Grid.parse(tick)
+            qty_grid = grids[symbol][1] if symbol in grids else None
+            if qty_grid is None or Decimal(qty_grid.step_text) != Decimal(step):
+                qty_grid = Grid.parse(step)
+            grids[symbol] = (price_grid, qty_grid)
         # Journals written before odd lots were kept have no such table (a read-only open adds none).
         has_odd_lots = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='odd_lots'").fetchone()
         union = " UNION SELECT symbol FROM odd_lots" if has_odd_lots else ""

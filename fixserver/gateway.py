@@ -25,7 +25,7 @@ import msgspec
 
 from engine.batch import UpdateBatch
 from engine.book import Engine
-from engine.config import ClientConfig, Config, HaltConfig
+from engine.config import ClientConfig, Config, ConfigError, HaltConfig
 from engine.journal import Journal
 from engine.metrics import Metrics
 from engine.reload import ConfigReloader, restart_needed
@@ -412,6 +412,12 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
         decoder_compile_s = md_decode.warm_up()
         log.info("LP market-data decoder ready in %.2fs", decoder_compile_s)
     journal = Journal(journal_path)
+    # The journal counts prices and quantities in each symbol's ticks and steps: with other ones
+    # in the config, recovered orders and positions would be read at other prices. Refuse.
+    changed = journal.adopt_grids({i.symbol: (i.tick_size, i.qty_step) for i in cfg.instruments})
+    if changed:
+        journal.close()
+        raise ConfigError(changed, str(journal_path))
     gateway = options.gateway = Gateway(cfg, engine, journal, metrics, clock, lp_orders=options.market == "fix")
     restored = gateway.desk.recover(gateway.clients, now_ns=clock.now_ns())
     acceptor = Acceptor.from_config(cfg, gateway, store_factory=SqliteStoreFactory(store_path), port=options.port)

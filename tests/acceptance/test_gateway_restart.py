@@ -4,8 +4,11 @@ client logs on again is reported to that client when it does."""
 import asyncio
 
 import msgspec
+import pytest
 
+from engine.config import ConfigError
 from fixserver.client import ClientApp, OrderSpec, order_fields
+from fixserver.gateway import GatewayOptions, serve
 from fixserver.session import Credentials, Role, SessionConfig, SessionID
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Initiator
@@ -67,3 +70,20 @@ async def test_a_restored_order_filled_while_its_client_is_away_is_reported_at_i
         await initiator.stop()
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def test_a_restart_with_another_tick_size_for_a_journaled_symbol_is_refused(tmp_path):
+    # The first run journals EUR/USD in ticks of 0.00001; the next config says 0.0001, so a
+    # resting order at 1.08510 would come back at 10.8510. The gateway does not start.
+    cfg = _config(1)
+    stop, task, _ = await _start(cfg, tmp_path)
+    stop.set()
+    await asyncio.wait_for(task, 30)
+    eurusd = cfg.instrument("EUR/USD")
+    changed = msgspec.structs.replace(
+        cfg, instruments=[msgspec.structs.replace(eurusd, tick_size="0.0001", price_decimals=4) if i is eurusd else i
+                          for i in cfg.instruments],
+    )  # fmt: skip
+    with pytest.raises(ConfigError, match="EUR/USD: the journal .* holds prices in ticks of 0.00001"):
+        options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path, run_seconds=5)  # stops by itself
+        await serve(changed, SIM, options, asyncio.Event())

@@ -115,3 +115,23 @@ def test_an_output_naming_the_journal_or_the_config_is_refused_and_the_journal_k
     config.write_text(EXAMPLE_CONFIG.read_text())
     _refused(_export("--journal", str(path), "--config", str(config), "--out", str(config)), "which the export reads")
     assert config.read_text() == EXAMPLE_CONFIG.read_text()
+
+
+def test_an_export_counts_in_the_ticks_the_journal_was_written_in_whatever_the_config_says_now(tmp_path):
+    path = tmp_path / "j.sqlite"
+    j = Journal(path)
+    assert j.adopt_grids({"EUR/USD": ("0.00001", "1000")}) == []
+    oid = j.new_order("DEMO", "c1", "EUR/USD", 1, "2", "3", 2, 108512, now_ns=1)
+    j.fill(oid, 2, 108512, "internal", now_ns=1, status="2")
+    j.close()
+    config = tmp_path / "lagg.toml"  # the tick size was changed since
+    config.write_text(EXAMPLE_CONFIG.read_text().replace('tick_size = "0.00001"', 'tick_size = "0.0001"', 1))
+    out = tmp_path / "fills.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "journal", "export", "--csv", "--config", str(config),
+         "--journal", str(path), "--out", str(out)],
+        capture_output=True, text=True, timeout=60, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (row,) = [line.split(",") for line in out.read_text().splitlines()[1:]]
+    assert row[3:7] == ["EUR/USD", "buy", "2000", "1.08512"]  # not 10.8512

@@ -185,3 +185,18 @@ def test_odd_lot_quantities_below_one_unit_keep_their_decimals():
     assert _decimal_text(Fraction(1, 8)) == "0.125"
     assert _decimal_text(Fraction(-5, 2)) == "-2.5"
     assert _decimal_text(Fraction(3)) == "3"
+
+
+def test_the_journal_keeps_each_symbols_tick_and_step_and_refuses_other_ones(tmp_path):
+    j = Journal(tmp_path / "j.sqlite")
+    assert j.adopt_grids({"EUR/USD": ("0.00001", "1000"), "WTI": ("0.01", "1")}) == []
+    assert j.adopt_grids({"EUR/USD": ("0.000010", "1000.0"), "USD/JPY": ("0.001", "1000")}) == []  # same; one new
+    assert dict(j.grids()) == {"EUR/USD": ("0.00001", "1000"), "WTI": ("0.01", "1"), "USD/JPY": ("0.001", "1000")}
+    changed = j.adopt_grids({"EUR/USD": ("0.0001", "1000"), "WTI": ("0.01", "10"), "XAU/USD": ("0.01", "1")})
+    assert changed == [
+        f"EUR/USD: the journal {j.path} holds prices in ticks of 0.00001 and quantities in steps of 1000; "
+        "the config says 0.0001 and 1000",
+        f"WTI: the journal {j.path} holds prices in ticks of 0.01 and quantities in steps of 1; "
+        "the config says 0.01 and 10",
+    ]
+    assert "XAU/USD" not in dict(j.grids())  # nothing adopted from a config that was refused
