@@ -995,37 +995,27 @@ class OrderDesk:
         except Exception as e:
             self._failed(f"cancel {msg.get_str(11)!r} of {client.sender_comp_id}", e)
             orig = msg.get_str(41) or ""
-            order_id, status = b"NONE", b"0"
+            order_id, status = "NONE", b"0"
             for rest in self._resting.values():  # from memory: the journal may be unreadable
                 if rest.client.sender_comp_id == client.sender_comp_id and rest.cl_ord_id == orig:
-                    order_id, status = rest.order_id.encode(), b"0" if rest.leaves == rest.order.qty else b"1"
-            body: Body = [
-                (37, order_id), (11, msg.get(11) or b""), (41, orig.encode()), (39, status), (434, b"1"), (102, b"99"),
-                (58, b"the cancel could not be recorded: the order is still working; please retry"),
-            ]  # fmt: skip
-            self._pending.append(Outbound(client.sender_comp_id, b"9", body))
+                    order_id, status = rest.order_id, b"0" if rest.leaves == rest.order.qty else b"1"
+            text = "the cancel could not be recorded: the order is still working; please retry"
+            self._cancel_rejected(client, msg, order_id, status, b"1", _OTHER, text)
 
     def _cancel(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
         cl_ord_id = msg.get_str(11) or ""
         orig = msg.get_str(41) or ""
         row = self.journal.order_by_cl_ord_id(client.sender_comp_id, orig)
         rest = self._resting.get(row.order_id) if row else None
-        if row is None or rest is None:
-            reason = b"1" if row is None else b"0"  # 102: 1 unknown order, 0 too late to cancel
-            text = "unknown order" if row is None else "order is no longer working"
-            body: Body = [
-                (37, (row.order_id if row else "NONE").encode()), (11, cl_ord_id.encode()), (41, orig.encode()),
-                (39, (row.status if row else "8").encode()), (434, b"1"), (102, reason), (58, text.encode()),
-            ]  # fmt: skip
-            self._pending.append(Outbound(client.sender_comp_id, b"9", body))
-            return
+        if row is None:
+            return self._cancel_rejected(client, msg, "NONE", b"8", b"1", b"1", "unknown order")  # 102=1
+        # 102=0: too late to cancel (for now, while a part of it is at an LP)
+        status = row.status.encode()
+        if rest is None:
+            return self._cancel_rejected(client, msg, row.order_id, status, b"1", b"0", "order is no longer working")
         if row.order_id in self._routed:
-            body = [
-                (37, row.order_id.encode()), (11, cl_ord_id.encode()), (41, orig.encode()), (39, row.status.encode()),
-                (434, b"1"), (102, b"0"), (58, b"part of the order is being filled at an LP; cancel again shortly"),
-            ]  # fmt: skip
-            self._pending.append(Outbound(client.sender_comp_id, b"9", body))
-            return
+            text = "part of the order is being filled at an LP; cancel again shortly"
+            return self._cancel_rejected(client, msg, row.order_id, status, b"1", b"0", text)
         self.journal.set_status(row.order_id, "4", now_ns, "cancelled by client")
         del self._resting[row.order_id]
         echo = _Echo.of(row, self._qty_grids[rest.instr], self._price_grids[rest.instr], cl_ord_id=cl_ord_id)
@@ -1118,23 +1108,33 @@ class OrderDesk:
         if not decision.ok:
             return refuse(_OTHER, decision.text)
         self.journal.replace_order(row.order_id, cl_ord_id, qty, price, now_ns)
-        rest.order = Order(order.side, qty, order.ord_type, order.tif, price)
-        rest.cl_ord_id, rest.leaves = cl_ord_id, qty - row.cum_qty
         replaced = self.journal.order(row.order_id)
         assert replaced is not None
+        leaves = qty - row.cum_qty
         self._report(
             client, _Echo.of(replaced, qty_grid, price_grid), row.order_id, b"5", b"1" if row.cum_qty else b"0",
-            row.cum_qty, rest.leaves, row.cost, now_ns, orig_cl_ord_id=orig, instr=instr,
+            row.cum_qty, leaves, row.cost, now_ns, orig_cl_ord_id=orig, instr=instr,
         )  # fmt: skip
+        # Only now, with nothing left to fail: a rolled back event leaves the order as it was.
+        rest.order = Order(order.side, qty, order.ord_type, order.tif, price)
+        rest.cl_ord_id, rest.leaves = cl_ord_id, leaves
         return rest
 
     def _replace_refused(
         self, client: ClientConfig, msg: FixMessage, row: JournalOrder | None, reason: bytes, text: str
     ) -> None:
-        """OrderCancelReject (35=9) of a replace (434=2)."""
+        order_id, status = (row.order_id, row.status) if row is not None else ("NONE", "8")
+        self._cancel_rejected(client, msg, order_id, status.encode(), b"2", reason, text)
+
+    def _cancel_rejected(
+        self, client: ClientConfig, msg: FixMessage, order_id: str, status: bytes, response_to: bytes, reason: bytes,
+        text: str,
+    ) -> None:  # fmt: skip
+        """OrderCancelReject (35=9) of ``msg``, a cancel (434=1) or a replace (434=2): the order
+        (37, 39 its status) works on; 102 and 58 say why."""
         body: Body = [
-            (37, (row.order_id if row else "NONE").encode()), (11, msg.get(11) or b""), (41, msg.get(41) or b""),
-            (39, (row.status if row else "8").encode()), (434, b"2"), (102, reason), (58, text.encode()),
+            (37, order_id.encode()), (11, msg.get(11) or b""), (41, msg.get(41) or b""), (39, status),
+            (434, response_to), (102, reason), (58, text.encode()),
         ]  # fmt: skip
         self._pending.append(Outbound(client.sender_comp_id, b"9", body))
 
