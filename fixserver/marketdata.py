@@ -20,8 +20,9 @@ its W and in its X alike.
 
 An X names each entry both ways, so a client may key its book by either: by position (290,
 1-based level), and by MDEntryID (278), with the entry a Change replaces in 280 and the entry a
-Delete removes in 278. An entry's 278 is the version since which its level has held its (price,
-size), the same for every client whether it came in a W or an X; it is also the QuoteID a
+Delete removes in 278; a W gives each entry's ID in QuoteEntryID (299), as FIX 4.4's W has no
+278. An entry's ID is the version since which its level has held its (price, size), the same
+for every client whether it came in a W or an X; it is also the QuoteID a
 previously-quoted order (40=D, 117) can name, and :meth:`MarketDataHub.resolve_quote` checks it:
 good while the level is unchanged, within its TTL from when the ID last went out.
 
@@ -489,8 +490,10 @@ class MarketDataHub:
         """The W of ``version`` (the newest kept). Its MDEntryIDs go out again now, so their
         QuoteID TTL runs from now: a client that subscribes gets the full TTL on what it is shown,
         as an in-step client does on each level an X brings."""
-        # Group order per FIX 4.4 W: 269, 270, 271, ..., 290; 278 carries the QuoteID (common
-        # FX practice; FIX 4.4 W has no 278 of its own, QuickFIX-based clients accept it).
+        # Group order per FIX 4.4 W (MDFullGrp): 269, 270, 271, 299, 290. FIX 4.4's W has no
+        # MDEntryID (278): a client validating with the standard dictionary (QuickFIX's FIX44.xml)
+        # refuses a W that carries one. The entry's ID goes in QuoteEntryID (299), which MDFullGrp
+        # has: the same value that the X's 278 and 280 carry, and the QuoteID (117) to hit it with.
         history = self._history[(tier, instr)]
         ids = history[version][1]
         shown = [side_ids[:depth] for side_ids in ids]
@@ -616,7 +619,7 @@ class _EntryFormats:
             for level in range(depth):
                 quote_id = b"%d-%d-%%s-%s%d" % (tier, instr, letter, level)  # "%s": the version
                 position = level + 1
-                snapshot[side].append(b"269=%s\x01%%s278=%s\x01290=%d\x01" % (entry_type, quote_id, position))
+                snapshot[side].append(b"269=%s\x01%%s299=%s\x01290=%d\x01" % (entry_type, quote_id, position))
                 new[side].append(
                     b"279=0\x01269=%s\x01278=%s\x0155=%s\x01%%s290=%d\x01" % (entry_type, quote_id, escaped, position)
                 )

@@ -2,10 +2,10 @@
 
 This is what a B2B client does with our feed; the demo client and the acceptance tests use it to
 check that what a client reconstructs equals the engine's tier quotes. Entries are keyed by
-position (290); prices and sizes stay as the decimal strings received. Each level keeps its
-MDEntryID (278), which is also the QuoteID to hit it with: an X change (279=1) brings the new one
-and names the old one in 280, a delete (279=2) names the one it removes, so an entry that comes
-without 290 is found by that ID.
+position (290); prices and sizes stay as the decimal strings received. Each level keeps its ID,
+which is also the QuoteID to hit it with: QuoteEntryID (299) in a W, MDEntryID (278) in an X,
+where a change (279=1) brings the new one and names the old one in 280 and a delete (279=2)
+names the one it removes, so an entry that comes without 290 is found by that ID.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class MdBook:
             sides: list[dict[int, Level]] = [{}, {}]
             for entry in _entries(msg, 269):
                 side = 1 if entry.get(269) == b"1" else 0
-                sides[side][int(entry[290])] = (entry[270], entry[271], entry.get(278, b""))
+                # The entry's ID: QuoteEntryID (299) in a FIX 4.4 W, which has no MDEntryID (278).
+                sides[side][int(entry[290])] = (entry[270], entry[271], entry.get(299, entry.get(278, b"")))
             self.books[symbol] = sides
             return symbol
         if msg.msg_type == b"X":

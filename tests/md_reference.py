@@ -250,14 +250,14 @@ class ReferenceMarketDataHub:
     def _snapshot(
         self, instr: int, tier: int, version: int, ladder: Ladder, depth: int, sides: tuple[int, ...], now_ns: int
     ) -> PreparedBody:
-        # Group order per FIX 4.4 W: 269, 270, 271, ..., 290; 278 carries the QuoteID (common
-        # FX practice; FIX 4.4 W has no 278 of its own, QuickFIX-based clients accept it).
+        # Group order per FIX 4.4 W (MDFullGrp): 269, 270, 271, 299, 290; the entry's ID (the
+        # QuoteID) is QuoteEntryID (299), as FIX 4.4's W has no MDEntryID (278).
         entries: list[tuple[int, bytes]] = []
         count = 0
         for side in sides:
             for level, (px, qty) in enumerate(ladder[side][:depth]):
                 entries += [(269, b"1" if side else b"0"), *self._px_qty(instr, px, qty)]
-                entries += [(278, self._entry_id(tier, instr, version, side, level)), (290, b"%d" % (level + 1))]
+                entries += [(299, self._entry_id(tier, instr, version, side, level)), (290, b"%d" % (level + 1))]
                 count += 1
                 # Sent again now: its QuoteID's TTL runs from now.
                 since = self._history[(tier, instr)][version][1][side]

@@ -519,7 +519,7 @@ class IdBook:
 
     def apply(self, msg):
         if msg.msg_type == b"W":
-            self.entries = {e[278]: (e[269], e[270], e[271]) for e in _entries(msg, 269)}
+            self.entries = {e[299]: (e[269], e[270], e[271]) for e in _entries(msg, 269)}  # a W: QuoteEntryID
             return
         for entry in _entries(msg, 279):
             action = entry[279]
