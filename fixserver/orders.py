@@ -51,7 +51,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from fractions import Fraction
 
@@ -90,6 +90,15 @@ _OTHER = b"99"
 
 _NO_SYMBOL = b"[N/A]"  # FIX's placeholder for a Symbol (55) a report must carry but the order had none
 _ORD_TYPES = frozenset(t.value for t in OrdType)
+# FIX 4.4's values of Side (54), OrdType (40) and TimeInForce (59), as its dictionary lists them:
+# what a report may echo of a client's order. A client validating with that dictionary refuses
+# a report carrying any other value, so it would never learn what became of its order.
+_FIX44_SIDES = frozenset(b"%c" % c for c in b"123456789ABCDEFG")
+_FIX44_ORD_TYPES = frozenset("1 2 3 4 6 7 8 9 D E G I J K L M P".split())
+_FIX44_TIFS = frozenset("01234567")
+# BusinessRejectReason (380)
+_BR_OTHER = b"0"
+_BR_FIELD_MISSING = b"5"  # conditionally required field missing
 _INT64_MAX = 2**63 - 1  # the journal's integers are SQLite's: 64-bit signed
 
 HOUSE = HOUSE_CLIENT  # the journal's client for the house's own orders (hedges, late LP fills)
@@ -244,6 +253,8 @@ class OrderDesk:
     # --- NewOrderSingle ------------------------------------------------------------------------
 
     def on_new_order(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
+        if self._unanswerable(client, msg):
+            return
         try:
             with self._atomic():
                 self._new_order(client, msg, now_ns)
@@ -256,9 +267,7 @@ class OrderDesk:
         """A new order whose handling failed (and was rolled back): nothing was executed, and the
         client is told so. Journaled if the journal takes it, sent either way."""
         cl_ord_id = msg.get_str(11) or ""
-        echo = _Echo(cl_ord_id, msg.get(55) or _NO_SYMBOL, msg.get(54) or b"", msg.get(38) or b"",
-                     (msg.get(40) or b"").decode("ascii", "replace"), (msg.get(59) or b"0").decode("ascii", "replace"),
-                     msg.get(44))  # fmt: skip
+        echo = _Echo.of_request(msg)
         text = "order not accepted: it could not be recorded, nothing was executed; please retry"
         order_id = "NONE"
         try:
@@ -284,8 +293,9 @@ class OrderDesk:
         # A market order has no price: a stray 44 on one is ignored (not echoed, not a limit), as
         # FIX 4.4 counterparties expect.
         price_raw = msg.get(44) if ord_type_raw != OrdType.MARKET.value else None
-        echo = _Echo(cl_ord_id, symbol or _NO_SYMBOL, side_raw or b"", msg.get(38) or b"", ord_type_raw, tif_raw,
-                     price_raw)  # fmt: skip
+        echo = _Echo.of_request(msg)
+        if price_raw is None:
+            echo = replace(echo, price=None)
 
         def reject(code: bytes, text: str, instr: int | None = None, qty: int = 0, price: int | None = None) -> None:
             order_id = "NONE"
@@ -989,6 +999,8 @@ class OrderDesk:
     # --- OrderCancelRequest / OrderStatusRequest -------------------------------------------------
 
     def on_cancel(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
+        if self._unanswerable(client, msg):
+            return
         try:
             with self._atomic():
                 self._cancel(client, msg, now_ns)
@@ -1032,6 +1044,8 @@ class OrderDesk:
         order is checked like a new one (grids, limits, collar, halts); an accepted replace is
         journaled, answered with 150=5, and the order then fills at once if the new price crosses
         the tier's. A refusal is an OrderCancelReject (434=2); the order works on unchanged."""
+        if self._unanswerable(client, msg):
+            return
         try:
             with self._atomic():
                 rest = self._replace(client, msg, now_ns)
@@ -1120,6 +1134,30 @@ class OrderDesk:
         rest.cl_ord_id, rest.leaves = cl_ord_id, leaves
         return rest
 
+    def _unanswerable(self, client: ClientConfig, msg: FixMessage) -> bool:
+        """Whether ``msg`` lacks what every answer to it must carry (a new order's Side, a cancel's
+        or replace's ClOrdID and OrigClOrdID); if so it gets a BusinessMessageReject (35=j)
+        naming the field, the one answer FIX leaves for it, and nothing else happens (no order,
+        no journal entry)."""
+        kind = msg.msg_type
+        problem = _side_problem(msg) if kind == b"D" else None
+        if kind in (b"F", b"G"):
+            missing = [name for tag, name in ((11, "ClOrdID (11)"), (41, "OrigClOrdID (41)")) if not msg.get(tag)]
+            if missing:
+                problem = (_BR_FIELD_MISSING, " and ".join(missing) + " required")
+        if problem is None:
+            return False
+        self._business_reject(client, msg, *problem)
+        return True
+
+    def _business_reject(self, client: ClientConfig, msg: FixMessage, reason: bytes, text: str) -> None:
+        """BusinessMessageReject (35=j) of ``msg``: 45 its MsgSeqNum, 372 its type, 379 its ClOrdID."""
+        body: Body = [(45, msg.get(34) or b"0"), (372, msg.msg_type)]
+        if msg.get(11):
+            body.append((379, msg.get(11) or b""))
+        body += [(380, reason), (58, text.encode())]
+        self._pending.append(Outbound(client.sender_comp_id, b"j", body))
+
     def _replace_refused(
         self, client: ClientConfig, msg: FixMessage, row: JournalOrder | None, reason: bytes, text: str
     ) -> None:
@@ -1139,6 +1177,8 @@ class OrderDesk:
         self._pending.append(Outbound(client.sender_comp_id, b"9", body))
 
     def on_status(self, client: ClientConfig, msg: FixMessage, now_ns: int) -> None:
+        if self._unanswerable(client, msg):
+            return
         try:
             self._status(client, msg, now_ns)
         except Exception as e:  # it only reads: nothing to roll back, and no answer we could stand by
@@ -1148,7 +1188,10 @@ class OrderDesk:
         cl_ord_id = msg.get_str(11) or ""
         row = self.journal.order_by_cl_ord_id(client.sender_comp_id, cl_ord_id)
         if row is None:
-            echo = _Echo(cl_ord_id, msg.get(55) or b"", msg.get(54) or b"", b"0", "", "", None)
+            problem = _side_problem(msg)  # an unknown order's report can only echo the client's Side
+            if problem is not None:
+                return self._business_reject(client, msg, _BR_OTHER, f"unknown order; {problem[1]}")
+            echo = replace(_Echo.of_request(msg), qty=b"0", ord_type="", tif="", price=None)
             self._report(client, echo, "NONE", b"I", b"8", 0, 0, 0, now_ns, reject=(_OTHER, "unknown order"))
             return
         status = row.status.encode()
@@ -1194,11 +1237,14 @@ class OrderDesk:
         price_grid = self._price_grids[instr] if instr is not None else None
         if exec_id is None:
             exec_id = self.journal.next_id("E")
-        body: Body = [(37, order_id.encode()), (11, echo.cl_ord_id.encode())]
+        body: Body = [(37, order_id.encode())]
+        if echo.cl_ord_id:  # an order without one is rejected with a report that cannot name it
+            body.append((11, echo.cl_ord_id.encode()))
         if orig_cl_ord_id is not None:
             body.append((41, orig_cl_ord_id.encode()))
         body += [(17, exec_id.encode()), (150, exec_type), (39, status), (55, echo.symbol), (54, echo.side)]
-        body += [(38, echo.qty)]
+        if echo.qty:
+            body.append((38, echo.qty))
         if echo.ord_type:
             body.append((40, echo.ord_type.encode()))
         if echo.price is not None:
@@ -1231,12 +1277,44 @@ class _Echo:
     price: bytes | None
 
     @classmethod
+    def of_request(cls, msg: FixMessage) -> _Echo:
+        """What a report may echo of a client's D or H as it came: each field that is there and
+        a FIX 4.4 value; a missing Symbol as [N/A]. (A Side that is not one is answered before
+        any report is made: see :meth:`OrderDesk._unanswerable`.)"""
+        qty, price = msg.get(38) or b"", msg.get(44)
+        ord_type = (msg.get(40) or b"").decode("ascii", "replace")
+        tif = (msg.get(59) or b"0").decode("ascii", "replace")  # absent: DAY, as FIX defines
+        return cls(
+            msg.get_str(11) or "", msg.get(55) or _NO_SYMBOL, msg.get(54) or b"",
+            qty if _is_decimal(qty) else b"", ord_type if ord_type in _FIX44_ORD_TYPES else "",
+            tif if tif in _FIX44_TIFS else "", price if price is not None and _is_decimal(price) else None,
+        )  # fmt: skip
+
+    @classmethod
     def of(cls, row: JournalOrder, qty_grid: Grid, price_grid: Grid, cl_ord_id: str | None = None) -> _Echo:
         return cls(
             cl_ord_id or row.cl_ord_id, row.symbol.encode(), b"1" if row.side > 0 else b"2",
             qty_grid.to_text(row.qty).encode(), row.ord_type, row.tif,
             price_grid.to_text(row.price).encode() if row.price is not None else None,
         )  # fmt: skip
+
+
+def _side_problem(msg: FixMessage) -> tuple[bytes, str] | None:
+    """Why ``msg``'s Side (54) cannot go into a report (380 reason, text), or None if it can."""
+    side = msg.get(54)
+    if side is None:
+        return _BR_FIELD_MISSING, "Side (54) is required"
+    if side not in _FIX44_SIDES:
+        return _BR_OTHER, f"Side (54) {side.decode('ascii', 'replace')!r} is not a FIX 4.4 side"
+    return None
+
+
+def _is_decimal(text: bytes) -> bool:
+    try:
+        parse_decimal(text)
+    except DecimalFormatError:
+        return False
+    return True
 
 
 def _to_grid(grid: Grid, text: bytes, rounding: Rounding) -> tuple[int, bool]:

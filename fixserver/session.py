@@ -610,6 +610,11 @@ class Session:
         one raises :class:`SessionStateError`."""
         if msg_type in ADMIN_MSG_TYPES:
             raise SessionUsageError(f"35={msg_type.decode()} is an admin message; the session sends those")
+        for tag, value in body:
+            if value == b"" or value == "":
+                # Refused before it takes a MsgSeqNum: the codec could not write it, and a number
+                # taken by a message that never goes out is a gap the peer can never fill.
+                raise SessionUsageError(f"35={msg_type.decode()}: tag {tag} without a value (FIX forbids it)")
         if resendable is None:
             resendable = msg_type not in self.config.non_resendable_msg_types
         return self._fire(SessionEvent.SEND_APP, now_ns, msg_type, body, resendable)

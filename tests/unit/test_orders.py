@@ -310,3 +310,35 @@ def test_a_price_on_a_market_order_is_ignored(desk):
     (fill,) = _reports(desk)
     assert (fill[150], fill[39], fill[31]) == (b"F", b"2", b"1.08502")
     assert 44 not in fill
+
+
+@pytest.mark.parametrize(
+    ("msg", "reason", "text"),
+    [
+        (FixMessage([(35, b"D"), (34, b"7"), (11, b"n1"), (55, b"EUR/USD"), (38, b"1000000"), (40, b"1")]),
+         b"5", b"Side (54) is required"),
+        (FixMessage([(35, b"D"), (34, b"7"), (11, b"n1"), (55, b"EUR/USD"), (54, b"Z"), (38, b"1"), (40, b"1")]),
+         b"0", b"Side (54) 'Z' is not a FIX 4.4 side"),
+        (FixMessage([(35, b"F"), (34, b"7"), (11, b"n1"), (55, b"EUR/USD"), (54, b"1")]),
+         b"5", b"OrigClOrdID (41) required"),
+        (FixMessage([(35, b"G"), (34, b"7"), (41, b"n0"), (55, b"EUR/USD"), (54, b"1"), (38, b"1"), (44, b"1")]),
+         b"5", b"ClOrdID (11) required"),
+        (FixMessage([(35, b"H"), (34, b"7"), (11, b"nope")]), b"0", b"unknown order; Side (54) is required"),
+    ],
+)
+def test_a_message_whose_answer_could_not_carry_a_required_field_gets_a_business_reject(desk, msg, reason, text):
+    handler = {b"D": desk.on_new_order, b"F": desk.on_cancel, b"G": desk.on_replace, b"H": desk.on_status}
+    handler[msg.msg_type](desk.client, msg, 1)
+    (r,) = _reports(desk)
+    assert (r[35], r[45], r[372], r[380], r[58]) == (b"j", b"7", msg.msg_type, reason, text)
+    assert r.get(379) == msg.get(11)
+    assert list(desk.journal.fills()) == [] and desk.journal.order_by_cl_ord_id("DEMO", "n1") is None
+
+
+def test_a_reject_echoes_only_what_is_a_fix_value_and_leaves_out_what_is_missing(desk):
+    odd = FixMessage([(35, b"D"), (54, b"1"), (55, b"EUR/USD"), (38, b"lots"), (40, b"5"), (59, b"Z"), (44, b"x")])
+    desk.on_new_order(desk.client, odd, 1)  # no ClOrdID; quantity, type, TIF and price not FIX values
+    (r,) = _reports(desk)
+    assert (r[35], r[150], r[54], r[55], r[58]) == (b"8", b"8", b"1", b"EUR/USD", b"ClOrdID (11) is required")
+    assert not {11, 38, 40, 44, 59} & set(r)
+    assert all(value for value in r.values())  # nothing empty: every report can be sent

@@ -831,3 +831,11 @@ def test_market_data_of_one_publish_is_the_bytes_of_each_message_sent_alone() ->
     before = batched.next_sender_seq
     assert batched.encode_market_data([bodies[0], (b"a\x01b", bodies[1][1])], peer.now_ns) is None
     assert batched.next_sender_seq == before
+
+
+def test_an_application_message_with_an_empty_value_is_refused_before_it_takes_a_number() -> None:
+    session, peer = logged_on()
+    before = session.store.next_sender_seq
+    with pytest.raises(SessionUsageError, match="tag 54 without a value"):
+        session.send_app(b"8", [(37, b"O1"), (54, b"")], peer.now_ns)
+    assert session.store.next_sender_seq == before  # no number taken: no gap the peer could never fill
