@@ -1,6 +1,6 @@
 """Recorder and reader for LP update batches: the replay file format.
 
-Format (version 1), designed to be appended while the engine runs and read back tick-for-tick:
+Format (version 2), designed to be appended while the engine runs and read back tick-for-tick:
 
     file   := MAGIC frame*
     MAGIC  := b"LAGGREC1"
@@ -10,9 +10,14 @@ The first frame is a :class:`RecordingHeader` (format version, the instrument ta
 sizes and quantity steps, the LP table, the tier table, and the config text it was recorded
 with). Each following frame is a :class:`RecordedBatch`: the engine's ``now_ns`` when the batch
 was applied, the row count, the :class:`~engine.batch.UpdateBatch` columns as raw
-little-endian array bytes, and the inventory-skew inputs fills set since the previous batch.
+little-endian array bytes, the inventory-skew inputs fills set since the previous batch, and the
+expires the gateway ran between the two batches (an order or a market-data request read then
+takes stale prices out first), each with how many of those skews were set before it.
 Raw column bytes keep recording cheap on the hot path (one ``tobytes`` per column, no per-row
 Python objects) and make the reader a zero-copy ``np.frombuffer``.
+
+Version 2 added the expires. A version 1 file has none and reads as such; a version 1 reader
+refuses a version 2 file (it would replay without the expires, to other quotes).
 
 A truncated last frame (the process was killed mid-write), or a tail of zero bytes (what some
 file systems leave of blocks that were allocated but never written before a power loss), is
@@ -41,6 +46,7 @@ from engine.batch import UpdateBatch
 __all__ = [
     "MAGIC",
     "FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "RecordingError",
     "RecordingFrames",
     "RecordingHeader",
@@ -52,7 +58,8 @@ __all__ = [
 log = logging.getLogger("lagg.record")
 
 MAGIC = b"LAGGREC1"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # what the recorder writes
+READABLE_VERSIONS = (1, 2)  # what the reader reads: version 1 is version 2 without expires
 _LEN = struct.Struct("<I")
 
 # Column name -> dtype, in file order. Little-endian explicitly so files move between machines.
@@ -87,6 +94,9 @@ class RecordedBatch(msgspec.Struct, frozen=True):
     # Inventory-skew inputs set since the previous batch, (instrument, ticks) in order: applied
     # before the batch. Absent in older files (decoded as none), ignored by older readers.
     skews: list[tuple[int, int]] = []
+    # Expires run between the previous batch and this one, (now_ns, how many of ``skews`` were
+    # set before it) in order: replayed among the skews, before the batch. Version 2 on.
+    expires: list[tuple[int, int]] = []
 
     def to_batch(self, into: UpdateBatch | None = None) -> UpdateBatch:
         """Rebuild an :class:`UpdateBatch` (reusing ``into`` when given)."""
@@ -109,6 +119,8 @@ class Recorder:
     """
 
     def __init__(self, path: str | Path, header: RecordingHeader) -> None:
+        if header.version != FORMAT_VERSION:
+            raise ValueError(f"a recorder writes format version {FORMAT_VERSION}, not {header.version}")
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # "x": an existing file is never truncated (a restart must not erase the last recording).
@@ -125,14 +137,22 @@ class Recorder:
         self._file.write(_LEN.pack(len(payload)))
         self._file.write(payload)
 
-    def record(self, batch: UpdateBatch, now_ns: int, skews: list[tuple[int, int]] | None = None) -> None:
-        """Append the batch's valid rows as they will be applied at ``now_ns``, after ``skews``."""
+    def record(
+        self,
+        batch: UpdateBatch,
+        now_ns: int,
+        skews: list[tuple[int, int]] | None = None,
+        expires: list[tuple[int, int]] | None = None,
+    ) -> None:
+        """Append the batch's valid rows as they will be applied at ``now_ns``, after ``skews``
+        and ``expires`` (``(now_ns, how many of skews came before it)`` each, in order)."""
         if self.error is not None:
             return
         n = batch.n
         columns = [getattr(batch, name)[:n].astype(dtype, copy=False).tobytes() for name, dtype in _COLUMNS]
+        frame = RecordedBatch(now_ns=now_ns, n=n, columns=columns, skews=skews or [], expires=expires or [])
         try:
-            self._write(self._encoder.encode(RecordedBatch(now_ns=now_ns, n=n, columns=columns, skews=skews or [])))
+            self._write(self._encoder.encode(frame))
             self._file.flush()
         except OSError as exc:
             self._stop(exc)
@@ -228,6 +248,14 @@ class RecordingFrames:
                 f"{self._path}: frame {self._index - 1} at byte {offset} is corrupt: its columns do not hold"
                 f" {frame.n} rows"
             )
+        before = 0
+        for _, skews_before in frame.expires:
+            if not before <= skews_before <= len(frame.skews):
+                raise RecordingError(
+                    f"{self._path}: frame {self._index - 1} at byte {offset} is corrupt: its expires are not in"
+                    f" order among its {len(frame.skews)} skews (one after skew {skews_before})"
+                )
+            before = skews_before
         return frame
 
 
@@ -274,8 +302,9 @@ def read_recording(path: str | Path) -> tuple[RecordingHeader, RecordingFrames]:
         version = msgspec.msgpack.decode(first, type=_Version).version
     except msgspec.DecodeError as exc:
         raise RecordingError(f"{path}: the header is corrupt: {exc}") from None
-    if version != FORMAT_VERSION:
-        raise RecordingError(f"{path}: format version {version}, this build reads {FORMAT_VERSION}")
+    if version not in READABLE_VERSIONS:
+        readable = ", ".join(str(v) for v in READABLE_VERSIONS)
+        raise RecordingError(f"{path}: format version {version}, this build reads versions {readable}")
     try:
         header = msgspec.msgpack.decode(first, type=RecordingHeader)
     except msgspec.DecodeError as exc:

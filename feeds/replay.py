@@ -4,11 +4,14 @@ The gateway can record every batch it applies (``lagg serve --record FILE``): th
 ``now_ns`` they were applied at, including empty batches, because each loop turn also runs
 ``expire(now_ns)``. Replaying applies the same batches at the same ``now_ns`` and calls
 ``expire`` the same way, so the engine publishes the same quotes; :class:`QuoteHasher` folds
-every published change (tier, instrument, version and its levels) into one digest that the live
+every published change (tier, instrument and its levels) into one digest that the live
 run and any replay print, so two runs or two versions can be compared.
 
 Inventory-skew changes made by fills (``set_skew``) travel with the next batch and are set
-before it is applied, as they were live.
+before it is applied, as they were live. So do the expires the gateway runs between loop turns
+(an order or a market-data request read then takes stale prices out first): each is replayed
+among those skews, at its own time, before the batch. They are not hashed: the live run hashes
+only what each loop turn published, and so does the replay.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 from engine.batch import UpdateBatch
 from engine.config import Config
-from feeds.recording import Recorder, RecordingError, RecordingHeader, read_recording
+from feeds.recording import FORMAT_VERSION, Recorder, RecordingError, RecordingHeader, read_recording
 
 __all__ = ["QuoteHasher", "ReplayResult", "recorder_for", "replay"]
 
@@ -37,9 +40,9 @@ class QuoteHasher:
     What is folded is each quote's levels when they differ from the levels last folded for it,
     never the engine's version counter: the gateway also reprices between loop turns (an order
     or a market-data request expires stale prices first, which reprices whatever a fill's skew
-    left dirty), and such a reprice is not in the recording. Clients see only what the turn then
-    publishes; a version counter would also count the unrecorded intermediate reprice, so live
-    and replay would differ while publishing the same quotes.
+    left dirty). Such a reprice is recorded and replayed, but not hashed by either run: clients
+    see only what the turn then publishes, and a reprice that changes a quote and the next turn
+    changes back publishes nothing new.
     """
 
     def __init__(self, n_tiers: int, n_instruments: int) -> None:
@@ -96,7 +99,7 @@ def recorder_for(path: str | Path, cfg: Config, started_ns: int) -> Recorder:
     clients = [msgspec.structs.replace(c, password_sha256=None) for c in cfg.clients]
     cfg = msgspec.structs.replace(cfg, clients=clients)
     header = RecordingHeader(
-        version=1,
+        version=FORMAT_VERSION,
         instruments=[i.symbol for i in cfg.instruments],
         tick_sizes=[i.tick_size for i in cfg.instruments],
         qty_steps=[i.qty_step for i in cfg.instruments],
@@ -143,10 +146,19 @@ def replay(path: str | Path, speed: str = "max", engine_kind: str = "numba") -> 
             wait = (frame.now_ns - first_ns) / 1e9 - (time.perf_counter() - started)
             if wait > 0:
                 time.sleep(wait)
-        for instr, ticks in frame.skews:
+        for instr, _ in frame.skews:
             if not 0 <= instr < len(cfg.instruments):
                 raise RecordingError(f"{path}: batch {batches + 1} sets the skew of instrument {instr}, which"
                                      f" the recorded config does not have")  # fmt: skip
+        # Between the turns, as live: the skews fills set and the expires orders and market-data
+        # requests ran, in the order they came (the reader checked that order).
+        skews_set = 0
+        for expire_ns, skews_before in frame.expires:
+            for instr, ticks in frame.skews[skews_set:skews_before]:
+                engine.set_skew(instr, ticks)
+            skews_set = skews_before
+            engine.expire(expire_ns)
+        for instr, ticks in frame.skews[skews_set:]:
             engine.set_skew(instr, ticks)
         engine.apply(batch, frame.now_ns)
         engine.expire(frame.now_ns)

@@ -17,7 +17,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -102,6 +102,10 @@ class Gateway(Application):
         self.conflate_bytes = max(cfg.server.max_send_buffer_bytes // 4, 16 * 1024)
         # Skew inputs set since the last recorded batch (a list only while recording).
         self.skews_to_record: list[tuple[int, int]] | None = None
+        # Expires run for orders and market-data requests read since the last recorded batch, as
+        # (now_ns, how many of skews_to_record were set before it): kept only while recording.
+        self.expires_to_record: list[tuple[int, int]] = []
+        self._expire_for_read: Callable[[int], object] = engine.expire  # start_recording swaps it
         self.skews = [0] * len(cfg.instruments)  # the skew input last set per instrument
         self._conflated_since: dict[str, int] = {}
         # Reports for clients with no session in this process yet, in order (flush_orders).
@@ -120,6 +124,24 @@ class Gateway(Application):
         if self.skews_to_record is not None:
             self.skews_to_record.append((instr, skew_ticks))
         self.metrics.exposure.labels(instrument=self._symbols[instr]).set(self.positions.exposure(instr))
+
+    def start_recording(self) -> None:
+        """Keep what changes the engine between loop turns for the batch recorded next
+        (:meth:`take_recorded`): the skew inputs set and the expires run for orders and
+        market-data requests read, in order. Starts from the skews recovered from the journal."""
+        self.skews_to_record = [(i, skew) for i, skew in enumerate(self.skews) if skew]
+        self.expires_to_record = []
+        self._expire_for_read = self._expire_recorded
+
+    def _expire_recorded(self, now: int) -> None:
+        self.engine.expire(now)
+        self.expires_to_record.append((now, len(self.skews_to_record or ())))
+
+    def take_recorded(self) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """The skews and expires kept since the last call (see :meth:`start_recording`)."""
+        skews, expires = self.skews_to_record or [], self.expires_to_record
+        self.skews_to_record, self.expires_to_record = [], []
+        return skews, expires
 
     def _set_halts(self, cfg: Config) -> None:
         """The operators' kill switches from the config (the desk's ``fault`` is not theirs)."""
@@ -220,8 +242,9 @@ class Gateway(Application):
         kind = message.msg_type
         if kind in (b"D", b"V"):
             # The loop takes stale LP prices out once per turn; an order or a snapshot read in
-            # between must not see them (a fill or a quote past the LP's staleness limit).
-            self.engine.expire(now)
+            # between must not see them (a fill or a quote past the LP's staleness limit). While
+            # recording, the expire is kept too: it reprices, and the replay must do the same.
+            self._expire_for_read(now)
         if kind == b"V":
             self._on_md_request(client, message, session, now)
         elif kind == b"x":
@@ -493,8 +516,7 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
     metrics.attach(engine=engine, feeds=lp_links, acceptor=acceptor, kill=gateway.kill, desk=gateway.desk)
     recorder = recorder_for(options.record_path, cfg, clock.now_ns()) if options.record_path else None
     if recorder is not None:
-        # A recording starts from the skews recovered from the journal, not from zero.
-        gateway.skews_to_record = [(i, skew) for i, skew in enumerate(gateway.skews) if skew]
+        gateway.start_recording()
     # The digest a replay of the recording must reproduce; it costs ~35 µs per batch, so only
     # when there is a recording to compare it with.
     hasher = QuoteHasher(len(cfg.tiers), len(cfg.instruments)) if recorder is not None else None
@@ -522,9 +544,9 @@ async def serve(cfg: Config, sim: SimConfig, options: GatewayOptions, stop: asyn
             if sim_feed is not None:
                 sim_feed.step(batch, now)
             if recorder is not None:
-                # Empty batches too (each turn also expires), with the skews set since the last.
-                recorder.record(batch, now, gateway.skews_to_record)
-                gateway.skews_to_record = []
+                # Empty batches too (each turn also expires), with the skews set and the expires
+                # run for orders and market-data requests since the last.
+                recorder.record(batch, now, *gateway.take_recorded())
             started = time.perf_counter_ns()
             rows = batch.n > 0
             engine.apply(batch, now)

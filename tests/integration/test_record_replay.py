@@ -133,3 +133,43 @@ async def test_orders_read_between_loop_turns_replay_to_the_same_quotes(tmp_path
     assert gateway.skews[0] == 30  # the house bought 30M: one tick per 1M
     assert replay(path).quote_hash == options.quote_hash
     assert replay(path, engine_kind="reference").quote_hash == options.quote_hash
+
+
+async def test_an_lp_gone_stale_before_an_order_read_between_turns_replays_to_the_same_quotes(tmp_path):
+    # An order read between two loop turns expires stale prices first (Gateway.from_app). LP1 is
+    # stale 30 ms after each of its updates, so an order read later in a turn's 100 ms takes it
+    # out of the quotes until the next turn brings its book back: the aggregated mid moves there
+    # and back, and the volatility the retail tier widens by counts both moves. The replay must
+    # expire at the same times, between the same batches, or it widens less.
+    from types import SimpleNamespace
+
+    import msgspec
+
+    from engine.kernels import LPS_FRESH
+    from fixserver.message import FixMessage
+
+    cfg = load_config(EXAMPLE_CONFIG)
+    cfg = msgspec.structs.replace(
+        cfg, lps=[msgspec.structs.replace(lp, staleness_ms=30) if lp.name == "LP1" else lp for lp in cfg.lps]
+    )
+    sim = decode_sim_config((ROOT / "configs" / "simulator.toml").read_text())
+    path = tmp_path / "stale.lagg"
+    options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path, run_seconds=2.5, record_path=path)
+    task = asyncio.create_task(serve(cfg, sim, options, asyncio.Event()))
+    await asyncio.wait_for(options.ready.wait(), 60)
+    gateway = options.gateway
+    session = SimpleNamespace(session_id=SimpleNamespace(target_comp_id="DEMO"))
+    expired_between_turns = 0
+    for n in range(60):  # an order every ~30 ms: most land after LP1 went stale, before the next turn
+        await asyncio.sleep(0.03)
+        fresh_before = int(gateway.engine.lp_state[:, 0, LPS_FRESH].sum())  # LP1, per instrument
+        # A buy limit far below the market, immediate or cancel: it never fills, so no skew moves.
+        order = [(35, b"D"), (11, b"st%d" % n), (55, b"EUR/USD"), (54, b"1"), (38, b"1000000"), (40, b"2"),
+                 (44, b"1.00000"), (59, b"3")]  # fmt: skip
+        gateway.from_app(FixMessage(order), session)  # type: ignore[arg-type]
+        expired_between_turns += fresh_before > int(gateway.engine.lp_state[:, 0, LPS_FRESH].sum())
+    await asyncio.wait_for(task, 60)
+    assert gateway.skews == [0] * len(cfg.instruments), "no order filled: no skew was set"
+    assert expired_between_turns > 5, "LP1 should have gone stale before orders read between turns"
+    assert replay(path).quote_hash == options.quote_hash
+    assert replay(path, engine_kind="reference").quote_hash == options.quote_hash

@@ -119,3 +119,55 @@ def test_ctrl_c_stops_a_replay_at_recorded_speed_without_a_traceback(tmp_path):
     _, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert "interrupted" in stderr and "Traceback" not in stderr
+
+
+def _record_lp_gone_stale(path: Path, expire_ns: int | None) -> None:
+    """WTI quoted by LP1 and LP2 (staleness 1000 ms) and by LP3 (2000 ms) far wider, in batches
+    1.2 s apart that do not move: the mid never moves, unless an expire between the second and
+    third batches (an order read then) takes LP1 and LP2 out and the third brings them back."""
+    cfg = load_config(EXAMPLE_CONFIG)
+    with recorder_for(path, cfg, started_ns=0) as rec:
+        batch = UpdateBatch(16)
+        for step in range(3):
+            now = 1_000_000 + 1_200_000_000 * step
+            for lp, (bid, ask) in enumerate(((-3763, -3757), (-3764, -3758), (-3900, -3700))):
+                batch.set_level(lp, WTI, BID, 0, bid, 100, now)
+                batch.set_level(lp, WTI, ASK, 0, ask, 100, now)
+                if step == 0:
+                    batch.lp_up(lp, now)
+            between = step == 2 and expire_ns is not None
+            # A skew set by a fill before the order was read, as the gateway records it.
+            rec.record(batch, now, [(WTI, 1)] if step == 2 else None, [(expire_ns, 1)] if between else None)
+            batch.clear()
+
+
+def test_an_expire_recorded_between_batches_is_replayed_there(tmp_path):
+    second_ns = 1_000_000 + 1_200_000_000
+    stale, early, none = tmp_path / "stale.lagg", tmp_path / "early.lagg", tmp_path / "none.lagg"
+    _record_lp_gone_stale(stale, second_ns + 1_100_000_000)  # LP1 and LP2 past their limit
+    _record_lp_gone_stale(early, second_ns + 900_000_000)  # no LP past its limit yet
+    _record_lp_gone_stale(none, None)
+    numba = replay(stale)
+    assert numba.quote_hash == replay(stale, engine_kind="reference").quote_hash
+    assert numba.batches == 3  # an expire is no batch of its own, and no point of the hash
+    # The mid moved there and back: the retail tier widens by it, as it did live.
+    assert numba.quote_hash != replay(none).quote_hash
+    assert replay(early).quote_hash == replay(none).quote_hash
+
+
+def test_a_version_1_recording_replays_as_it_did(tmp_path):
+    # Version 1 files hold no expires: read as such, they replay to the quotes they always did.
+    from feeds.recording import read_recording
+
+    path, v1 = tmp_path / "v2.lagg", tmp_path / "v1.lagg"
+    _record(path, skews=[(WTI, -2)])
+    header, frames = read_recording(path)
+    encoded = msgspec.msgpack.encode(msgspec.structs.replace(header, version=1))
+    data = MAGIC + len(encoded).to_bytes(4, "little") + encoded
+    for f in frames:
+        encoded = msgspec.msgpack.encode({"now_ns": f.now_ns, "n": f.n, "columns": f.columns, "skews": f.skews})
+        data += len(encoded).to_bytes(4, "little") + encoded
+    v1.write_bytes(data)
+    assert replay(v1).quote_hash == replay(path).quote_hash
+    result = _lagg("replay", str(v1))
+    assert result.returncode == 0 and f"quote hash {replay(path).quote_hash}" in result.stdout

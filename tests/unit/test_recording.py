@@ -6,12 +6,12 @@ import logging
 import pytest
 
 from engine.batch import ASK, BID, UpdateBatch
-from feeds.recording import MAGIC, Recorder, RecordingError, RecordingHeader, read_recording
+from feeds.recording import FORMAT_VERSION, MAGIC, Recorder, RecordingError, RecordingHeader, read_recording
 
 
 def _header() -> RecordingHeader:
     return RecordingHeader(
-        version=1,
+        version=FORMAT_VERSION,
         instruments=["EUR/USD", "WTI"],
         tick_sizes=["0.00001", "0.01"],
         qty_steps=["1000", "1"],
@@ -137,10 +137,10 @@ def test_a_frame_whose_columns_do_not_hold_its_rows_is_corrupt(tmp_path):
 def test_a_newer_version_is_refused_as_such_whatever_its_header_looks_like(tmp_path):
     import msgspec
 
-    path = tmp_path / "v2.lagg"
-    header = msgspec.msgpack.encode({"version": 2, "instruments": {"EUR/USD": {"tick": "0.00001"}}})
+    path = tmp_path / "v3.lagg"
+    header = msgspec.msgpack.encode({"version": 3, "instruments": {"EUR/USD": {"tick": "0.00001"}}})
     path.write_bytes(MAGIC + len(header).to_bytes(4, "little") + header)
-    with pytest.raises(RecordingError, match="format version 2, this build reads 1"):
+    with pytest.raises(RecordingError, match="format version 3, this build reads versions 1, 2"):
         read_recording(path)
     path.write_bytes(b"LAGGREC2" + len(header).to_bytes(4, "little") + header)
     with pytest.raises(RecordingError, match="another format"):
@@ -215,3 +215,63 @@ def test_reading_a_recording_does_not_hold_the_whole_file_in_memory(tmp_path):
         tracemalloc.stop()
     assert rows == 600_000
     assert peak < size / 3, f"reading a {size} byte recording peaked at {peak} bytes"  # a few frames' worth
+
+
+def test_expires_between_batches_read_back_in_order_with_the_skews(tmp_path):
+    path = tmp_path / "rec.lagg"
+    (a, t_a), (b, t_b) = _batches()
+    with Recorder(path, _header()) as rec:
+        rec.record(a, t_a)
+        # A skew, an expire for an order read, another skew, two more expires: then the batch.
+        rec.record(b, t_b, [(0, 3), (1, -2)], [(1_400, 1), (1_500, 2), (1_600, 2)])
+    _, frames = read_recording(path)
+    got = [(f.skews, f.expires) for f in frames]
+    assert got == [([], []), ([(0, 3), (1, -2)], [(1_400, 1), (1_500, 2), (1_600, 2)])]
+
+
+def test_expires_out_of_order_among_the_skews_are_corruption(tmp_path):
+    path = tmp_path / "rec.lagg"
+    (a, t_a), _ = _batches()
+    with Recorder(path, _header()) as rec:
+        rec.record(a, t_a, [(0, 1)], [(1_000, 1), (1_100, 0)])  # back before a skew already set
+    out_of_order = r"frame 1 .* is corrupt: its expires are not in order among its 1 skews \(one after skew 0\)"
+    with pytest.raises(RecordingError, match=out_of_order):
+        list(read_recording(path)[1])
+    path.unlink()
+    with Recorder(path, _header()) as rec:
+        rec.record(a, t_a, [(0, 1)], [(1_000, 2)])
+    with pytest.raises(RecordingError, match=r"not in order among its 1 skews \(one after skew 2\)"):
+        list(read_recording(path)[1])
+
+
+# The columns of a version 1 frame, written out here so that the test keeps meaning version 1.
+_V1_COLUMNS = (
+    ("kind", "<i1"), ("lp", "<i4"), ("instr", "<i4"), ("side", "<i1"), ("level", "<i4"), ("price", "<i8"),
+    ("qty", "<i8"), ("ts_ns", "<i8"),
+)  # fmt: skip
+
+
+def test_a_version_1_recording_still_reads_with_no_expires(tmp_path):
+    # Version 1 (before expires were recorded): the same frames without the field.
+    import msgspec
+
+    path = tmp_path / "v1.lagg"
+    header = msgspec.msgpack.encode(msgspec.structs.replace(_header(), version=1))
+    data = MAGIC + len(header).to_bytes(4, "little") + header
+    for batch, now in _batches():
+        columns = [getattr(batch, name)[: batch.n].astype(dtype).tobytes() for name, dtype in _V1_COLUMNS]
+        frame = msgspec.msgpack.encode({"now_ns": now, "n": batch.n, "columns": columns, "skews": [[0, 2]]})
+        data += len(frame).to_bytes(4, "little") + frame
+    path.write_bytes(data)
+    header_read, frames = read_recording(path)
+    assert header_read.version == 1
+    got = [(f.now_ns, _rows(f.to_batch()), f.skews, f.expires) for f in frames]
+    assert got == [(now, _rows(batch), [(0, 2)], []) for batch, now in _batches()]
+
+
+def test_a_recorder_writes_only_the_current_version(tmp_path):
+    import msgspec
+
+    with pytest.raises(ValueError, match=f"writes format version {FORMAT_VERSION}, not 1"):
+        Recorder(tmp_path / "rec.lagg", msgspec.structs.replace(_header(), version=1))
+    assert not (tmp_path / "rec.lagg").exists()
