@@ -26,6 +26,7 @@ from fixserver.clock import SystemClock
 from fixserver.codec import FrameDecoder
 from fixserver.md_book import MdBook, md_request
 from fixserver.message import FixMessage
+from fixserver.security_list import TICK_SIZE_TEXT
 from fixserver.session import Credentials, Role, SessionConfig, SessionID
 from fixserver.store import MemoryStoreFactory
 from fixserver.transport import Application, Initiator, SessionHandle
@@ -111,11 +112,7 @@ class ClientApp(Application):
             self.reports.append(message)
             self.console.print(_describe_report(message))
         elif kind == b"y":
-            symbols = message.get_all(55)
-            ticks = message.get_all(969)
-            lots = message.get_all(561)
-            self.security_list = list(zip((s.decode() for s in symbols), (t.decode() for t in ticks),
-                                          (q.decode() for q in lots), strict=False))  # fmt: skip
+            self.security_list = _security_list_entries(message)
         elif kind in (b"Y", b"9", b"j", b"3"):
             self.rejects.append(message)
             self.console.print(f"[red]rejected ({kind.decode()}): {escape(message.get_str(58) or '')}[/red]")
@@ -159,6 +156,20 @@ class _LogonRefusalWatch:
 
 
 _ids = itertools.count(1)
+
+
+def _security_list_entries(message: FixMessage) -> list[tuple[str, str, str]]:
+    """``(symbol, tick size, quantity step)`` of each entry of a SecurityList (35=y): 55, the
+    tick size in Text (58, ``tick size <tick>``: FIX 4.4 has no field for it) and RoundLot (561)."""
+    entries: list[list[str]] = []
+    for tag, value in message.fields:
+        if tag == 55:
+            entries.append([value.decode(), "", ""])
+        elif entries and tag == 58 and value.startswith(TICK_SIZE_TEXT):
+            entries[-1][1] = value[len(TICK_SIZE_TEXT) :].decode()
+        elif entries and tag == 561:
+            entries[-1][2] = value.decode()
+    return [(symbol, tick, lot) for symbol, tick, lot in entries]
 
 
 def order_fields(spec: OrderSpec, app: ClientApp) -> list[tuple[int, bytes]]:

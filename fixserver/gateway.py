@@ -40,6 +40,7 @@ from fixserver.marketdata import MarketDataHub, MdReject, MdRejectReason
 from fixserver.message import FixMessage
 from fixserver.message_log import MessageLog
 from fixserver.orders import OrderDesk, Outbound
+from fixserver.security_list import security_list
 from fixserver.session import SessionState, SharedBody
 from fixserver.store import SqliteStoreFactory
 from fixserver.transport import Acceptor, Application, Initiator, SessionHandle
@@ -51,6 +52,7 @@ __all__ = ["Gateway", "GatewayOptions", "serve"]
 log = logging.getLogger("lagg.gateway")
 
 _UNSUPPORTED_MSG_TYPE = 3  # 380 BusinessRejectReason
+_FIELD_MISSING = 5  # 380: conditionally required field missing
 
 
 class Gateway(Application):
@@ -265,6 +267,9 @@ class Gateway(Application):
 
     def _on_md_request(self, client: ClientConfig, msg: FixMessage, session: SessionHandle, now: int) -> None:
         req_id = msg.get(262) or b""
+        if not req_id:  # a reject (Y) or any data must name the request: nothing to answer with but 35=j
+            session.business_reject(msg, _FIELD_MISSING, "MDReqID (262) is required")
+            return
         if session.session.state is not SessionState.ACTIVE:
             # Read after we sent a Logout (a slow consumer, say): it gets no more market data,
             # and no subscription that would outlive the session.
@@ -287,28 +292,11 @@ class Gateway(Application):
             session.send_shared(SharedBody(((262, md_req_id),), body))
 
     def _on_security_list_request(self, msg: FixMessage, session: SessionHandle) -> None:
-        """SecurityList (y): 559=4 (or no 559) lists every enabled instrument, 559=0 the one named
-        in 55; other request types (by SecurityType, Product, TradingSession) are not supported."""
-        enabled = [inst for inst in self.cfg.instruments if inst.enabled]
-        kind = msg.get(559)
-        result = b"0"  # 560 SecurityRequestResult: valid request
-        if kind == b"0":
-            wanted = msg.get(55)
-            enabled = [inst for inst in enabled if inst.symbol.encode() == wanted]
-            if not enabled:
-                result = b"2"  # no instruments found that match the selection criteria
-        elif kind not in (None, b"4"):
-            enabled, result = [], b"1"  # invalid or unsupported request
-        body: list[tuple[int, bytes]] = [
-            (320, msg.get(320) or b""),
-            (322, b"SL-%d" % self.clock.now_ns()),
-            (560, result),
-            (146, b"%d" % len(enabled)),
-        ]
-        for inst in enabled:
-            grid = inst.price_grid()
-            body += [(55, inst.symbol.encode()), (969, grid.step_text.encode()), (561, inst.qty_step.encode())]
-        session.send(b"y", body)
+        """SecurityList (y) in FIX 4.4's fields (fixserver.security_list)."""
+        if not msg.get(320):  # the list must name the request it answers
+            session.business_reject(msg, _FIELD_MISSING, "SecurityReqID (320) is required")
+            return
+        session.send(b"y", security_list(self.cfg.instruments, msg, b"SL-%d" % self.clock.now_ns()))
 
     # --- per batch ---------------------------------------------------------------------------------
 

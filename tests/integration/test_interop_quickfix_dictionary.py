@@ -17,9 +17,10 @@ from engine.config import parse_config
 from engine.fixedpoint import Grid
 from engine.journal import Journal
 from fixserver.codec import encode, encode_with_prepared
-from fixserver.marketdata import MarketDataHub
+from fixserver.marketdata import MarketDataHub, MdReject, MdRejectReason
 from fixserver.message import FixMessage
 from fixserver.orders import OrderDesk
+from fixserver.security_list import security_list
 from risk import KillSwitches, PositionBook, PreTradeChecker
 from tests.conftest import EXAMPLE_CONFIG
 
@@ -154,3 +155,19 @@ def test_every_answer_of_the_order_desk_passes_quickfix_fix44_data_dictionary(tm
     kinds = sorted({m.split("\x0135=")[1][0] for m in answers})
     assert kinds == ["8", "9", "j"] and len(answers) >= 20
     assert _quickfix_problems(answers) == []
+
+
+def test_the_security_list_and_market_data_rejects_pass_quickfix_fix44_data_dictionary() -> None:
+    cfg = parse_config(EXAMPLE_CONFIG.read_text())
+    header = [(49, b"LAGG"), (56, b"DEMO"), (34, 5), (52, b"20261123-10:00:00.000")]
+    requests = [
+        [(320, b"q1")], [(320, b"q2"), (559, b"4")], [(320, b"q3"), (559, b"0"), (55, b"WTI")],
+        [(320, b"q4"), (559, b"0"), (55, b"XBT/USD")], [(320, b"q5"), (559, b"1"), (167, b"FXSPOT")],
+    ]  # fmt: skip
+    lists = [encode(b"y", header, security_list(cfg.instruments, FixMessage([(35, b"x"), *r]), b"SL-1")).decode()
+             for r in requests]  # fmt: skip
+    rejects = [encode(b"Y", header, reject.body()).decode()
+               for reject in (MdReject(b"r1", MdRejectReason.UNKNOWN_SYMBOL, "unknown symbol XBT/USD"),
+                              MdReject(b"r2", None, "no subscription with this MDReqID to cancel"))]  # fmt: skip
+    assert lists[0].count("\x0155=") == len([i for i in cfg.instruments if i.enabled])
+    assert _quickfix_problems(lists + rejects) == []

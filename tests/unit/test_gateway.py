@@ -37,6 +37,9 @@ class _Handle:
     def send_shared(self, body, **_):
         self.sent.append((body.prepared.msg_type, body.prepared.body))
 
+    def business_reject(self, ref, reason, text, **_):
+        self.sent.append((b"j", {45: ref.get(34), 372: ref.msg_type, 380: reason, 58: text}))
+
 
 def _gateway(tmp_path, text: str = EXAMPLE_CONFIG.read_text()) -> Gateway:
     cfg = parse_config(text)
@@ -103,6 +106,28 @@ def test_the_security_list_lists_every_instrument_or_the_one_asked_for(tmp_path)
     assert _security_list(gateway, (559, b"0"), (55, b"WTI")) == (b"0", b"1", [b"WTI"])
     assert _security_list(gateway, (559, b"0"), (55, b"XBT/USD")) == (b"2", b"0", [])  # none found
     assert _security_list(gateway, (559, b"1"), (167, b"FXSPOT")) == (b"1", b"0", [])  # unsupported
+
+
+def test_the_security_list_gives_the_quantity_step_as_round_lot_and_the_tick_size_as_text(tmp_path):
+    gateway = _gateway(tmp_path)
+    handle = _Handle("DEMO")
+    gateway.from_app(FixMessage([(35, b"x"), (320, b"q1"), (559, b"0"), (55, b"EUR/USD")]), handle)
+    ((_, body),) = handle.sent
+    assert (body[55], body[561], body[58]) == (b"EUR/USD", b"1000", b"tick size 0.00001")
+    assert 969 not in body  # FIX 5.0's MinPriceIncrement: a FIX 4.4 client refuses it
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "text"),
+    [([(35, b"x"), (34, b"4"), (559, b"4")], "SecurityReqID (320) is required"),
+     ([(35, b"V"), (34, b"4"), (263, b"1"), (264, b"1"), (146, b"1"), (55, b"EUR/USD")], "MDReqID (262) is required")],
+)  # fmt: skip
+def test_a_request_without_the_id_its_answer_must_name_gets_a_business_reject(tmp_path, request_fields, text):
+    gateway = _gateway(tmp_path)
+    handle = _Handle("DEMO")
+    gateway.handles["DEMO"] = handle
+    gateway.from_app(FixMessage(request_fields), handle)
+    assert handle.sent == [(b"j", {45: b"4", 372: request_fields[0][1], 380: 5, 58: text})]
 
 
 def test_a_disabled_instrument_is_neither_listed_nor_subscribable(tmp_path):
