@@ -227,7 +227,8 @@ class MarketDataHub:
         snapshots = []
         for i in instruments:
             ladder, version = self._fetch(tier, i, now_ns)
-            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth, sides, now_ns)))
+            snapshots.append((req_id, self._snapshot(i, tier, version, ladder, depth, sides)))
+            self._shown_again((tier, i), version, depth, sides, now_ns)
             sub.last_version[i] = version
         if req_type == b"1":
             subs[req_id] = sub
@@ -275,6 +276,7 @@ class MarketDataHub:
         current: dict[tuple[int, int], tuple[Ladder, int]] = {}  # ladders read in this call
         cache: dict[int, PreparedBody] = {}  # by view (X) or -1 - view (W)
         refreshes: dict[tuple[int, int], PreparedBody] = {}  # W or _NO_UPDATE by (view, last version sent)
+        shown: set[int] = set()  # views whose W went out in this call
         history = self._history
         session: SessionKey = _NO_SESSION
         can_send = None
@@ -318,9 +320,7 @@ class MarketDataHub:
                         else:
                             body = cache.get(-1 - view)
                             if body is None:
-                                body = cache[-1 - view] = self._snapshot(
-                                    i, key[0], version, ladder, depth, sides, now_ns
-                                )
+                                body = cache[-1 - view] = self._snapshot(i, key[0], version, ladder, depth, sides)
                         refreshes[(view, last)] = body
                 if body is _NO_UPDATE:
                     # Only levels beyond its depth or on a side it did not ask for moved: nothing
@@ -338,6 +338,9 @@ class MarketDataHub:
                     if deliver is None:
                         out[session] = sent
                 sent.append((md_req_id, body))
+                if body.msg_type == b"W" and view not in shown:  # its IDs go out again: their TTL restarts
+                    shown.add(view)
+                    self._shown_again(key, version, depth, sides, now_ns)
                 undo.append((last_version, i, last))
                 last_version[i] = version
             if sent and deliver is not None:
@@ -484,22 +487,26 @@ class MarketDataHub:
         text = texts[level] = b"270=%s\x01271=%s\x01" % (px_text, qty_text)
         return text
 
-    def _snapshot(
-        self, instr: int, tier: int, version: int, ladder: Ladder, depth: int, sides: tuple[int, ...], now_ns: int
-    ) -> PreparedBody:
-        """The W of ``version`` (the newest kept). Its MDEntryIDs go out again now, so their
-        QuoteID TTL runs from now: a client that subscribes gets the full TTL on what it is shown,
-        as an in-step client does on each level an X brings."""
-        # Group order per FIX 4.4 W (MDFullGrp): 269, 270, 271, 299, 290. FIX 4.4's W has no
-        # MDEntryID (278): a client validating with the standard dictionary (QuickFIX's FIX44.xml)
-        # refuses a W that carries one. The entry's ID goes in QuoteEntryID (299), which MDFullGrp
-        # has: the same value that the X's 278 and 280 carry, and the QuoteID (117) to hit it with.
-        history = self._history[(tier, instr)]
-        ids = history[version][1]
+    def _shown_again(self, key: tuple[int, int], version: int, depth: int, sides: tuple[int, ...], now_ns: int) -> None:
+        """A W of ``version`` (the newest kept) went out now: the IDs it shows were sent again, so
+        their QuoteID TTL runs from now. A client that subscribes gets the full TTL on what it is
+        shown, as an in-step client does on each level an X brings."""
+        history = self._history[key]
+        ladder, ids = history[version]
         shown = [side_ids[:depth] for side_ids in ids]
         for side in sides:
             shown[side] = [(entry_id, now_ns) for entry_id, _ in shown[side]]
         history[version] = (ladder, (tuple(shown[0]) + tuple(ids[0][depth:]), tuple(shown[1]) + tuple(ids[1][depth:])))
+
+    def _snapshot(
+        self, instr: int, tier: int, version: int, ladder: Ladder, depth: int, sides: tuple[int, ...]
+    ) -> PreparedBody:
+        """The W of ``version`` (the newest kept)."""
+        # Group order per FIX 4.4 W (MDFullGrp): 269, 270, 271, 299, 290. FIX 4.4's W has no
+        # MDEntryID (278): a client validating with the standard dictionary (QuickFIX's FIX44.xml)
+        # refuses a W that carries one. The entry's ID goes in QuoteEntryID (299), which MDFullGrp
+        # has: the same value that the X's 278 and 280 carry, and the QuoteID (117) to hit it with.
+        ids = self._history[(tier, instr)][version][1]
         formats = self._entry_formats(tier, instr, depth).snapshot
         texts = self._level_text[instr]
         parts = [b""]  # the head, once the count is known

@@ -616,3 +616,15 @@ def test_a_level_that_holds_past_the_kept_versions_stays_hittable():
     (ask_id,) = _ids(book)[1]
     hit = hub.resolve_quote(ask_id, 0, 200, ttl_ns=1000 * MS)
     assert (hit.side, hit.price, hit.qty) == (1, 101, 7)
+
+
+def test_a_w_that_is_not_sent_does_not_restart_the_ttl():
+    # A slow client is conflated: its W is built but not sent. The IDs it would have shown were
+    # not sent again, so their TTL still runs from when they last went out.
+    engine = FakeEngine()
+    engine.set(0, 0, [(100, 5)], [(101, 7)])
+    hub = _hub(engine)
+    _, (ask_id,) = _ids(_apply(MdBook(), hub.on_request("s", 0, _v(update=b"0"), 0)[0]))
+    engine.set(0, 0, [(99, 5)], [(101, 7)])  # the bid only: the ask keeps its ID
+    assert hub.publish(900 * MS, writable=lambda s: False) == {}
+    assert hub.resolve_quote(ask_id, 0, 1001 * MS, ttl_ns=1000 * MS) == "quote expired"
