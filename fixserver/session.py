@@ -845,20 +845,14 @@ class Session:
         34=1) and expect 2 next. What either side kept for resending is dropped (the numbers it
         had are gone), and so is a gap we were waiting to have filled. The connection was
         authenticated at its first Logon; this one is not a new logon for the application."""
-        if msg.get(49) != self._target or msg.get(56) != self._sender:
-            self._logout_and_disconnect(out, now_ns, "CompID problem on Logon")
-            return
-        hb = self._check_logon_fields(out, now_ns, msg)
+        hb = self._peer_logon_fields(out, now_ns, msg)
         if hb is None:
             return
         if msg.seq_num != 1:
             self._logout_and_disconnect(out, now_ns, "ResetSeqNumFlag(141)=Y requires MsgSeqNum(34)=1")
             return
         if self.config.role is Role.ACCEPTOR:
-            if hb > self.config.max_heartbeat_s:
-                self._logout_and_disconnect(
-                    out, now_ns, f"HeartBtInt(108) must be at most {self.config.max_heartbeat_s} seconds, got {hb}"
-                )
+            if not self._heartbeat_allowed(out, now_ns, hb):
                 return
             self._t.heartbeat_ns = hb * _NS
         self.store.reset(now_ns)
@@ -870,6 +864,23 @@ class Session:
         self._send(out, b"A", ((98, b"0"), (108, t.heartbeat_ns // _NS), (141, b"Y")), now_ns)
         self.store.set_next_target_seq(2)
         out.append(AdminReceived(msg))
+
+    def _peer_logon_fields(self, out: list[Action], now_ns: int, msg: FixMessage) -> int | None:
+        """:meth:`_check_logon_fields` of a Logon from the peer we already know (our initiator's
+        acceptor, or a logged-on peer resetting): its CompIDs must be the session's."""
+        if msg.get(49) != self._target or msg.get(56) != self._sender:
+            self._logout_and_disconnect(out, now_ns, "CompID problem on Logon")
+            return None
+        return self._check_logon_fields(out, now_ns, msg)
+
+    def _heartbeat_allowed(self, out: list[Action], now_ns: int, hb: int) -> bool:
+        """An acceptor takes the peer's HeartBtInt up to its limit; past it, a Logout."""
+        if hb > self.config.max_heartbeat_s:
+            self._logout_and_disconnect(
+                out, now_ns, f"HeartBtInt(108) must be at most {self.config.max_heartbeat_s} seconds, got {hb}"
+            )
+            return False
+        return True
 
     def _check_logon_fields(self, out: list[Action], now_ns: int, msg: FixMessage) -> int | None:
         """EncryptMethod, HeartBtInt and MsgSeqNum of a Logon; returns HeartBtInt or None (handled)."""
@@ -907,12 +918,7 @@ class Session:
             self._logout_and_disconnect(out, now_ns, "Logon outside the session's hours")
             return
         hb = self._check_logon_fields(out, now_ns, msg)
-        if hb is None:
-            return
-        if hb > self.config.max_heartbeat_s:
-            self._logout_and_disconnect(
-                out, now_ns, f"HeartBtInt(108) must be at most {self.config.max_heartbeat_s} seconds, got {hb}"
-            )
+        if hb is None or not self._heartbeat_allowed(out, now_ns, hb):
             return
         seq = msg.seq_num
         assert seq is not None
@@ -936,10 +942,7 @@ class Session:
         self._logged_on(out, now_ns, msg, seq, expected, reset)
 
     def _on_logon_as_initiator(self, out: list[Action], now_ns: int, msg: FixMessage) -> None:
-        if msg.get(49) != self._target or msg.get(56) != self._sender:
-            self._logout_and_disconnect(out, now_ns, "CompID problem on Logon")
-            return
-        hb = self._check_logon_fields(out, now_ns, msg)
+        hb = self._peer_logon_fields(out, now_ns, msg)
         if hb is None:
             return
         seq = msg.seq_num
