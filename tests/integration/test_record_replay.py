@@ -106,23 +106,29 @@ async def test_skew_from_fills_is_recorded_and_replayed_to_the_same_quotes(tmp_p
     assert replay(stripped).quote_hash != options.quote_hash
 
 
+async def _serve_recording(cfg, path):
+    """``serve`` on the example simulator for 2.5 s, recording to ``path`` (state beside it): its
+    options (``options.gateway`` once ready), its task, and a stand-in for DEMO's session to pass
+    to ``Gateway.from_app``."""
+    from types import SimpleNamespace
+
+    sim = decode_sim_config((ROOT / "configs" / "simulator.toml").read_text())
+    options = GatewayOptions(port=0, metrics_port=-1, state_dir=path.parent, run_seconds=2.5, record_path=path)
+    task = asyncio.create_task(serve(cfg, sim, options, asyncio.Event()))
+    await asyncio.wait_for(options.ready.wait(), 60)
+    return options, task, SimpleNamespace(session_id=SimpleNamespace(target_comp_id="DEMO"))
+
+
 async def test_orders_read_between_loop_turns_replay_to_the_same_quotes(tmp_path):
     # Orders that come in over FIX (Gateway.from_app) expire stale prices before they are read,
     # which reprices what an earlier order's skew left dirty: a reprice between two loop turns
     # that the recording does not hold. Clients only see what the next turn publishes, and so
     # must the hash: two orders in one read, five times.
-    from types import SimpleNamespace
-
     from fixserver.message import FixMessage
 
-    cfg = load_config(EXAMPLE_CONFIG)
-    sim = decode_sim_config((ROOT / "configs" / "simulator.toml").read_text())
     path = tmp_path / "orders.lagg"
-    options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path, run_seconds=2.5, record_path=path)
-    task = asyncio.create_task(serve(cfg, sim, options, asyncio.Event()))
-    await asyncio.wait_for(options.ready.wait(), 60)
+    options, task, session = await _serve_recording(load_config(EXAMPLE_CONFIG), path)
     gateway = options.gateway
-    session = SimpleNamespace(session_id=SimpleNamespace(target_comp_id="DEMO"))
     for n in range(5):
         await asyncio.sleep(0.3)
         for m in range(2):
@@ -141,8 +147,6 @@ async def test_an_lp_gone_stale_before_an_order_read_between_turns_replays_to_th
     # out of the quotes until the next turn brings its book back: the aggregated mid moves there
     # and back, and the volatility the retail tier widens by counts both moves. The replay must
     # expire at the same times, between the same batches, or it widens less.
-    from types import SimpleNamespace
-
     import msgspec
 
     from engine.kernels import LPS_FRESH
@@ -152,13 +156,9 @@ async def test_an_lp_gone_stale_before_an_order_read_between_turns_replays_to_th
     cfg = msgspec.structs.replace(
         cfg, lps=[msgspec.structs.replace(lp, staleness_ms=30) if lp.name == "LP1" else lp for lp in cfg.lps]
     )
-    sim = decode_sim_config((ROOT / "configs" / "simulator.toml").read_text())
     path = tmp_path / "stale.lagg"
-    options = GatewayOptions(port=0, metrics_port=-1, state_dir=tmp_path, run_seconds=2.5, record_path=path)
-    task = asyncio.create_task(serve(cfg, sim, options, asyncio.Event()))
-    await asyncio.wait_for(options.ready.wait(), 60)
+    options, task, session = await _serve_recording(cfg, path)
     gateway = options.gateway
-    session = SimpleNamespace(session_id=SimpleNamespace(target_comp_id="DEMO"))
     expired_between_turns = 0
     for n in range(60):  # an order every ~30 ms: most land after LP1 went stale, before the next turn
         await asyncio.sleep(0.03)
