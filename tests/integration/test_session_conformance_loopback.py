@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from engine.config import parse_config
 from fixserver.codec import FrameDecoder, encode
@@ -15,6 +17,19 @@ from fixserver.store import MemoryStoreFactory, SqliteStoreFactory
 from fixserver.transport import Acceptor
 from tests.conftest import one_client_config
 from tests.integration.test_transport_loopback import PASSWORD, Recorder, make_acceptor, on_uvloop
+
+
+@asynccontextmanager
+async def logged_on_client(acceptor: Acceptor) -> AsyncIterator[RawClient]:
+    """``acceptor`` started and a :class:`RawClient` logged on to it; both closed after."""
+    await acceptor.start()
+    client = await RawClient.connect(acceptor.port)
+    try:
+        await client.logon()
+        yield client
+    finally:
+        client.close()
+        await acceptor.stop()
 
 
 class RawClient:
@@ -63,10 +78,7 @@ class RawClient:
 def test_14b_a_test_request_without_test_req_id_gets_a_reject_and_the_session_goes_on() -> None:
     async def main() -> FixMessage:
         acceptor = make_acceptor(Recorder())
-        await acceptor.start()
-        client = await RawClient.connect(acceptor.port)
-        try:
-            await client.logon()
+        async with logged_on_client(acceptor) as client:
             client.send(b"1")  # TestRequest without its required TestReqID (112)
             reject = await client.expect(b"3")
             client.send(b"1", (112, b"PING"))
@@ -74,9 +86,6 @@ def test_14b_a_test_request_without_test_req_id_gets_a_reject_and_the_session_go
             assert heartbeat.get(112) == b"PING"
             assert acceptor.handle("DEMO").is_logged_on
             return reject
-        finally:
-            client.close()
-            await acceptor.stop()
 
     reject = on_uvloop(main())
     assert (reject.get(45), reject.get(371), reject.get(372), reject.get(373)) == (b"2", b"112", b"1", b"1")
@@ -93,10 +102,7 @@ def test_2l_14_the_acceptor_made_from_the_config_rejects_bad_session_messages_at
 
     async def main() -> list[FixMessage]:
         acceptor = Acceptor.from_config(parse_config(CONFIG), app, store_factory=MemoryStoreFactory(), port=0)
-        await acceptor.start()
-        client = await RawClient.connect(acceptor.port)
-        try:
-            await client.logon()
+        async with logged_on_client(acceptor) as client:
             client.send(b"ZZ", (58, b"no such type"))  # 2
             client.send(b"1", (112, b"A"), (112, b"B"))  # 3: TestReqID twice
             client.send(b"2", (7, b"one"), (16, b"0"))  # 4: BeginSeqNo not a number
@@ -106,9 +112,6 @@ def test_2l_14_the_acceptor_made_from_the_config_rejects_bad_session_messages_at
             assert (await client.expect(b"0")).get(112) == b"PING"
             assert acceptor.handle("DEMO").is_logged_on
             return rejects
-        finally:
-            client.close()
-            await acceptor.stop()
 
     rejects = on_uvloop(main())
     got = [(r.get(45), r.get(371), r.get(372), r.get(373)) for r in rejects]
@@ -124,13 +127,11 @@ def test_2l_14_the_acceptor_made_from_the_config_rejects_bad_session_messages_at
 def test_a_sequence_reset_during_the_session_restarts_both_sequences_in_the_sqlite_store(tmp_path) -> None:
     """A Logon with 141=Y while logged on, over a socket and the store the gateway uses: both
     sides continue from 1, and the store keeps the new numbers (a restart would go on from them)."""
+
     async def main() -> tuple[FixMessage, FixMessage, int, int]:
         factory = SqliteStoreFactory(tmp_path / "store.sqlite")
         acceptor = make_acceptor(Recorder(), store_factory=factory)
-        await acceptor.start()
-        client = await RawClient.connect(acceptor.port)
-        try:
-            await client.logon()
+        async with logged_on_client(acceptor) as client:
             for n in range(3):
                 client.send(b"1", (112, b"T%d" % n))
                 await client.expect(b"0")
@@ -141,9 +142,6 @@ def test_a_sequence_reset_during_the_session_restarts_both_sequences_in_the_sqli
             heartbeat = await client.expect(b"0")
             store = acceptor.handle("DEMO").session.store
             return answer, heartbeat, store.next_sender_seq, store.next_target_seq
-        finally:
-            client.close()
-            await acceptor.stop()
 
     answer, heartbeat, next_sender, next_target = on_uvloop(main())
     assert (answer.get(34), answer.get(141)) == (b"1", b"Y")
