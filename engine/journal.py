@@ -414,10 +414,17 @@ class Journal:
             self.commit()
         return []
 
+    def _has(self, table: str) -> bool:
+        """Whether the journal has ``table``: one opened read-only keeps the tables it was written
+        with, and older journals lack the newer ones."""
+        found = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name=?", (table,)).fetchone()
+        return found is not None
+
     def grids(self) -> list[tuple[str, tuple[str, str]]]:
         """The journal's ``(symbol, (tick_size, qty_step))``, as adopted (none in older journals)."""
-        has = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='grids'").fetchone()
-        rows = self._db.execute("SELECT symbol, tick_size, qty_step FROM grids").fetchall() if has else []
+        if not self._has("grids"):
+            return []
+        rows = self._db.execute("SELECT symbol, tick_size, qty_step FROM grids").fetchall()
         return [(symbol, (tick, step)) for symbol, tick, step in rows]
 
     # --- reading and recovery --------------------------------------------------------------------
@@ -482,7 +489,7 @@ class Journal:
                 qty_grid = Grid.parse(step)
             grids[symbol] = (price_grid, qty_grid)
         # Journals written before odd lots were kept have no such table (a read-only open adds none).
-        has_odd_lots = self._db.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='odd_lots'").fetchone()
+        has_odd_lots = self._has("odd_lots")
         union = " UNION SELECT symbol FROM odd_lots" if has_odd_lots else ""
         symbols = {row[0] for row in self._db.execute(f"SELECT symbol FROM fills{union}")}
         unknown = sorted(symbols - grids.keys())

@@ -30,7 +30,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from fixserver.message import FixMessage
+from fixserver.message import SECRET_TAGS, FixMessage
 
 __all__ = [
     "FieldType",
@@ -470,13 +470,12 @@ def _check_value(tag: int, value: bytes, reject: _RejectFactory) -> Reject | Non
     return None
 
 
-_SECRET_TAGS = frozenset({554, 925})
 _NON_NEGATIVE = frozenset({16, 108, 264, 290, 346, 383})  # ints where a negative means nothing
 
 
 def _show(tag: int, value: bytes) -> str:
     """A value quoted for a Text (58); never a password."""
-    if tag in _SECRET_TAGS:
+    if tag in SECRET_TAGS:
         return "'***'"
     return repr(value.decode("ascii", "replace")[:40])
 

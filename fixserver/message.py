@@ -10,9 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-__all__ = ["FixMessage", "SOH"]
+__all__ = ["FixMessage", "SECRET_TAGS", "SOH"]
 
 SOH = b"\x01"
+# Password (554) and NewPassword (925): shown as *** wherever a message is printed or logged.
+SECRET_TAGS = frozenset({554, 925})
 
 
 class FixMessage:
@@ -78,6 +80,6 @@ class FixMessage:
 
     def __repr__(self) -> str:
         shown = "|".join(
-            f"{t}={'***' if t in (554, 925) else v.decode('ascii', 'replace')}" for t, v in self.fields
+            f"{t}={'***' if t in SECRET_TAGS else v.decode('ascii', 'replace')}" for t, v in self.fields
         )
         return f"FixMessage({shown})"

@@ -24,14 +24,13 @@ import re
 from pathlib import Path
 from typing import BinaryIO
 
-from fixserver.message import FixMessage
+from fixserver.message import SECRET_TAGS, FixMessage
 from fixserver.session import format_utc_timestamp
 
 __all__ = ["MessageLog"]
 
 _MARKET_DATA = frozenset({b"W", b"X"})
-_SECRETS = (554, 925)  # Password, NewPassword
-_SECRET_FIELD = re.compile(rb"(\x01(?:554|925)=)[^\x01]*")
+_SECRET_FIELD = re.compile(rb"(\x01(?:%s)=)[^\x01]*" % b"|".join(b"%d" % tag for tag in sorted(SECRET_TAGS)))
 
 
 class MessageLog:
@@ -51,7 +50,7 @@ class MessageLog:
         if msg.msg_type in _MARKET_DATA:
             return
         text = b"|".join(
-            b"%d=%s" % (tag, b"***" if tag in _SECRETS else value) for tag, value in msg.fields
+            b"%d=%s" % (tag, b"***" if tag in SECRET_TAGS else value) for tag, value in msg.fields
         )
         self._write(b"IN ", session, text + b"|", now_ns)
 

@@ -41,7 +41,7 @@ from datetime import time as dt_time
 from typing import NamedTuple, Protocol
 
 from fixserver.codec import PreparedBody, encode_prepared
-from fixserver.message import SOH, FixMessage
+from fixserver.message import SECRET_TAGS, SOH, FixMessage
 from fixserver.store import MessageStore, StoredMessage
 
 __all__ = [
@@ -77,7 +77,6 @@ FieldValue = bytes | int | str
 Fields = Sequence[tuple[int, FieldValue]]
 
 ADMIN_MSG_TYPES = frozenset({b"0", b"1", b"2", b"3", b"4", b"5", b"A"})
-_SECRET_TAGS = frozenset({554, 925})  # Password, NewPassword
 NEUTRAL_LOGON_REJECT_TEXT = "Logon rejected"
 
 # SessionRejectReason (373) values used here.
@@ -254,7 +253,7 @@ class SessionConfig:
 
 
 def _masked(fields: Sequence[tuple[int, FieldValue]]) -> str:
-    return "|".join(f"{t}={'***' if t in _SECRET_TAGS else _text(v)}" for t, v in fields)
+    return "|".join(f"{t}={'***' if t in SECRET_TAGS else _text(v)}" for t, v in fields)
 
 
 def _text(value: FieldValue) -> str:
