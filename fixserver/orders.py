@@ -61,7 +61,7 @@ from engine.fixedpoint import DecimalFormatError, Grid, OffGridError, Rounding, 
 from engine.journal import HOUSE_CLIENT, OPEN_STATUSES, BatchLost, Journal, JournalOrder
 from fixserver.marketdata import QuoteLookup
 from fixserver.message import FixMessage
-from fixserver.session import format_utc_timestamp
+from fixserver.session import business_reject_body, format_utc_timestamp
 from risk import BUY, PositionBook, PreTradeChecker, RejectReason
 from risk.routing import (
     ChildOrder,
@@ -1151,11 +1151,8 @@ class OrderDesk:
         return True
 
     def _business_reject(self, client: ClientConfig, msg: FixMessage, reason: bytes, text: str) -> None:
-        """BusinessMessageReject (35=j) of ``msg``: 45 its MsgSeqNum, 372 its type, 379 its ClOrdID."""
-        body: Body = [(45, msg.get(34) or b"0"), (372, msg.msg_type)]
-        if msg.get(11):
-            body.append((379, msg.get(11) or b""))
-        body += [(380, reason), (58, text.encode())]
+        """BusinessMessageReject (35=j) of ``msg``, naming its ClOrdID (379) if it has one."""
+        body = business_reject_body(msg, reason, text.encode(), msg.get(11))
         self._pending.append(Outbound(client.sender_comp_id, b"j", body))
 
     def _replace_refused(

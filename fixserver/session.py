@@ -48,6 +48,7 @@ __all__ = [
     "ADMIN_MSG_TYPES",
     "Action",
     "AdminReceived",
+    "business_reject_body",
     "Authenticator",
     "Credentials",
     "DailySchedule",
@@ -110,6 +111,17 @@ def format_utc_timestamp(now_ns: int) -> bytes:
     stamp = b"%s.%03d" % (_ts_cache[1], rest)
     _ms_cache = (ms, stamp)
     return stamp
+
+
+def business_reject_body(
+    ref: FixMessage, reason: bytes, text: bytes, ref_id: bytes | None = None
+) -> list[tuple[int, bytes]]:
+    """The body of a BusinessMessageReject (35=j) of ``ref``, in FIX 4.4's order: 45 RefSeqNum,
+    372 RefMsgType, 379 BusinessRejectRefID (``ref_id``, if any), 380 BusinessRejectReason, 58."""
+    body = [(45, ref.get(34) or b"0"), (372, ref.msg_type)]
+    if ref_id:
+        body.append((379, ref_id))
+    return [*body, (380, reason), (58, text)]
 
 
 def parse_utc_timestamp(value: bytes | None) -> int | None:
@@ -657,13 +669,9 @@ class Session:
     def business_reject(
         self, ref: FixMessage, reason: int, text: str, now_ns: int, *, ref_id: bytes | None = None
     ) -> list[Action]:
-        """BusinessMessageReject (35=j) of an application message the application cannot handle:
-        45 RefSeqNum, 372 RefMsgType, 380 BusinessRejectReason, 379 BusinessRejectRefID, 58."""
-        body: list[tuple[int, FieldValue]] = [(45, ref.get(34) or b"0"), (372, ref.msg_type), (380, reason)]
-        if ref_id is not None:
-            body.append((379, ref_id))
-        body.append((58, text))
-        return self.send_app(b"j", body, now_ns)
+        """BusinessMessageReject (35=j) of an application message the application cannot handle
+        (:func:`business_reject_body`)."""
+        return self.send_app(b"j", business_reject_body(ref, b"%d" % reason, text.encode(), ref_id), now_ns)
 
     # -- dispatch --
 
